@@ -1,0 +1,3 @@
+from cachenet.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""The ``cachenet`` command: one click group, one module per subcommand group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from cachenet import __version__
+from cachenet.cli.config_cmd import config
+from cachenet.cli.context import CliContext
+from cachenet.cli.xml_cmd import xml
+from cachenet.errors import CachenetError
+
+
+class _Group(click.Group):
+    """Turns a ``CachenetError`` into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CachenetError as exc:
+            click.echo(f"cachenet: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cachenet")
+@click.option(
+    "--config-file",
+    "config_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Config file with a [cachenet] group (nova.conf works); repeatable. "
+    "Default: $CACHENET_CONFIG, else /etc/cachenet/cachenet.conf if present.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_files: Sequence[str]) -> None:
+    """Give every VM a second NIC on the cache network."""
+    ctx.obj = CliContext(config_files=tuple(config_files))
+
+
+cli.add_command(config)
+cli.add_command(xml)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="cachenet")

@@ -1,0 +1,25 @@
+"""State shared by the subcommands of one ``cachenet`` invocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+
+from cachenet.settings import Settings, load_settings
+
+
+@dataclass
+class CliContext:
+    config_files: tuple[str, ...] = ()
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """Loaded on first use, so ``--help`` works with a broken config."""
+        if self._settings is None:
+            self._settings = load_settings(self.config_files or None)
+        return self._settings
+
+
+pass_cli = click.make_pass_decorator(CliContext)

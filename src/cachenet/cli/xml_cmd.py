@@ -1,0 +1,89 @@
+"""``cachenet xml add|remove|show``: filters over a domain XML on stdin."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+
+import click
+
+from cachenet import domxml
+from cachenet.cli.context import CliContext, pass_cli
+from cachenet.cli.output import emit_mapping, json_option
+from cachenet.errors import IdentityError
+from cachenet.identity import canonical_mac, canonical_uuid, device_name, has_mac_prefix
+from cachenet.port import Port
+from cachenet.settings import Settings
+
+_input_option = click.option(
+    "--file", "-f", "source", type=click.File("rb"), default="-", help="Domain XML (default stdin)."
+)
+
+
+@click.group()
+def xml() -> None:
+    """Add, remove or show the cache interface of a libvirt domain XML."""
+
+
+@xml.command()
+@click.argument("instance_uuid")
+@click.option("--mac", help="MAC of the cache NIC.")
+@click.option("--ip", "address", help="Cache address of the instance.")
+@_input_option
+@pass_cli
+def add(
+    cli: CliContext, instance_uuid: str, mac: str | None, address: str | None, source: click.File
+) -> None:
+    """Write the domain XML with the instance's cache interface to stdout."""
+    port = _port_from_options(cli.settings, instance_uuid, mac, address)
+    sys.stdout.write(domxml.add_cache_interface(source.read(), port, cli.settings) + "\n")
+
+
+@xml.command()
+@_input_option
+@pass_cli
+def remove(cli: CliContext, source: click.File) -> None:
+    """Write the domain XML without its cache interface to stdout."""
+    sys.stdout.write(domxml.remove_cache_interface(source.read(), cli.settings) + "\n")
+
+
+@xml.command()
+@_input_option
+@json_option
+@pass_cli
+def show(cli: CliContext, source: click.File, as_json: bool) -> None:
+    """Print the domain's cache interface (exit status 1 when it has none)."""
+    found = domxml.find_cache_interface(source.read(), cli.settings)
+    if found is None:
+        if as_json:
+            click.echo(json.dumps(None))
+        else:
+            click.echo("no cache interface", err=True)
+        sys.exit(1)
+    emit_mapping(found.as_dict(), as_json, title="cache interface")
+
+
+def _port_from_options(
+    settings: Settings, instance_uuid: str, mac: str | None, address: str | None
+) -> Port:
+    if mac is None or address is None:
+        raise click.UsageError("--mac and --ip are required")
+    instance_uuid = canonical_uuid(instance_uuid)
+    mac = canonical_mac(mac)
+    if not has_mac_prefix(mac, settings.mac_prefix):
+        raise IdentityError(f"MAC {mac} is not under the cache MAC prefix {settings.mac_prefix}")
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise IdentityError(f"{address!r} is not an IPv4 address") from None
+    if ip not in settings.subnet:
+        raise IdentityError(f"address {ip} is outside the cache subnet {settings.subnet}")
+    return Port(
+        instance_uuid=instance_uuid,
+        mac=mac,
+        address=ip,
+        device=device_name(settings.device_prefix, instance_uuid),
+        host=settings.host,
+        bridge=settings.bridge,
+    )

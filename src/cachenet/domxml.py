@@ -1,0 +1,264 @@
+"""Add, find and remove the cache interface of a libvirt domain XML (pure, lxml).
+
+The cache interface is recognised by what it is, not where it is: an
+``<interface>`` whose ``<source bridge>`` is the cache bridge and whose MAC
+is under the cache MAC prefix. Adding is idempotent (an existing cache
+interface is replaced in place, keeping its guest PCI address so the guest's
+NIC name does not change), and nothing else of the document is touched:
+Nova's ``<metadata>`` and its namespaces survive a round trip.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from lxml import etree
+
+from cachenet.errors import DomainXMLError
+from cachenet.identity import has_mac_prefix
+from cachenet.port import Port
+from cachenet.settings import Settings
+
+# Devices libvirt formats after <interface> elements (virDomainDefFormatInternal
+# order); with no interface yet, the cache NIC goes before the first of these.
+DEVICES_AFTER_INTERFACES = frozenset(
+    {
+        "smartcard", "serial", "parallel", "console", "channel", "input", "tpm",
+        "graphics", "sound", "audio", "video", "hostdev", "redirdev", "redirfilter",
+        "hub", "watchdog", "memballoon", "rng", "panic", "shmem", "memory", "iommu",
+        "vsock", "crypto", "pstore",
+    }
+)  # fmt: skip
+# Children libvirt assigns to a NIC that must survive a re-add: the guest PCI
+# slot decides the guest's interface name (ens3, ens4, ...).
+KEPT_ON_REPLACE = ("address", "alias", "rom", "boot")
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+@dataclass(frozen=True)
+class CacheInterface:
+    """What a domain's cache interface says."""
+
+    mac: str
+    bridge: str
+    device: str | None
+    model: str | None
+    address: str | None  # the anti-spoofing filter's IP parameter, when present
+    xml: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "mac": self.mac,
+            "bridge": self.bridge,
+            "device": self.device,
+            "model": self.model,
+            "address": self.address,
+        }
+
+
+def interface_element(port: Port, settings: Settings) -> etree._Element:
+    """The ``<interface>`` element of ``port``, shaped by ``settings``."""
+    iface = etree.Element("interface", type="bridge")
+    etree.SubElement(iface, "mac", address=port.mac)
+    etree.SubElement(iface, "source", bridge=port.bridge)
+    etree.SubElement(iface, "target", dev=port.device)
+    etree.SubElement(iface, "model", type=settings.nic_model)
+    if settings.mtu:
+        etree.SubElement(iface, "mtu", size=str(settings.mtu))
+    if settings.bridge_type == "ovs":
+        _add_ovs_parts(iface, port, settings)
+    else:
+        _add_linuxbridge_parts(iface, port, settings)
+    return iface
+
+
+def _add_ovs_parts(iface: etree._Element, port: Port, settings: Settings) -> None:
+    virtualport = etree.SubElement(iface, "virtualport", type="openvswitch")
+    # libvirt invents a random interfaceid otherwise; the instance UUID makes the
+    # OVS port findable (external_ids:iface-id) and stable across reboots.
+    etree.SubElement(virtualport, "parameters", interfaceid=port.instance_uuid)
+    if settings.vlan is not None:
+        vlan = etree.SubElement(iface, "vlan")
+        etree.SubElement(vlan, "tag", id=str(settings.vlan))
+
+
+def _add_linuxbridge_parts(iface: etree._Element, port: Port, settings: Settings) -> None:
+    if settings.isolate_ports:
+        etree.SubElement(iface, "port", isolated="yes")
+    if settings.anti_spoofing:
+        filterref = etree.SubElement(iface, "filterref", filter="clean-traffic")
+        etree.SubElement(filterref, "parameter", name="IP", value=str(port.address))
+
+
+def interface_xml(port: Port, settings: Settings) -> str:
+    """The cache interface alone, as libvirt's attachDeviceFlags takes it."""
+    return etree.tostring(interface_element(port, settings), encoding="unicode", pretty_print=True)
+
+
+def add_cache_interface(domain_xml: str | bytes, port: Port, settings: Settings) -> str:
+    """``domain_xml`` with exactly one cache interface, for ``port``."""
+    root = parse_domain(domain_xml)
+    devices = _devices(root)
+    new = interface_element(port, settings)
+    existing = _cache_interfaces(devices, settings)
+    if existing:
+        _replace(existing[0], new)
+        for extra in existing[1:]:
+            _remove(extra)
+    else:
+        _insert(devices, new)
+    return _serialize(root)
+
+
+def remove_cache_interface(domain_xml: str | bytes, settings: Settings) -> str:
+    """``domain_xml`` without any cache interface (unchanged when there is none)."""
+    root = parse_domain(domain_xml)
+    for iface in _cache_interfaces(_devices(root), settings):
+        _remove(iface)
+    return _serialize(root)
+
+
+def find_cache_interface(domain_xml: str | bytes, settings: Settings) -> CacheInterface | None:
+    """The domain's cache interface, or None."""
+    found = _cache_interfaces(_devices(parse_domain(domain_xml)), settings)
+    return _describe(found[0]) if found else None
+
+
+def parse_domain(domain_xml: str | bytes) -> etree._Element:
+    """Parse a libvirt domain document; a clear ``DomainXMLError`` otherwise."""
+    data = domain_xml.encode("utf-8") if isinstance(domain_xml, str) else domain_xml
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise DomainXMLError(f"malformed domain XML: {exc}") from None
+    if root.tag != "domain":
+        raise DomainXMLError(f"not a libvirt domain: the document's root is <{root.tag}>")
+    return root
+
+
+def _devices(root: etree._Element) -> etree._Element:
+    devices = root.find("devices")
+    if devices is None:
+        raise DomainXMLError("the domain has no <devices> element")
+    return devices
+
+
+def _cache_interfaces(devices: etree._Element, settings: Settings) -> list[etree._Element]:
+    return [i for i in devices.iterchildren("interface") if _is_cache_interface(i, settings)]
+
+
+def _is_cache_interface(iface: etree._Element, settings: Settings) -> bool:
+    source, mac = iface.find("source"), iface.find("mac")
+    return (
+        source is not None
+        and source.get("bridge") == settings.bridge
+        and mac is not None
+        and has_mac_prefix(mac.get("address", ""), settings.mac_prefix)
+    )
+
+
+def _describe(iface: etree._Element) -> CacheInterface:
+    def attr(path: str, name: str) -> str | None:
+        element = iface.find(path)
+        return element.get(name) if element is not None else None
+
+    ip = attr("filterref/parameter[@name='IP']", "value")
+    return CacheInterface(
+        mac=attr("mac", "address") or "",
+        bridge=attr("source", "bridge") or "",
+        device=attr("target", "dev"),
+        model=attr("model", "type"),
+        address=str(ipaddress.IPv4Address(ip)) if ip else None,
+        xml=etree.tostring(iface, encoding="unicode", with_tail=False),
+    )
+
+
+def _insert(devices: etree._Element, new: etree._Element) -> None:
+    """After the last interface; else before the first device libvirt orders later."""
+    interfaces = list(devices.iterchildren("interface"))
+    if interfaces:
+        _insert_after(interfaces[-1], new)
+        return
+    for child in devices:
+        if isinstance(child.tag, str) and child.tag in DEVICES_AFTER_INTERFACES:
+            _insert_before(child, new)
+            return
+    children = [c for c in devices if isinstance(c.tag, str)]
+    if children:
+        _insert_after(children[-1], new)
+    else:
+        _append_to_empty(devices, new)
+
+
+def _insert_after(ref: etree._Element, new: etree._Element) -> None:
+    indent = _leading_whitespace(ref)
+    new.tail, ref.tail = ref.tail, indent
+    _indent(new, indent)
+    ref.addnext(new)
+
+
+def _insert_before(ref: etree._Element, new: etree._Element) -> None:
+    indent = _leading_whitespace(ref)
+    new.tail = indent
+    _indent(new, indent)
+    ref.addprevious(new)
+
+
+def _append_to_empty(devices: etree._Element, new: etree._Element) -> None:
+    closing = devices.text
+    if closing is not None and "\n" in closing and closing.strip() == "":
+        devices.text = closing + "  "
+        new.tail = closing
+        _indent(new, devices.text)
+    devices.append(new)
+
+
+def _replace(old: etree._Element, new: etree._Element) -> None:
+    for tag in KEPT_ON_REPLACE:
+        kept = old.find(tag)
+        if kept is not None:
+            new.append(kept)
+    new.tail = old.tail
+    _indent(new, _leading_whitespace(old))
+    old.getparent().replace(old, new)
+
+
+def _remove(element: etree._Element) -> None:
+    """Remove ``element``, handing its tail to what came before so layout stays tidy."""
+    parent = element.getparent()
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = element.tail
+    else:
+        parent.text = element.tail
+    parent.remove(element)
+
+
+def _leading_whitespace(element: etree._Element) -> str | None:
+    """The whitespace that precedes ``element`` (its indentation), if any."""
+    previous = element.getprevious()
+    text = previous.tail if previous is not None else element.getparent().text
+    return text if text is not None and text.strip() == "" else None
+
+
+def _indent(element: etree._Element, leading: str | None) -> None:
+    """Pretty-print ``element``'s children one level deeper than ``leading`` says."""
+    if not leading or "\n" not in leading:
+        return
+    level = leading.rsplit("\n", 1)[1]
+    step = "  "
+    children = list(element)
+    if not children:
+        return
+    element.text = "\n" + level + step
+    for child in children:
+        child.tail = "\n" + level + step
+        _indent(child, "\n" + level + step)
+    children[-1].tail = "\n" + level
+
+
+def _serialize(root: etree._Element) -> str:
+    # The tree, not the root, so comments and processing instructions around it survive.
+    return etree.tostring(root.getroottree(), encoding="unicode")

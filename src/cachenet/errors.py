@@ -1,0 +1,52 @@
+"""Errors cachenet reports to operators.
+
+Every error a user can cause (bad config, bad input, a full subnet, a server
+that is down) is a ``CachenetError`` whose message is one line naming the
+problem; the CLI prints it without a traceback and exits with status 2.
+"""
+
+
+class CachenetError(Exception):
+    """An error with a message meant for the operator."""
+
+    exit_code = 2
+
+
+class ConfigError(CachenetError):
+    """The settings are invalid; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+class DomainXMLError(CachenetError):
+    """A domain XML document cannot be used (malformed, not a domain, no devices)."""
+
+
+class IdentityError(CachenetError):
+    """A MAC address, UUID or device name is malformed or out of range."""
+
+
+class SubnetExhausted(CachenetError):
+    """Every allocatable address of the cache subnet is in use."""
+
+
+class StoreError(CachenetError):
+    """The port store refused an operation (unknown instance, conflict, ...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The port store's database cannot be reached."""
+
+
+class BridgeError(CachenetError):
+    """The cache bridge cannot be set up, inspected or removed."""
+
+
+class DhcpError(CachenetError):
+    """The DHCP server cannot be started or its reservations written."""
+
+
+class LibvirtError(CachenetError):
+    """libvirt refused an operation on a domain."""

@@ -1,0 +1,1 @@
+"""Shared fixtures. Real-component fixtures live beside the tests that use them."""

@@ -1,0 +1,84 @@
+"""The ``cachenet`` command as a user runs it: a real process, stdin to stdout."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+NOVA_XML = (Path(__file__).parent / "data" / "nova-domain.xml").read_text()
+UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
+
+
+def cachenet(*args, stdin=""):
+    """Run ``python -m cachenet`` with no config file but the ones given in ``args``."""
+    return subprocess.run(
+        [sys.executable, "-m", "cachenet", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        check=False,
+    )
+
+
+def test_xml_add_then_show_then_remove():
+    added = cachenet("xml", "add", UUID, "--mac", "FA:17:3E:A:5:FF", "--ip", "10.99.0.9",
+                     stdin=NOVA_XML)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    shown = cachenet("xml", "show", "--json", stdin=added.stdout)
+    assert json.loads(shown.stdout) == {
+        "mac": "fa:17:3e:0a:05:ff",
+        "bridge": "br-cache",
+        "device": "cache-2a9f4c4e5",
+        "model": "virtio",
+        "address": "10.99.0.9",
+    }
+    removed = cachenet("xml", "remove", stdin=added.stdout)
+    assert removed.returncode == 0
+    assert cachenet("xml", "show", stdin=removed.stdout).returncode == 1
+    assert etree.fromstring(removed.stdout.encode()).find("devices/interface[4]") is None
+
+
+@pytest.mark.parametrize(
+    ("stdin", "args", "message"),
+    [
+        ("<domain><devices>", [], "malformed domain XML"),
+        ("<network/>", [], "root is <network>"),
+        ("<domain/>", [], "no <devices>"),
+        (NOVA_XML, ["--mac", "01:17:3e:00:00:01"], "not under the cache MAC prefix"),
+        (NOVA_XML, ["--ip", "192.0.2.1"], "outside the cache subnet"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(stdin, args, message):
+    options = {"--mac": "fa:17:3e:00:00:01", "--ip": "10.99.0.9"}
+    options.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for kv in options.items() for x in kv]
+    result = cachenet("xml", "add", UUID, *flat, stdin=stdin)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_names_every_problem(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[cachenet]\nmac_prefix = 01:00:5e\nbridge_type = ovs\nvlan = 9999\n")
+    result = cachenet("--config-file", str(conf), "config", "show")
+    assert result.returncode == 2
+    assert "multicast" in result.stderr and "vlan 9999" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_show_json_and_sample():
+    shown = json.loads(cachenet("config", "show", "--json").stdout)
+    assert shown["bridge"] == "br-cache" and shown["subnet"] == "10.99.0.0/16"
+    sample = cachenet("config", "sample").stdout
+    assert "[cachenet]" in sample and "#mac_prefix = fa:17:3e" in sample
+
+
+def test_version():
+    assert cachenet("--version").stdout.startswith("cachenet, version")
