@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
 bash scripts/start-services.sh
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check
+.venv/bin/ruff format --check
 exec .venv/bin/python -m pytest "$@"
