@@ -10,6 +10,7 @@ import click
 from cachenet import __version__
 from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
+from cachenet.cli.ports_cmd import db, ports
 from cachenet.cli.xml_cmd import xml
 from cachenet.errors import CachenetError
 
@@ -43,6 +44,8 @@ def cli(ctx: click.Context, config_files: Sequence[str]) -> None:
 
 cli.add_command(config)
 cli.add_command(xml)
+cli.add_command(ports)
+cli.add_command(db)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

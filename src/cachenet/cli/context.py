@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 import click
 
 from cachenet.settings import Settings, load_settings
+from cachenet.store import PortStore, open_store
 
 
 @dataclass
 class CliContext:
     config_files: tuple[str, ...] = ()
     _settings: Settings | None = field(default=None, repr=False)
+    _store: PortStore | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -20,6 +22,13 @@ class CliContext:
         if self._settings is None:
             self._settings = load_settings(self.config_files or None)
         return self._settings
+
+    @property
+    def store(self) -> PortStore:
+        """The port store, its schema created on first use."""
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
 
 
 pass_cli = click.make_pass_decorator(CliContext)

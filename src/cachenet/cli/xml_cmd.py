@@ -28,15 +28,22 @@ def xml() -> None:
 
 @xml.command()
 @click.argument("instance_uuid")
-@click.option("--mac", help="MAC of the cache NIC.")
-@click.option("--ip", "address", help="Cache address of the instance.")
+@click.option("--mac", help="MAC of the cache NIC (with --ip: bypass the store).")
+@click.option("--ip", "address", help="Cache address of the instance (with --mac).")
 @_input_option
 @pass_cli
 def add(
     cli: CliContext, instance_uuid: str, mac: str | None, address: str | None, source: click.File
 ) -> None:
-    """Write the domain XML with the instance's cache interface to stdout."""
-    port = _port_from_options(cli.settings, instance_uuid, mac, address)
+    """Write the domain XML with the instance's cache interface to stdout.
+
+    The port comes from the store (allocated for this host on first use);
+    --mac and --ip together override it without touching the store.
+    """
+    if mac is None and address is None:
+        port = cli.store.allocate(instance_uuid, cli.settings.host)
+    else:
+        port = _port_from_options(cli.settings, instance_uuid, mac, address)
     sys.stdout.write(domxml.add_cache_interface(source.read(), port, cli.settings) + "\n")
 
 
@@ -68,7 +75,7 @@ def _port_from_options(
     settings: Settings, instance_uuid: str, mac: str | None, address: str | None
 ) -> Port:
     if mac is None or address is None:
-        raise click.UsageError("--mac and --ip are required")
+        raise click.UsageError("--mac and --ip go together")
     instance_uuid = canonical_uuid(instance_uuid)
     mac = canonical_mac(mac)
     if not has_mac_prefix(mac, settings.mac_prefix):

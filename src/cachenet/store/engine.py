@@ -1,0 +1,118 @@
+"""Engines for the three supported databases, migrations, and error translation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from cachenet.errors import ConfigError, StoreUnavailable
+from cachenet.settings import mask_password
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SUPPORTED_DRIVERS = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``, tuned for many concurrent allocators."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError([f"database {mask_password(url)!r} is not a database URL"]) from exc
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DRIVERS:
+        raise ConfigError([f"database backend {backend!r} is not sqlite, postgresql or mysql"])
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(url, parsed.database)
+        # READ COMMITTED: MariaDB's default REPEATABLE READ takes gap locks that
+        # deadlock concurrent inserts into the free lists.
+        return create_engine(
+            url,
+            isolation_level="READ COMMITTED",
+            pool_pre_ping=True,
+            connect_args=_timeouts(backend),
+        )
+    except NoSuchModuleError as exc:
+        raise ConfigError([f"database driver of {mask_password(url)!r} is not installed"]) from exc
+
+
+def _timeouts(backend: str) -> dict[str, Any]:
+    # Fail in seconds, not minutes, when the server is down.
+    return {"connect_timeout": 5}
+
+
+def _sqlite_engine(url: str, path: str | None) -> Engine:
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None hands transaction control to us, so every transaction
+    # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
+    # failing with "database is locked" when a reader tries to become a writer.
+    engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (creates it in an empty database)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with translate_errors(engine.url), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def needs_upgrade(engine: Engine) -> bool:
+    with translate_errors(engine.url), engine.connect() as connection:
+        return not inspect(connection).has_table("ports")
+
+
+@contextlib.contextmanager
+def translate_errors(url: object) -> Iterator[None]:
+    """Turn "cannot connect" into a ``StoreUnavailable`` naming the URL, password masked."""
+    try:
+        yield
+    except OperationalError as exc:
+        if is_transient(exc):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreUnavailable(
+            f"cannot use the port store at {mask_password(str(_plain(url)))}: {reason}"
+        ) from None
+
+
+def _plain(url: object) -> str:
+    render = getattr(url, "render_as_string", None)
+    return render(hide_password=False) if render else str(url)
+
+
+# Errors that a retry of the whole transaction fixes: deadlocks, serialisation
+# failures, SQLite's busy lock.
+_TRANSIENT_CODES = {"40001", "40P01", 1213, 1205}
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig and orig.args else None)
+    if code in _TRANSIENT_CODES:
+        return True
+    return "database is locked" in str(orig) or "deadlock" in str(orig).lower()

@@ -1,0 +1,299 @@
+"""The port store: one port per instance, unique across every host sharing the database.
+
+Allocation cost does not depend on how many ports exist or on the size of the
+subnet: it reads the instance's row, locks the subnet's allocator row, takes
+the next fresh address index and MAC suffix (or, once those run out, the
+oldest released ones) and inserts. Each operation is one transaction, retried
+a bounded number of times on deadlocks and unique-constraint races.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from cachenet.errors import StoreError, SubnetExhausted
+from cachenet.identity import canonical_uuid, device_name, mac_from_suffix, suffix_bits
+from cachenet.port import Port
+from cachenet.settings import Settings
+from cachenet.store.addresses import address_at, merged_exclusions
+from cachenet.store.engine import (
+    is_transient,
+    make_engine,
+    needs_upgrade,
+    translate_errors,
+    upgrade,
+)
+from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 20
+# Events re-read below the caller's cursor: a transaction that took an event id
+# before a newer one committed becomes visible late; re-reading a window (and
+# the DHCP side's periodic full resync) catches it. Applying an event twice is harmless.
+EVENT_LOOKBACK = 256
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What happened since a cursor: ports to serve and ports to stop serving."""
+
+    cursor: int
+    upserted: list[Port]
+    released: list[Port]
+
+
+class PortStore:
+    """IPAM over SQLAlchemy: allocate, get, list, release, move, gc, changes_since."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._exclusions = merged_exclusions(settings)
+        self._mac_space = 1 << suffix_bits(settings.mac_prefix)
+
+    # --- operations --------------------------------------------------------
+
+    def allocate(self, instance_uuid: str, host: str) -> Port:
+        """The instance's port, created on first call (idempotent)."""
+        uuid = canonical_uuid(instance_uuid)
+        return self._transaction(lambda conn: self._allocate(conn, uuid, host))
+
+    def get(self, instance_uuid: str) -> Port | None:
+        uuid = canonical_uuid(instance_uuid)
+        return self._transaction(lambda conn: self._get(conn, uuid))
+
+    def list(self, host: str | None = None) -> list[Port]:
+        query = select(ports).order_by(ports.c.address)
+        if host is not None:
+            query = query.where(ports.c.host == host)
+        return self._transaction(lambda conn: [_port(r) for r in conn.execute(query)])
+
+    def release(self, instance_uuid: str) -> Port | None:
+        """Free the instance's address and MAC; None when it had no port."""
+        uuid = canonical_uuid(instance_uuid)
+        return self._transaction(lambda conn: self._release(conn, uuid))
+
+    def move(self, instance_uuid: str, new_host: str) -> Port:
+        """Record that the instance now runs on ``new_host``; MAC and address stay."""
+        uuid = canonical_uuid(instance_uuid)
+        return self._transaction(lambda conn: self._move(conn, uuid, new_host))
+
+    def gc(self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float) -> list[Port]:
+        """Release ports of ``host`` whose instance is not live and older than the grace."""
+        live = {canonical_uuid(u) for u in live_instance_uuids}
+        cutoff = _utcnow() - timedelta(seconds=grace_seconds)
+        candidates = [
+            p
+            for p in self.list(host)
+            if p.instance_uuid not in live and p.created_at is not None and p.created_at <= cutoff
+        ]
+        released = [self.release(p.instance_uuid) for p in candidates]
+        return [p for p in released if p is not None]
+
+    def changes_since(self, cursor: int) -> Changes:
+        """Ports upserted and released after ``cursor``; 0 gives every live port."""
+        return self._transaction(lambda conn: self._changes_since(conn, cursor))
+
+    # --- transactions ------------------------------------------------------
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with translate_errors(self.engine.url), self.engine.begin() as conn:
+                    return work(conn)
+            except IntegrityError:
+                # Another host inserted the same instance, address or MAC first:
+                # the next attempt sees its row and skips or returns it.
+                pass
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise StoreError(f"gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
+
+    def _get(self, conn: Connection, uuid: str) -> Port | None:
+        row = conn.execute(select(ports).where(ports.c.instance_uuid == uuid)).first()
+        return _port(row) if row else None
+
+    def _allocate(self, conn: Connection, uuid: str, host: str) -> Port:
+        existing = self._get(conn, uuid)
+        if existing is not None:
+            return existing
+        counters = self._lock_allocator(conn)
+        address = self._take_address(conn, counters)
+        mac = self._take_mac(conn, counters)
+        conn.execute(
+            update(allocators)
+            .where(allocators.c.subnet == str(self.settings.subnet))
+            .values(next_address_index=counters["address"], next_mac_suffix=counters["mac"])
+        )
+        now = _utcnow()
+        port = Port(
+            instance_uuid=uuid,
+            mac=mac,
+            address=address,
+            device=device_name(self.settings.device_prefix, uuid),
+            host=host,
+            bridge=self.settings.bridge,
+            created_at=now,
+        )
+        conn.execute(insert(ports).values(**_row(port), created_at=now, updated_at=now))
+        _log(conn, "upsert", port)
+        return port
+
+    def _lock_allocator(self, conn: Connection) -> dict[str, int]:
+        """Lock the subnet's allocator row (creating it) and return its counters."""
+        subnet = str(self.settings.subnet)
+        query = select(allocators).where(allocators.c.subnet == subnet).with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            conn.execute(
+                insert(allocators).values(subnet=subnet, next_address_index=0, next_mac_suffix=0)
+            )
+            row = conn.execute(query).one()
+        return {"address": row.next_address_index, "mac": row.next_mac_suffix}
+
+    def _take_address(self, conn: Connection, counters: dict[str, int]) -> ipaddress.IPv4Address:
+        """The next fresh address, else the oldest released one."""
+        limit = self.settings.allocatable_count
+        while counters["address"] < limit:
+            address = address_at(self.settings, counters["address"], self._exclusions)
+            counters["address"] += 1
+            # In use only if the reserved ranges changed since it was handed out.
+            if not _exists(conn, ports.c.address == int(address)):
+                return address
+        while True:
+            row = conn.execute(
+                select(free_addresses.c.address).order_by(free_addresses.c.released_at).limit(1)
+            ).first()
+            if row is None:
+                raise SubnetExhausted(
+                    f"subnet {self.settings.subnet} is full: all {limit} allocatable addresses "
+                    "are in use"
+                )
+            conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
+            address = ipaddress.IPv4Address(row.address)
+            if self._allocatable(address) and not _exists(conn, ports.c.address == row.address):
+                return address
+
+    def _take_mac(self, conn: Connection, counters: dict[str, int]) -> str:
+        """The next fresh MAC under the prefix, else the oldest released one."""
+        prefix = self.settings.mac_prefix
+        while counters["mac"] < self._mac_space:
+            mac = mac_from_suffix(prefix, counters["mac"])
+            counters["mac"] += 1
+            if not _exists(conn, ports.c.mac == mac):
+                return mac
+        while True:
+            row = conn.execute(
+                select(free_macs.c.mac).order_by(free_macs.c.released_at).limit(1)
+            ).first()
+            if row is None:
+                raise StoreError(f"every MAC address under {prefix} is in use")
+            conn.execute(delete(free_macs).where(free_macs.c.mac == row.mac))
+            if row.mac.startswith(prefix) and not _exists(conn, ports.c.mac == row.mac):
+                return str(row.mac)
+
+    def _allocatable(self, address: ipaddress.IPv4Address) -> bool:
+        return address in self.settings.subnet and not any(
+            address in r for r in self.settings.excluded_ranges
+        )
+
+    def _release(self, conn: Connection, uuid: str) -> Port | None:
+        port = self._get(conn, uuid)
+        if port is None:
+            return None
+        conn.execute(delete(ports).where(ports.c.instance_uuid == uuid))
+        conn.execute(
+            insert(free_addresses).values(address=int(port.address), released_at=_utcnow())
+        )
+        conn.execute(insert(free_macs).values(mac=port.mac, released_at=_utcnow()))
+        _log(conn, "release", port)
+        return port
+
+    def _move(self, conn: Connection, uuid: str, new_host: str) -> Port:
+        port = self._get(conn, uuid)
+        if port is None:
+            raise StoreError(f"instance {uuid} has no port to move")
+        if port.host != new_host:
+            conn.execute(
+                update(ports)
+                .where(ports.c.instance_uuid == uuid)
+                .values(host=new_host, updated_at=_utcnow())
+            )
+            port = self._get(conn, uuid)
+            assert port is not None
+            _log(conn, "upsert", port)
+        return port
+
+    def _changes_since(self, conn: Connection, cursor: int) -> Changes:
+        newest = conn.execute(select(func.max(port_events.c.id))).scalar() or 0
+        if cursor <= 0:
+            live = [_port(r) for r in conn.execute(select(ports))]
+            return Changes(cursor=newest, upserted=live, released=[])
+        rows = conn.execute(
+            select(port_events)
+            .where(port_events.c.id > max(cursor - EVENT_LOOKBACK, 0))
+            .order_by(port_events.c.id)
+        )
+        last: dict[str, Row] = {}
+        for row in rows:
+            last[row.instance_uuid] = row  # the newest event per instance wins
+        upserted = [_port(r) for r in last.values() if r.kind == "upsert"]
+        released = [_port(r) for r in last.values() if r.kind == "release"]
+        return Changes(cursor=newest, upserted=upserted, released=released)
+
+
+def open_store(settings: Settings) -> PortStore:
+    """The store of ``settings.database``, its schema created or upgraded if needed."""
+    engine = make_engine(settings.database)
+    if needs_upgrade(engine):
+        upgrade(engine)
+    return PortStore(engine, settings)
+
+
+def _exists(conn: Connection, condition: object) -> bool:
+    return conn.execute(select(ports.c.id).where(condition).limit(1)).first() is not None  # type: ignore[arg-type]
+
+
+def _log(conn: Connection, kind: str, port: Port) -> None:
+    row = _row(port)
+    conn.execute(insert(port_events).values(kind=kind, created_at=_utcnow(), **row))
+
+
+def _row(port: Port) -> dict[str, object]:
+    return {
+        "instance_uuid": port.instance_uuid,
+        "mac": port.mac,
+        "address": int(port.address),
+        "device": port.device,
+        "host": port.host,
+        "bridge": port.bridge,
+    }
+
+
+def _port(row: Row) -> Port:
+    return Port(
+        instance_uuid=row.instance_uuid,
+        mac=row.mac,
+        address=ipaddress.IPv4Address(row.address),
+        device=row.device,
+        host=row.host,
+        bridge=row.bridge,
+        created_at=getattr(row, "created_at", None),
+    )
+
+
+def _utcnow() -> datetime:
+    """Naive UTC, as stored in the DateTime columns on every backend."""
+    return datetime.now(UTC).replace(tzinfo=None)

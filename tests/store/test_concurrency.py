@@ -1,0 +1,40 @@
+"""Many processes allocating at once, as many compute nodes would, on each database."""
+
+import multiprocessing
+import uuid
+from collections import Counter
+
+from cachenet.settings import make_settings
+from cachenet.store import open_store
+
+PROCESSES = 6
+PER_PROCESS = 40
+SHARED = [str(uuid.UUID(int=n + 1)) for n in range(10)]  # every process allocates these too
+
+
+def allocate_many(args):
+    db_url, host = args
+    store = open_store(make_settings(database=db_url, subnet="10.30.0.0/22"))
+    own = [str(uuid.uuid4()) for _ in range(PER_PROCESS)]
+    ports = [store.allocate(u, host) for u in own + SHARED]
+    store.engine.dispose()
+    return [(p.instance_uuid, p.mac, str(p.address)) for p in ports]
+
+
+def test_concurrent_allocators_never_share_a_mac_or_address(db_url):
+    open_store(make_settings(database=db_url, subnet="10.30.0.0/22")).engine.dispose()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        results = pool.map(allocate_many, [(db_url, f"compute-{n}") for n in range(PROCESSES)])
+    seen = {}
+    for result in results:
+        for instance, mac, address in result:
+            # every process got the same port for a shared instance
+            assert seen.setdefault(instance, (mac, address)) == (mac, address)
+    assert len(seen) == PROCESSES * PER_PROCESS + len(SHARED)
+    store = open_store(make_settings(database=db_url, subnet="10.30.0.0/22"))
+    stored = store.list()
+    assert len(stored) == len(seen)
+    assert Counter(p.mac for p in stored).most_common(1)[0][1] == 1
+    assert Counter(p.address for p in stored).most_common(1)[0][1] == 1
+    assert {p.instance_uuid: (p.mac, str(p.address)) for p in stored} == seen
