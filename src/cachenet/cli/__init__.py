@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from cachenet import __version__
+from cachenet.cli.bridge_cmd import bridge
 from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
 from cachenet.cli.ports_cmd import db, ports
@@ -46,6 +47,7 @@ cli.add_command(config)
 cli.add_command(xml)
 cli.add_command(ports)
 cli.add_command(db)
+cli.add_command(bridge)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,44 @@
+"""The bridge backend interface: ensure, teardown, status (os-vif style: one job, two kinds)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+
+# Marks what cachenet created, so teardown never removes a bridge an operator made.
+MANAGED_MARK = "cachenet"
+
+
+@dataclass
+class BridgeStatus:
+    """What an operator checks on a compute node's cache bridge."""
+
+    bridge: str
+    type: str
+    exists: bool
+    managed: bool = False
+    state: str | None = None
+    mtu: int | None = None
+    uplink: str | None = None
+    uplink_state: str | None = None
+    vlan: int | None = None
+    instance_ports: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class BridgeBackend(abc.ABC):
+    """Sets up the cache bridge of one host. Every method is safe to repeat."""
+
+    @abc.abstractmethod
+    def ensure(self) -> list[str]:
+        """Create or fix the bridge and its uplink; returns the changes made (none: empty)."""
+
+    @abc.abstractmethod
+    def teardown(self, force: bool = False) -> list[str]:
+        """Remove the bridge if cachenet made it; refuses while instance ports remain."""
+
+    @abc.abstractmethod
+    def status(self) -> BridgeStatus:
+        """The bridge as it is now."""

@@ -1,0 +1,44 @@
+"""``cachenet bridge ensure|teardown|status``: the cache bridge of this host."""
+
+from __future__ import annotations
+
+import click
+
+from cachenet.bridge import backend_for
+from cachenet.cli.context import CliContext, pass_cli
+from cachenet.cli.output import emit_mapping, json_option
+
+
+@click.group()
+def bridge() -> None:
+    """Set up, inspect or remove this host's cache bridge."""
+
+
+@bridge.command()
+@pass_cli
+def ensure(cli: CliContext) -> None:
+    """Create the bridge and attach the uplink as configured; safe to run at every boot."""
+    _report(backend_for(cli.settings).ensure(), f"{cli.settings.bridge} is already as configured")
+
+
+@bridge.command()
+@click.option("--force", is_flag=True, help="Remove it even with instance ports attached.")
+@pass_cli
+def teardown(cli: CliContext, force: bool) -> None:
+    """Remove the bridge, if cachenet created it."""
+    _report(backend_for(cli.settings).teardown(force), f"{cli.settings.bridge} does not exist")
+
+
+@bridge.command()
+@json_option
+@pass_cli
+def status(cli: CliContext, as_json: bool) -> None:
+    """Print the bridge, its type, MTU, uplink and instance ports."""
+    emit_mapping(backend_for(cli.settings).status().as_dict(), as_json, title="cache bridge")
+
+
+def _report(changes: list[str], nothing: str) -> None:
+    for change in changes:
+        click.echo(change)
+    if not changes:
+        click.echo(f"nothing to do: {nothing}")

@@ -1,0 +1,44 @@
+import subprocess
+import sys
+
+import pytest
+
+from harness import netns, ovs
+
+
+@pytest.fixture
+def prefix():
+    return netns.unique_prefix()
+
+
+@pytest.fixture
+def ns(prefix):
+    """A namespace holding a veth pair ``<prefix>up`` / ``<prefix>peer`` to use as uplink."""
+    with netns.namespace(f"{prefix}-ns") as name:
+        netns.add_veth(f"{prefix}up", f"{prefix}peer", ns=name, peer_ns=name)
+        yield name
+
+
+@pytest.fixture(scope="session")
+def ovsdb():
+    return ovs.ensure_running()
+
+
+@pytest.fixture
+def root_veth(prefix):
+    """A veth pair in the root namespace (OVS's userspace datapath lives there)."""
+    netns.add_veth(f"{prefix}up", f"{prefix}peer")
+    netns.tx_offload_off(f"{prefix}up")
+    yield f"{prefix}up"
+    netns.delete_link(f"{prefix}up")
+
+
+def run_cachenet(conf, *args, ns=None):
+    prefix = ["ip", "netns", "exec", ns] if ns else []
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        check=False,
+    )

@@ -1,0 +1,118 @@
+"""The Linux bridge backend against the real kernel, each test in its own namespace."""
+
+import json
+
+import pytest
+from pyroute2 import NetNS
+
+from bridge.conftest import run_cachenet
+from cachenet.bridge.linuxbridge import LinuxBridge
+from cachenet.errors import BridgeError
+from cachenet.settings import make_settings
+
+pytestmark = pytest.mark.root
+
+
+def link(ns, name):
+    with NetNS(ns) as ipr:
+        found = ipr.link_lookup(ifname=name)
+        return ipr.get_links(found[0])[0] if found else None
+
+
+def backend(ns, prefix, **overrides):
+    settings = make_settings(bridge=f"{prefix}br", uplink=f"{prefix}up", **overrides)
+    return LinuxBridge(settings, netns=ns)
+
+
+def test_ensure_builds_the_bridge_with_its_uplink_and_is_idempotent(ns, prefix):
+    bridge = backend(ns, prefix, mtu=9000)
+    changes = bridge.ensure()
+    assert f"created Linux bridge {prefix}br" in changes
+    br, up = link(ns, f"{prefix}br"), link(ns, f"{prefix}up")
+    assert br.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "bridge"
+    assert br["flags"] & 1 and up["flags"] & 1  # both up
+    assert up.get_attr("IFLA_MASTER") == br["index"]
+    assert br.get_attr("IFLA_MTU") == 9000 and up.get_attr("IFLA_MTU") == 9000
+    assert bridge.ensure() == []
+    status = bridge.status()
+    assert (status.exists, status.managed, status.mtu, status.uplink) == (
+        True, True, 9000, f"{prefix}up",
+    )  # fmt: skip
+
+
+def test_ensure_repairs_a_bridge_that_went_down(ns, prefix):
+    bridge = backend(ns, prefix)
+    bridge.ensure()
+    with NetNS(ns) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=f"{prefix}br")[0], state="down")
+    assert bridge.ensure() == [f"set {prefix}br up"]
+
+
+def test_teardown_removes_only_what_cachenet_made(ns, prefix):
+    bridge = backend(ns, prefix)
+    bridge.ensure()
+    assert bridge.teardown() == [f"removed Linux bridge {prefix}br"]
+    assert link(ns, f"{prefix}br") is None
+    uplink = link(ns, f"{prefix}up")
+    assert uplink is not None and not uplink.get_attr("IFLA_MASTER")
+    assert bridge.teardown() == []
+    with NetNS(ns) as ipr:  # an operator's own bridge of the same name
+        ipr.link("add", ifname=f"{prefix}br", kind="bridge")
+    with pytest.raises(BridgeError, match="not created by cachenet"):
+        bridge.teardown()
+    assert link(ns, f"{prefix}br") is not None
+
+
+def test_teardown_refuses_while_instance_ports_are_attached(ns, prefix):
+    bridge = backend(ns, prefix, device_prefix="cache-")
+    bridge.ensure()
+    with NetNS(ns) as ipr:
+        ipr.link("add", ifname="cache-0123abcd", kind="veth", peer=f"{prefix}vm")
+        br = ipr.link_lookup(ifname=f"{prefix}br")[0]
+        ipr.link("set", index=ipr.link_lookup(ifname="cache-0123abcd")[0], master=br)
+    assert bridge.status().instance_ports == ["cache-0123abcd"]
+    with pytest.raises(BridgeError, match=r"still has instance ports \(cache-0123abcd\)"):
+        bridge.teardown()
+    assert link(ns, f"{prefix}br") is not None
+    assert bridge.teardown(force=True) == [f"removed Linux bridge {prefix}br"]
+
+
+def test_missing_uplink_is_an_error_and_leaves_no_bridge(ns, prefix):
+    bridge = LinuxBridge(make_settings(bridge=f"{prefix}br", uplink=f"{prefix}nope"), netns=ns)
+    with pytest.raises(BridgeError, match=f"uplink {prefix}nope does not exist"):
+        bridge.ensure()
+    assert link(ns, f"{prefix}br") is None
+
+
+def test_uplink_enslaved_elsewhere_is_an_error_and_leaves_no_bridge(ns, prefix):
+    with NetNS(ns) as ipr:
+        ipr.link("add", ifname=f"{prefix}other", kind="bridge")
+        other = ipr.link_lookup(ifname=f"{prefix}other")[0]
+        ipr.link("set", index=ipr.link_lookup(ifname=f"{prefix}up")[0], master=other)
+    with pytest.raises(BridgeError, match=f"already enslaved to {prefix}other"):
+        backend(ns, prefix).ensure()
+    assert link(ns, f"{prefix}br") is None
+
+
+def test_a_name_taken_by_another_kind_of_device_is_an_error(ns, prefix):
+    bridge = LinuxBridge(make_settings(bridge=f"{prefix}peer", uplink=f"{prefix}up"), netns=ns)
+    with pytest.raises(BridgeError, match="is a veth device, not a bridge"):
+        bridge.ensure()
+    assert link(ns, f"{prefix}up").get_attr("IFLA_MASTER") in (None, 0)
+
+
+def test_command_line_ensure_status_teardown(ns, prefix, tmp_path):
+    conf = tmp_path / "cachenet.conf"
+    conf.write_text(f"[cachenet]\nbridge = {prefix}br\nuplink = {prefix}up\nmtu = 1400\n")
+    first = run_cachenet(conf, "bridge", "ensure", ns=ns)
+    assert first.returncode == 0 and f"created Linux bridge {prefix}br" in first.stdout
+    second = run_cachenet(conf, "bridge", "ensure", ns=ns)
+    assert second.stdout.startswith("nothing to do")
+    status = json.loads(run_cachenet(conf, "bridge", "status", "--json", ns=ns).stdout)
+    assert status["type"] == "linuxbridge" and status["mtu"] == 1400
+    assert status["uplink"] == f"{prefix}up" and status["uplink_state"] is not None
+    assert run_cachenet(conf, "bridge", "teardown", ns=ns).returncode == 0
+    conf.write_text(f"[cachenet]\nbridge = {prefix}br\nuplink = {prefix}zz\n")
+    failed = run_cachenet(conf, "bridge", "ensure", ns=ns)
+    assert failed.returncode == 2
+    assert failed.stderr.strip() == f"cachenet: error: uplink {prefix}zz does not exist"

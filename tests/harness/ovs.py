@@ -1,0 +1,80 @@
+"""An Open vSwitch for the tests: ovsdb-server + ovs-vswitchd from Debian's package.
+
+This kernel has no openvswitch module, so bridges use datapath_type=netdev.
+The userspace datapath has one "ovs-netdev" device per machine, so there is
+one test OVS per machine: started here if it is not already running, and left
+running for the next test session (it holds no state the tests depend on).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+STATE = Path("/tmp/cachenet-test-ovs")
+SOCKET = STATE / "db.sock"
+SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        **{k: str(STATE) for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")},
+    }
+
+
+def _alive(name: str) -> bool:
+    pidfile = STATE / f"{name}.pid"
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, env=_env())
+
+
+def ensure_running() -> str:
+    """Start the test OVS if needed; returns its OVSDB connection string."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    if not _alive("ovsdb-server"):
+        db = STATE / "conf.db"
+        db.unlink(missing_ok=True)
+        _run("ovsdb-tool", "create", str(db), str(SCHEMA))
+        _run(
+            "ovsdb-server",
+            str(db),
+            f"--remote=punix:{SOCKET}",
+            f"--pidfile={STATE}/ovsdb-server.pid",
+            "--detach",
+            f"--log-file={STATE}/ovsdb-server.log",
+        )
+        _run("ovs-vsctl", f"--db=unix:{SOCKET}", "--no-wait", "init")
+    if not _alive("ovs-vswitchd"):
+        _run(
+            "ovs-vswitchd",
+            f"unix:{SOCKET}",
+            f"--pidfile={STATE}/ovs-vswitchd.pid",
+            "--detach",
+            f"--log-file={STATE}/ovs-vswitchd.log",
+        )
+    deadline = time.monotonic() + 10
+    while not SOCKET.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return f"unix:{SOCKET}"
+
+
+def vsctl(*args: str) -> str:
+    """ovs-vsctl against the test OVS, for assertions an operator would make by hand."""
+    result = subprocess.run(
+        ["ovs-vsctl", f"--db=unix:{SOCKET}", "--timeout=10", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    return result.stdout.strip()
