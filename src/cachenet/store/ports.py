@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from cachenet.errors import StoreError, SubnetExhausted
@@ -43,6 +43,23 @@ MAX_ATTEMPTS = 20
 EVENT_LOOKBACK = 256
 
 
+# Statements of the allocation path, built once: building them per call cost
+# more than running them.
+_SELECT_PORT = select(ports).where(ports.c.instance_uuid == bindparam("uuid"))
+_LOCK_ALLOCATOR = (
+    select(allocators).where(allocators.c.subnet == bindparam("subnet")).with_for_update()
+)
+_UPDATE_ALLOCATOR = (
+    update(allocators)
+    .where(allocators.c.subnet == bindparam("which_subnet"))
+    .values(next_address_index=bindparam("next_address"), next_mac_suffix=bindparam("next_mac"))
+)
+_ADDRESS_IN_USE = select(ports.c.id).where(ports.c.address == bindparam("address")).limit(1)
+_MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
+_INSERT_PORT = insert(ports)
+_INSERT_EVENT = insert(port_events)
+
+
 @dataclass(frozen=True)
 class Changes:
     """What happened since a cursor: ports to serve and ports to stop serving."""
@@ -60,6 +77,7 @@ class PortStore:
         self.settings = settings
         self._exclusions = merged_exclusions(settings)
         self._mac_space = 1 << suffix_bits(settings.mac_prefix)
+        self._subnet = str(settings.subnet)
 
     # --- operations --------------------------------------------------------
 
@@ -122,7 +140,7 @@ class PortStore:
         raise StoreError(f"gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
 
     def _get(self, conn: Connection, uuid: str) -> Port | None:
-        row = conn.execute(select(ports).where(ports.c.instance_uuid == uuid)).first()
+        row = conn.execute(_SELECT_PORT, {"uuid": uuid}).first()
         return _port(row) if row else None
 
     def _allocate(self, conn: Connection, uuid: str, host: str) -> Port:
@@ -133,9 +151,12 @@ class PortStore:
         address = self._take_address(conn, counters)
         mac = self._take_mac(conn, counters)
         conn.execute(
-            update(allocators)
-            .where(allocators.c.subnet == str(self.settings.subnet))
-            .values(next_address_index=counters["address"], next_mac_suffix=counters["mac"])
+            _UPDATE_ALLOCATOR,
+            {
+                "which_subnet": self._subnet,
+                "next_address": counters["address"],
+                "next_mac": counters["mac"],
+            },
         )
         now = _utcnow()
         port = Port(
@@ -147,20 +168,20 @@ class PortStore:
             bridge=self.settings.bridge,
             created_at=now,
         )
-        conn.execute(insert(ports).values(**_row(port), created_at=now, updated_at=now))
+        conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
         _log(conn, "upsert", port)
         return port
 
     def _lock_allocator(self, conn: Connection) -> dict[str, int]:
         """Lock the subnet's allocator row (creating it) and return its counters."""
-        subnet = str(self.settings.subnet)
-        query = select(allocators).where(allocators.c.subnet == subnet).with_for_update()
-        row = conn.execute(query).first()
+        row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).first()
         if row is None:
             conn.execute(
-                insert(allocators).values(subnet=subnet, next_address_index=0, next_mac_suffix=0)
+                insert(allocators).values(
+                    subnet=self._subnet, next_address_index=0, next_mac_suffix=0
+                )
             )
-            row = conn.execute(query).one()
+            row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).one()
         return {"address": row.next_address_index, "mac": row.next_mac_suffix}
 
     def _take_address(self, conn: Connection, counters: dict[str, int]) -> ipaddress.IPv4Address:
@@ -170,7 +191,7 @@ class PortStore:
             address = address_at(self.settings, counters["address"], self._exclusions)
             counters["address"] += 1
             # In use only if the reserved ranges changed since it was handed out.
-            if not _exists(conn, ports.c.address == int(address)):
+            if not _in_use(conn, _ADDRESS_IN_USE, address=int(address)):
                 return address
         while True:
             row = conn.execute(
@@ -183,7 +204,9 @@ class PortStore:
                 )
             conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
             address = ipaddress.IPv4Address(row.address)
-            if self._allocatable(address) and not _exists(conn, ports.c.address == row.address):
+            if self._allocatable(address) and not _in_use(
+                conn, _ADDRESS_IN_USE, address=row.address
+            ):
                 return address
 
     def _take_mac(self, conn: Connection, counters: dict[str, int]) -> str:
@@ -192,7 +215,7 @@ class PortStore:
         while counters["mac"] < self._mac_space:
             mac = mac_from_suffix(prefix, counters["mac"])
             counters["mac"] += 1
-            if not _exists(conn, ports.c.mac == mac):
+            if not _in_use(conn, _MAC_IN_USE, mac=mac):
                 return mac
         while True:
             row = conn.execute(
@@ -201,7 +224,7 @@ class PortStore:
             if row is None:
                 raise StoreError(f"every MAC address under {prefix} is in use")
             conn.execute(delete(free_macs).where(free_macs.c.mac == row.mac))
-            if row.mac.startswith(prefix) and not _exists(conn, ports.c.mac == row.mac):
+            if row.mac.startswith(prefix) and not _in_use(conn, _MAC_IN_USE, mac=row.mac):
                 return str(row.mac)
 
     def _allocatable(self, address: ipaddress.IPv4Address) -> bool:
@@ -262,13 +285,12 @@ def open_store(settings: Settings) -> PortStore:
     return PortStore(engine, settings)
 
 
-def _exists(conn: Connection, condition: object) -> bool:
-    return conn.execute(select(ports.c.id).where(condition).limit(1)).first() is not None  # type: ignore[arg-type]
+def _in_use(conn: Connection, query: object, **params: object) -> bool:
+    return conn.execute(query, params).first() is not None  # type: ignore[call-overload]
 
 
 def _log(conn: Connection, kind: str, port: Port) -> None:
-    row = _row(port)
-    conn.execute(insert(port_events).values(kind=kind, created_at=_utcnow(), **row))
+    conn.execute(_INSERT_EVENT, {"kind": kind, "created_at": _utcnow(), **_row(port)})
 
 
 def _row(port: Port) -> dict[str, object]:
