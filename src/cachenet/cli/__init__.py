@@ -11,6 +11,7 @@ from cachenet import __version__
 from cachenet.cli.bridge_cmd import bridge
 from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
+from cachenet.cli.dhcp_cmd import dhcp
 from cachenet.cli.ports_cmd import db, ports
 from cachenet.cli.xml_cmd import xml
 from cachenet.errors import CachenetError
@@ -48,6 +49,7 @@ cli.add_command(xml)
 cli.add_command(ports)
 cli.add_command(db)
 cli.add_command(bridge)
+cli.add_command(dhcp)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it in an empty database)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
     with translate_errors(engine.url), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,0 +1,204 @@
+"""``cachenet dhcp serve``: dnsmasq answering only for reserved MACs, supervised.
+
+dnsmasq runs with no config file of its own, DNS off, bound to one interface,
+in static-only mode: a client gets an address only if the store gave its MAC
+one. This process restarts dnsmasq when it dies, reloads it (SIGHUP) when a
+reservation is removed or changed, and stops it on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+from types import FrameType
+
+from pyroute2 import IPRoute
+
+from cachenet.dhcp.hostsdir import HostsDir
+from cachenet.dhcp.sync import ReservationSync
+from cachenet.errors import DhcpError
+from cachenet.settings import Settings
+from cachenet.store import PortStore
+
+LOG = logging.getLogger(__name__)
+POLL_INTERVAL = 0.2  # seconds between looks at the store: a change is served well within 1 s
+RESTART_BACKOFF_MAX = 10.0
+
+
+def hosts_dir(settings: Settings) -> Path:
+    return settings.dhcp_state_dir / "hosts"
+
+
+def lease_file(settings: Settings) -> Path:
+    return settings.dhcp_state_dir / "leases"
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.dhcp_state_dir / "dnsmasq.pid"
+
+
+def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
+    """dnsmasq's command line for ``settings`` (pure)."""
+    subnet = settings.subnet
+    command = [
+        executable,
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",  # DNS off
+        "--no-resolv",
+        "--no-hosts",
+        f"--interface={settings.dhcp_interface}",
+        "--bind-interfaces",
+        f"--dhcp-range={subnet.network_address},static,{subnet.netmask},{settings.dhcp_lease_time}s",
+        f"--dhcp-hostsdir={hosts_dir(settings)}",
+        f"--dhcp-leasefile={lease_file(settings)}",
+        f"--pid-file={pid_file(settings)}",
+        "--dhcp-authoritative",
+        "--log-facility=-",
+        "--log-dhcp",
+    ]
+    router = settings.dhcp_router
+    command.append(f"--dhcp-option=option:router,{router}" if router else "--dhcp-option=3")
+    dns = ",".join(str(d) for d in settings.dhcp_dns_servers)
+    command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
+    if settings.mtu:
+        command.append(f"--dhcp-option=option:mtu,{settings.mtu}")
+    return command
+
+
+def preflight(settings: Settings) -> str:
+    """Check what dnsmasq needs before starting it; returns the dnsmasq executable."""
+    executable = shutil.which(settings.dnsmasq)
+    if executable is None:
+        raise DhcpError(f"dnsmasq not found ({settings.dnsmasq!r}); install dnsmasq-base")
+    interface = settings.dhcp_interface
+    if not interface:
+        raise DhcpError("dhcp_interface is not set: name the interface on the cache network")
+    own = _interface_addresses(interface)
+    in_subnet = [a for a in own if a in settings.subnet]
+    if not in_subnet:
+        raise DhcpError(
+            f"interface {interface} has no address in the cache subnet {settings.subnet}"
+        )
+    allocatable = [a for a in in_subnet if not any(a in r for r in settings.excluded_ranges)]
+    if allocatable:
+        raise DhcpError(
+            f"this server's address {allocatable[0]} could be handed to an instance: "
+            "add it to reserved"
+        )
+    _check_writable(settings.dhcp_state_dir)
+    _check_readable_by_dnsmasq(hosts_dir(settings))
+    return executable
+
+
+def _interface_addresses(interface: str) -> list[ipaddress.IPv4Address]:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        if not found:
+            raise DhcpError(f"interface {interface} does not exist")
+        return [
+            ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS"))
+            for a in ipr.get_addr(family=2, index=found[0])
+        ]
+
+
+def _check_readable_by_dnsmasq(directory: Path) -> None:
+    """dnsmasq drops root for its own user, which must still reach the reservations."""
+    for path in [directory, *directory.parents]:
+        if not path.stat().st_mode & stat.S_IXOTH:
+            raise DhcpError(
+                f"dnsmasq's unprivileged user cannot reach {directory}: {path} is not "
+                "searchable by others (chmod o+x)"
+            )
+
+
+def _check_writable(state_dir: Path) -> None:
+    try:
+        hosts = state_dir / "hosts"
+        hosts.mkdir(parents=True, exist_ok=True)
+        probe = hosts / ".probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DhcpError(f"cannot write reservations under {state_dir}: {exc.strerror}") from None
+
+
+class DhcpServer:
+    """dnsmasq plus the reservation sync, until ``stop()`` or a signal."""
+
+    def __init__(self, settings: Settings, store: PortStore) -> None:
+        self.settings = settings
+        self.executable = preflight(settings)
+        self.sync = ReservationSync(store, HostsDir(hosts_dir(settings)))
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+        self._backoff = 0.5
+
+    def serve(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.sync.full()  # reservations first, so the first client is answered right
+        self._start()
+        try:
+            while not self._stopping:
+                self._tick()
+                time.sleep(POLL_INTERVAL)
+        finally:
+            self._stop_dnsmasq()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stop()
+
+    def _tick(self) -> None:
+        if self.sync.step() and self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
+        if self.process is not None and self.process.poll() is not None:
+            LOG.error("dnsmasq exited with status %s; restarting", self.process.returncode)
+            time.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
+            self._start()
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(dnsmasq_command(self.settings, self.executable))
+        LOG.info("dnsmasq started (pid %s)", self.process.pid)
+
+    def _stop_dnsmasq(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        pid_file(self.settings).unlink(missing_ok=True)
+
+
+def sync_once(settings: Settings, store: PortStore) -> int:
+    """Write the hostsdir from the store once; returns the number of reservations."""
+    _check_writable(settings.dhcp_state_dir)
+    hostsdir = HostsDir(hosts_dir(settings))
+    ReservationSync(store, hostsdir).full()
+    pid = _running_dnsmasq(settings)
+    if pid:  # a running server forgets removed reservations only on SIGHUP
+        os.kill(pid, signal.SIGHUP)
+    return len(hostsdir.names())
+
+
+def _running_dnsmasq(settings: Settings) -> int | None:
+    try:
+        pid = int(pid_file(settings).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid

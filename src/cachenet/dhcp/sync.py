@@ -1,0 +1,43 @@
+"""Keeps the hostsdir equal to the store: follows the store's change log, and
+resyncs in full now and then (a change committed out of order is caught there)."""
+
+from __future__ import annotations
+
+import time
+
+from cachenet.dhcp.hostsdir import HostsDir
+from cachenet.store import PortStore
+
+FULL_SYNC_EVERY = 60.0  # seconds
+
+
+class ReservationSync:
+    def __init__(self, store: PortStore, hostsdir: HostsDir) -> None:
+        self.store = store
+        self.hostsdir = hostsdir
+        self.cursor = 0
+        self._last_full = 0.0
+
+    def step(self) -> bool:
+        """Apply what changed since the last step; True when dnsmasq must reload (SIGHUP).
+
+        New reservations need no reload: dnsmasq picks up new files itself.
+        """
+        if time.monotonic() - self._last_full >= FULL_SYNC_EVERY:
+            return self.full()
+        changes = self.store.changes_since(self.cursor)
+        self.cursor = changes.cursor
+        reload = False
+        for port in changes.released:
+            reload |= self.hostsdir.remove(port)
+        for port in changes.upserted:
+            existed = self.hostsdir.holds(port)
+            reload |= self.hostsdir.write(port) and existed
+        return reload
+
+    def full(self) -> bool:
+        """Rewrite the directory from every live port of the store."""
+        snapshot = self.store.changes_since(0)
+        self.cursor = snapshot.cursor
+        self._last_full = time.monotonic()
+        return self.hostsdir.replace_all(snapshot.upserted)

@@ -1,0 +1,135 @@
+"""A cache network in namespaces: the DHCP server's namespace holds a bridge with
+the server's address; each client is a namespace joined to it by a veth pair.
+"""
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from pyroute2 import NetNS
+
+from harness import netns
+
+UDHCPC_SCRIPT = '#!/bin/sh\ncase "$1" in bound|renew) echo "LEASE $ip" ;; esac\n'
+
+
+class CacheNetwork:
+    def __init__(self, prefix, tmp_path, state_dir):
+        self.prefix = prefix
+        self.tmp_path = tmp_path
+        self.state_dir = state_dir
+        self.server_ns = f"{prefix}-srv"
+        self.clients = []
+        self.conf = tmp_path / "cachenet.conf"
+        self.conf.write_text(
+            "[cachenet]\nsubnet = 10.77.0.0/24\nreserved = 10.77.0.1-10.77.0.9\n"
+            f"dhcp_interface = br0\ndhcp_state_dir = {state_dir}\n"
+            f"database = sqlite:///{tmp_path}/ports.sqlite\nhost = compute-1\n"
+        )
+        self.script = tmp_path / "udhcpc.sh"
+        self.script.write_text(UDHCPC_SCRIPT)
+        self.script.chmod(0o755)
+        self.server = None
+
+    def build(self, stack):
+        stack.enter_context(netns.namespace(self.server_ns))
+        with NetNS(self.server_ns) as ns:
+            ns.link("add", ifname="br0", kind="bridge")
+            br = ns.link_lookup(ifname="br0")[0]
+            ns.addr("add", index=br, address="10.77.0.1", prefixlen=24)
+            ns.link("set", index=br, state="up")
+        self._stack = stack
+
+    def client(self, mac):
+        """A new client namespace whose eth0 has ``mac``; returns its namespace."""
+        name = f"{self.prefix}-c{len(self.clients)}"
+        self._stack.enter_context(netns.namespace(name))
+        port = f"c{len(self.clients)}"
+        with NetNS(self.server_ns) as ns:
+            ns.link("add", ifname=port, kind="veth", peer="eth0")
+            ns.link("set", index=ns.link_lookup(ifname="eth0")[0], net_ns_fd=name)
+            index = ns.link_lookup(ifname=port)[0]
+            ns.link("set", index=index, master=ns.link_lookup(ifname="br0")[0], state="up")
+        with NetNS(name) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="eth0")[0], address=mac, state="up")
+        self.clients.append(name)
+        return name
+
+    def lease(self, client, tries=3):
+        """The address udhcpc gets in ``client``, or None."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+             "-t", str(tries), "-T", "1", "-A", "1", "-s", str(self.script)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        for line in result.stdout.splitlines():
+            if line.startswith("LEASE "):
+                return line.split()[1]
+        return None
+
+    def cachenet(self, *args, ns=None):
+        prefix = ["ip", "netns", "exec", ns] if ns else []
+        return subprocess.run(
+            [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(self.conf), *args],
+            capture_output=True, text=True, check=False, env=self.env,
+        )  # fmt: skip
+
+    @property
+    def env(self):
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)}
+
+    def start_server(self):
+        log = open(self.tmp_path / "serve.log", "w")  # noqa: SIM115 - closed with the process
+        self.server = subprocess.Popen(
+            ["ip", "netns", "exec", self.server_ns, sys.executable, "-m", "cachenet",
+             "--config-file", str(self.conf), "dhcp", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )  # fmt: skip
+        self.wait_for(lambda: self.dnsmasq_pid() is not None, "dnsmasq to start")
+
+    def stop_server(self):
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            self.server.wait(timeout=10)
+
+    def dnsmasq_pid(self):
+        pid_file = self.state_dir / "dnsmasq.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            Path(f"/proc/{pid}").stat()
+            return pid
+        return None
+
+    def reservation(self, instance_uuid):
+        return self.state_dir / "hosts" / f"{instance_uuid}.conf"
+
+    @staticmethod
+    def wait_for(condition, what, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cache_network(tmp_path):
+    # Not under tmp_path: pytest makes that private, and dnsmasq reads the
+    # reservations as its own unprivileged user.
+    state_dir = Path(tempfile.mkdtemp(prefix="cachenet-dhcp-"))
+    state_dir.chmod(0o755)
+    network = CacheNetwork(netns.unique_prefix(), tmp_path, state_dir)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, state_dir, ignore_errors=True)
+        network.build(stack)
+        try:
+            yield network
+        finally:
+            network.stop_server()
