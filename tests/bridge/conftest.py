@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from harness import netns, ovs
+from cachenet.demo import netns
+from harness import ovs
 
 
 @pytest.fixture

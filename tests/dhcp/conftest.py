@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import NetNS
 
-from harness import netns
+from cachenet.demo import netns
 
 UDHCPC_SCRIPT = '#!/bin/sh\ncase "$1" in bound|renew) echo "LEASE $ip" ;; esac\n'
 

@@ -1,9 +1,11 @@
 """An Open vSwitch for the tests: ovsdb-server + ovs-vswitchd from Debian's package.
 
 This kernel has no openvswitch module, so bridges use datapath_type=netdev.
-The userspace datapath has one "ovs-netdev" device per machine, so there is
-one test OVS per machine: started here if it is not already running, and left
-running for the next test session (it holds no state the tests depend on).
+The userspace datapath has one "ovs-netdev" device per machine, and libvirt
+plugs OVS ports with ovs-vsctl on the default socket, so there is one OVS per
+machine at the standard place (/var/run/openvswitch/db.sock): the one
+running there is used, else one is started here and left running for the next
+test session (it holds no state the tests depend on).
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ import subprocess
 import time
 from pathlib import Path
 
-STATE = Path("/tmp/cachenet-test-ovs")
-SOCKET = STATE / "db.sock"
+STATE = Path("/tmp/cachenet-test-ovs")  # database and logs
+RUNDIR = Path("/var/run/openvswitch")  # sockets and pid files, where libvirt looks
+SOCKET = RUNDIR / "db.sock"
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 
 
 def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        **{k: str(STATE) for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")},
-    }
+    dirs = {"OVS_RUNDIR": RUNDIR, "OVS_LOGDIR": STATE, "OVS_DBDIR": STATE, "OVS_SYSCONFDIR": STATE}
+    return {**os.environ, **{k: str(v) for k, v in dirs.items()}}
 
 
 def _alive(name: str) -> bool:
-    pidfile = STATE / f"{name}.pid"
+    pidfile = RUNDIR / f"{name}.pid"
     try:
         os.kill(int(pidfile.read_text().strip()), 0)
     except (OSError, ValueError):
@@ -41,6 +42,7 @@ def _run(*args: str) -> None:
 def ensure_running() -> str:
     """Start the test OVS if needed; returns its OVSDB connection string."""
     STATE.mkdir(parents=True, exist_ok=True)
+    RUNDIR.mkdir(parents=True, exist_ok=True)
     if not _alive("ovsdb-server"):
         db = STATE / "conf.db"
         db.unlink(missing_ok=True)
@@ -49,7 +51,7 @@ def ensure_running() -> str:
             "ovsdb-server",
             str(db),
             f"--remote=punix:{SOCKET}",
-            f"--pidfile={STATE}/ovsdb-server.pid",
+            f"--pidfile={RUNDIR}/ovsdb-server.pid",
             "--detach",
             f"--log-file={STATE}/ovsdb-server.log",
         )
@@ -58,7 +60,7 @@ def ensure_running() -> str:
         _run(
             "ovs-vswitchd",
             f"unix:{SOCKET}",
-            f"--pidfile={STATE}/ovs-vswitchd.pid",
+            f"--pidfile={RUNDIR}/ovs-vswitchd.pid",
             "--detach",
             f"--log-file={STATE}/ovs-vswitchd.log",
         )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from cachenet import __version__
+from cachenet.cli.agent_cmd import agent, attach, detach
 from cachenet.cli.bridge_cmd import bridge
 from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
@@ -50,6 +51,9 @@ cli.add_command(ports)
 cli.add_command(db)
 cli.add_command(bridge)
 cli.add_command(dhcp)
+cli.add_command(attach)
+cli.add_command(detach)
+cli.add_command(agent)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Network namespaces and veth pairs with unique names, removed even when a test fails."""
+"""Network namespaces and veth pairs with unique names (the demonstration and the tests)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,8 @@ def tx_offload_off(dev: str, ns: str | None = None) -> None:
     """Open vSwitch's userspace datapath drops packets whose checksum the veth left undone."""
     prefix = ["ip", "netns", "exec", ns] if ns else []
     subprocess.run([*prefix, "ethtool", "-K", dev, "tx", "off"], check=True, capture_output=True)
+
+
+def add_address(dev: str, address: str, prefixlen: int, ns: str | None = None) -> None:
+    with NetNS(ns) if ns else IPRoute() as ipr:
+        ipr.addr("add", index=ipr.link_lookup(ifname=dev)[0], address=address, prefixlen=prefixlen)

@@ -1,0 +1,141 @@
+"""``cachenet agent``: gives every selected domain its cache NIC as it is defined.
+
+It follows libvirt's lifecycle events on libvirt's default event loop:
+DEFINED adds the cache interface to the persistent config, UNDEFINED releases
+the port. On (re)connection it reconciles: selected domains that lack the
+interface get it, and ports of this host whose domain no longer exists are
+released. It reconnects, with backoff, when libvirtd restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import threading
+
+import libvirt
+
+from cachenet.agent.attach import attach, libvirt_errors
+from cachenet.errors import CachenetError
+from cachenet.port import Port
+from cachenet.settings import Settings
+from cachenet.store import PortStore
+
+LOG = logging.getLogger(__name__)
+GC_GRACE = 60.0  # seconds: a port younger than this may belong to a domain being defined
+
+
+def selected(settings: Settings, domain: libvirt.virDomain) -> bool:
+    """Whether ``settings.agent_selector`` picks ``domain``."""
+    kind, _, arg = settings.agent_selector.partition(":")
+    if kind == "name":
+        return fnmatch.fnmatchcase(domain.name(), arg)
+    if kind == "metadata":
+        try:
+            domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, arg,
+                            libvirt.VIR_DOMAIN_AFFECT_CONFIG)  # fmt: skip
+        except libvirt.libvirtError:
+            return False
+        return True
+    return True
+
+
+def reconcile(
+    settings: Settings, store: PortStore, conn: libvirt.virConnect, grace: float = GC_GRACE
+) -> tuple[list[str], list[Port]]:
+    """Attach the interface where it is missing; release ports of vanished domains."""
+    changes: list[str] = []
+    with libvirt_errors("listing domains"):
+        domains = conn.listAllDomains()
+    for domain in domains:
+        if selected(settings, domain):
+            changes += _attach_logged(settings, store, domain)
+    released = store.gc(settings.host, [d.UUIDString() for d in domains], grace)
+    return changes, released
+
+
+def _attach_logged(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
+    try:
+        changes = attach(settings, store, domain)
+    except CachenetError as exc:
+        LOG.error("%s", exc)
+        return []
+    for change in changes:
+        LOG.info("%s", change)
+    return changes
+
+
+class Agent:
+    """The event-driven loop; ``run()`` blocks until ``stop()``."""
+
+    def __init__(self, settings: Settings, store: PortStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._stop = threading.Event()
+        self._disconnected = threading.Event()
+        self.conn: libvirt.virConnect | None = None
+
+    def run(self) -> None:
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=self._event_loop, name="libvirt-events", daemon=True).start()
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                self._connect()
+                backoff = 1.0
+            except CachenetError as exc:
+                LOG.error("%s; retrying in %.0f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            while not (self._stop.is_set() or self._disconnected.is_set()):
+                self._stop.wait(0.5)
+        if self.conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _event_loop(self) -> None:
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    def _connect(self) -> None:
+        with libvirt_errors(f"cannot connect to libvirt at {self.settings.libvirt_uri}"):
+            conn = libvirt.open(self.settings.libvirt_uri)
+            conn.registerCloseCallback(self._on_close, None)
+            conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+            )
+        self.conn = conn
+        self._disconnected.clear()
+        LOG.info("connected to %s", self.settings.libvirt_uri)
+        changes, released = reconcile(self.settings, self.store, conn)
+        for port in released:
+            LOG.info("released the port of vanished domain %s (%s)", port.instance_uuid, port.mac)
+        LOG.info("reconciled: %d interfaces added, %d ports released", len(changes), len(released))
+
+    def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        LOG.warning("connection to libvirt closed (reason %d); reconnecting", reason)
+        self._disconnected.set()
+
+    def _on_lifecycle(
+        self, _conn: libvirt.virConnect, domain: libvirt.virDomain, event: int, _detail: int,
+        _opaque: object,
+    ) -> None:  # fmt: skip
+        try:
+            if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(self.settings, domain):
+                _attach_logged(self.settings, self.store, domain)
+            elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
+                self._release(domain.UUIDString(), domain.name())
+        except Exception:  # an event must never kill the event loop
+            LOG.exception("handling event %d of %s", event, domain.name())
+
+    def _release(self, uuid: str, name: str) -> None:
+        port = self.store.get(uuid)
+        # After a migration the port belongs to the destination host: not ours to free.
+        if port is not None and port.host == self.settings.host:
+            self.store.release(uuid)
+            LOG.info("released the port of %s (%s, %s)", name, port.mac, port.address)

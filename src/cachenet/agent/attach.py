@@ -1,0 +1,88 @@
+"""Add or remove a domain's cache interface through libvirt (persistent, and live if running)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import libvirt
+
+from cachenet import domxml
+from cachenet.errors import LibvirtError
+from cachenet.settings import Settings
+from cachenet.store import PortStore
+
+AFFECT_CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+
+
+@contextlib.contextmanager
+def libvirt_errors(what: str) -> Iterator[None]:
+    """libvirt's errors as one line naming what was being done."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"{what}: {exc.get_error_message()}") from None
+
+
+def connect(uri: str) -> libvirt.virConnect:
+    with libvirt_errors(f"cannot connect to libvirt at {uri}"):
+        return libvirt.open(uri)
+
+
+def lookup(conn: libvirt.virConnect, name_or_uuid: str) -> libvirt.virDomain:
+    """A domain by UUID or by name."""
+    with contextlib.suppress(libvirt.libvirtError):
+        return conn.lookupByUUIDString(name_or_uuid)
+    with libvirt_errors(f"no domain {name_or_uuid!r}"):
+        return conn.lookupByName(name_or_uuid)
+
+
+def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
+    """Give ``domain`` its cache interface; returns what changed (nothing: already there)."""
+    name = domain.name()
+    port = store.allocate(domain.UUIDString(), settings.host)
+    if port.host != settings.host:  # the domain moved here (migration)
+        port = store.move(port.instance_uuid, settings.host)
+    wanted = domxml.interface_xml(port, settings)
+    changes = []
+    with libvirt_errors(f"attaching the cache interface to {name}"):
+        for flag, where in _targets(domain):
+            found = domxml.find_cache_interface(_xml(domain, flag), settings)
+            if found is not None and found.mac == port.mac:
+                continue
+            if found is not None:  # a stale interface with another MAC
+                domain.detachDeviceFlags(found.xml, flag)
+            domain.attachDeviceFlags(wanted, flag)
+            changes.append(f"attached {port.mac} ({port.address}) to {name} ({where})")
+    return changes
+
+
+def detach(
+    settings: Settings, store: PortStore, domain: libvirt.virDomain, release: bool = False
+) -> list[str]:
+    """Remove ``domain``'s cache interface; with ``release`` free its port too."""
+    name = domain.name()
+    changes = []
+    with libvirt_errors(f"detaching the cache interface from {name}"):
+        for flag, where in _targets(domain):
+            found = domxml.find_cache_interface(_xml(domain, flag), settings)
+            if found is not None:
+                domain.detachDeviceFlags(found.xml, flag)
+                changes.append(f"detached {found.mac} from {name} ({where})")
+    if release and store.release(domain.UUIDString()) is not None:
+        changes.append(f"released the port of {name}")
+    return changes
+
+
+def _targets(domain: libvirt.virDomain) -> list[tuple[int, str]]:
+    targets = []
+    if domain.isPersistent():
+        targets.append((AFFECT_CONFIG, "persistent"))
+    if domain.isActive():
+        targets.append((AFFECT_LIVE, "live"))
+    return targets
+
+
+def _xml(domain: libvirt.virDomain, flag: int) -> str:
+    return str(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if flag == AFFECT_CONFIG else 0))

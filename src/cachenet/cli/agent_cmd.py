@@ -1,0 +1,62 @@
+"""``cachenet attach|detach|agent``: the cache NIC on plain libvirt hosts."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import click
+
+from cachenet.agent.agent import Agent, reconcile
+from cachenet.agent.attach import attach as attach_domain
+from cachenet.agent.attach import connect, lookup
+from cachenet.agent.attach import detach as detach_domain
+from cachenet.cli.context import CliContext, pass_cli
+
+
+@click.command()
+@click.argument("domain")
+@pass_cli
+def attach(cli: CliContext, domain: str) -> None:
+    """Give DOMAIN (name or UUID) its cache NIC: persistent, and live if it runs."""
+    conn = connect(cli.settings.libvirt_uri)
+    _report(attach_domain(cli.settings, cli.store, lookup(conn, domain)), "already attached")
+
+
+@click.command()
+@click.argument("domain")
+@click.option("--release", is_flag=True, help="Also free the domain's port in the store.")
+@pass_cli
+def detach(cli: CliContext, domain: str, release: bool) -> None:
+    """Remove DOMAIN's cache NIC (persistent, and live if it runs)."""
+    conn = connect(cli.settings.libvirt_uri)
+    _report(detach_domain(cli.settings, cli.store, lookup(conn, domain), release), "no cache NIC")
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Reconcile once and exit.")
+@pass_cli
+def agent(cli: CliContext, once: bool) -> None:
+    """Add the cache NIC to every selected domain as it is defined; release on undefine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if once:
+        changes, released = reconcile(cli.settings, cli.store, connect(cli.settings.libvirt_uri))
+        _report(changes + [f"released the port of {p.instance_uuid}" for p in released],
+                "every selected domain has its cache NIC")  # fmt: skip
+        return
+    runner = Agent(cli.settings, cli.store)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        runner.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    runner.run()
+
+
+def _report(changes: list[str], nothing: str) -> None:
+    for change in changes:
+        click.echo(change)
+    if not changes:
+        click.echo(f"nothing to do: {nothing}")

@@ -1,0 +1,175 @@
+"""A cache network on one machine, built with cachenet's own commands.
+
+- the cache bridge ``<prefix>br`` (Linux bridge or OVS on the netdev datapath),
+  built by ``cachenet bridge ensure`` with the uplink ``<prefix>up``;
+- a cache node: the network namespace ``<prefix>-node`` holding the uplink's
+  peer ``<prefix>cn`` (10.77.0.1) and running ``cachenet dhcp serve``;
+- tiny VMs under libvirt whose cache NIC ``cachenet attach`` (or the agent) adds.
+
+Every name starts with the prefix and everything is removed by ``close()``.
+Traffic stays inside the namespace and the bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+
+from cachenet.demo import netns
+from cachenet.demo.guest import Guest, build_guest, console_lines, domain_xml
+
+SUBNET = "10.77.0.0/24"
+NODE_ADDRESS = "10.77.0.1"
+
+
+class CacheLab:
+    def __init__(
+        self, prefix: str, bridge_type: str = "linuxbridge", ovsdb: str | None = None,
+        libvirt_uri: str = "qemu:///system",
+    ) -> None:  # fmt: skip
+        self.prefix = prefix
+        self.bridge_type = bridge_type
+        # World-readable: dnsmasq and QEMU read files here as their own users.
+        self.state = Path(tempfile.mkdtemp(prefix=f"cachenet-{prefix}-"))
+        self.state.chmod(0o755)
+        self.node_ns = f"{prefix}-node"
+        self.bridge = f"{prefix}br"
+        self.uplink = f"{prefix}up"
+        self.conf = self.state / "cachenet.conf"
+        self.conf.write_text(self._config(ovsdb, libvirt_uri))
+        self.conn = libvirt.open(libvirt_uri)
+        self.guest: Guest = build_guest()
+        self.domains: list[str] = []
+        self._servers: list[subprocess.Popen[bytes]] = []
+        self._cleanup = contextlib.ExitStack()
+
+    def _config(self, ovsdb: str | None, libvirt_uri: str) -> str:
+        lines = [
+            "[cachenet]",
+            f"bridge = {self.bridge}",
+            f"bridge_type = {self.bridge_type}",
+            f"uplink = {self.uplink}",
+            f"subnet = {SUBNET}",
+            "reserved = 10.77.0.1-10.77.0.9",
+            f"database = sqlite:///{self.state}/ports.sqlite",
+            f"dhcp_interface = {self.prefix}cn",
+            f"dhcp_state_dir = {self.state}/dhcp",
+            f"libvirt_uri = {libvirt_uri}",
+            f"agent_selector = name:{self.prefix}-*",
+        ]
+        if self.bridge_type == "ovs":
+            lines += ["datapath_type = netdev", f"ovsdb_connection = {ovsdb}"]
+        return "\n".join(lines) + "\n"
+
+    # --- the network -----------------------------------------------------------
+
+    def build(self) -> None:
+        """Cache node namespace, uplink, bridge, DHCP server."""
+        self._cleanup.callback(shutil.rmtree, self.state, ignore_errors=True)
+        self._cleanup.enter_context(netns.namespace(self.node_ns))
+        netns.add_veth(self.uplink, f"{self.prefix}cn", peer_ns=self.node_ns)
+        self._cleanup.callback(netns.delete_link, self.uplink)
+        netns.add_address(f"{self.prefix}cn", NODE_ADDRESS, 24, ns=self.node_ns)
+        if self.bridge_type == "ovs":
+            netns.tx_offload_off(self.uplink)
+            netns.tx_offload_off(f"{self.prefix}cn", ns=self.node_ns)
+        self._cleanup.callback(self.cachenet, "bridge", "teardown", "--force")
+        self.cachenet("bridge", "ensure", check=True)
+        self.start("dhcp", "serve", ns=self.node_ns)
+        self.wait_for(lambda: (self.state / "dhcp" / "dnsmasq.pid").exists(), "dnsmasq", 15)
+
+    def close(self) -> None:
+        for name in self.domains:
+            with contextlib.suppress(libvirt.libvirtError):
+                domain = self.conn.lookupByName(name)
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
+        for server in self._servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+        self._cleanup.close()
+        self.conn.close()
+
+    # --- commands ----------------------------------------------------------------
+
+    def cachenet(self, *args: str, ns: str | None = None, check: bool = False) -> str:
+        """Run a cachenet command with the lab's config; its stdout."""
+        result = subprocess.run(self._command(args, ns), capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(f"cachenet {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def start(self, *args: str, ns: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a long-running cachenet command (dhcp serve, agent); stopped by close()."""
+        log = open(self.state / f"{args[0]}.log", "ab")  # noqa: SIM115 - lives with the process
+        process = subprocess.Popen(self._command(args, ns), stdout=log, stderr=subprocess.STDOUT)
+        self._servers.append(process)
+        return process
+
+    def _command(self, args: tuple[str, ...], ns: str | None) -> list[str]:
+        prefix = ["ip", "netns", "exec", ns] if ns else []
+        return [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(self.conf), *args]
+
+    # --- virtual machines ------------------------------------------------------------
+
+    def define(self, short_name: str, **options: str) -> libvirt.virDomain:
+        """Define a VM (no NIC yet) that reports to ``<state>/<name>.console``."""
+        name = f"{self.prefix}-{short_name}"
+        options.setdefault("node", NODE_ADDRESS)
+        xml = domain_xml(name, self.guest, self.console(name), options)
+        domain = self.conn.defineXML(xml)
+        self.domains.append(name)
+        return domain
+
+    def console(self, name: str) -> Path:
+        return self.state / f"{name}.console"
+
+    def report(self, name: str) -> list[str]:
+        return console_lines(self.console(name))
+
+    def wait_done(self, name: str, timeout: float = 120) -> list[str]:
+        """The guest's report once it printed DONE (it powers off right after)."""
+        self.wait_for(lambda: "CACHENET DONE" in self.report(name), f"{name} to finish", timeout)
+        return self.report(name)
+
+    @staticmethod
+    def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def lease_of(report: list[str]) -> tuple[str, str] | None:
+    """(address, mac) from a guest report's LEASE line."""
+    for line in report:
+        parts = line.split()
+        if parts[:2] == ["CACHENET", "LEASE"] and len(parts) >= 5:
+            return parts[3], parts[4]
+    return None
+
+
+def outcome(report: list[str], check: str) -> str | None:
+    """'ok' or 'fail' for PING, PEER or SPOOF in a guest report."""
+    for line in report:
+        parts = line.split()
+        if parts[:2] == ["CACHENET", check] and len(parts) >= 3:
+            return parts[2]
+    return None
