@@ -12,6 +12,9 @@ from cachenet.errors import LibvirtError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 
+# libvirt prints every error to stderr by default; cachenet reports them itself.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
 AFFECT_CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 

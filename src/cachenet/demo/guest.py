@@ -188,6 +188,8 @@ def domain_xml(
     cmdline = " ".join(["console=ttyS0", "quiet", "panic=-1"] +
                        [f"cachenet.{k}={v}" for k, v in options.items()])  # fmt: skip
     etree.SubElement(os_element, "cmdline").text = cmdline
+    features = etree.SubElement(domain, "features")
+    etree.SubElement(features, "acpi")  # PCI hot-plug is an ACPI affair
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         etree.SubElement(domain, event).text = "destroy"
     devices = etree.SubElement(domain, "devices")
