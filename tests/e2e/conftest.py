@@ -1,35 +1,17 @@
 """Real VMs under libvirtd + QEMU on a cache network built by cachenet's own commands."""
 
-import contextlib
-import subprocess
-import time
-
-import libvirt
 import pytest
 
 from cachenet.demo import netns
 from cachenet.demo.lab import CacheLab
+from cachenet.demo.services import ensure_libvirtd
 from harness import ovs
-
-
-def _libvirtd_running() -> bool:
-    with contextlib.suppress(libvirt.libvirtError):
-        libvirt.open("qemu:///system").close()
-        return True
-    return False
 
 
 @pytest.fixture(scope="session")
 def libvirtd():
     """libvirtd and virtlogd, started if not running (there is no init system)."""
-    if not _libvirtd_running():
-        subprocess.run(["virtlogd", "-d"], check=False)
-        subprocess.run(["libvirtd", "-d"], check=True)
-        deadline = time.monotonic() + 20
-        while not _libvirtd_running():
-            if time.monotonic() > deadline:
-                pytest.fail("libvirtd did not start")
-            time.sleep(0.2)
+    ensure_libvirtd()
     return "qemu:///system"
 
 

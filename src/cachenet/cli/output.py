@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 
 import click
@@ -24,7 +25,8 @@ def emit_rows(
         table.add_column(column)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
-    Console(soft_wrap=True).print(table)
+    # Piped output is not cut to 80 columns: operators grep it.
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def emit_mapping(values: Mapping[str, object], as_json: bool, title: str = "") -> None:

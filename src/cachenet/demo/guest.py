@@ -197,4 +197,3 @@ def domain_xml(
     etree.SubElement(serial, "source", path=str(console))
     etree.SubElement(serial, "target", port="0")
     return etree.tostring(domain, encoding="unicode", pretty_print=True)
-

@@ -34,9 +34,10 @@ NODE_ADDRESS = "10.77.0.1"
 class CacheLab:
     def __init__(
         self, prefix: str, bridge_type: str = "linuxbridge", ovsdb: str | None = None,
-        libvirt_uri: str = "qemu:///system",
+        libvirt_uri: str = "qemu:///system", echo: Callable[[str], object] | None = None,
     ) -> None:  # fmt: skip
         self.prefix = prefix
+        self.echo = echo  # shows each cachenet command as it runs (the demo)
         self.bridge_type = bridge_type
         # World-readable: dnsmasq and QEMU read files here as their own users.
         self.state = Path(tempfile.mkdtemp(prefix=f"cachenet-{prefix}-"))
@@ -108,6 +109,7 @@ class CacheLab:
 
     def cachenet(self, *args: str, ns: str | None = None, check: bool = False) -> str:
         """Run a cachenet command with the lab's config; its stdout."""
+        self._show(args, ns)
         result = subprocess.run(self._command(args, ns), capture_output=True, text=True,
                                 check=False)  # fmt: skip
         if check and result.returncode != 0:
@@ -116,10 +118,16 @@ class CacheLab:
 
     def start(self, *args: str, ns: str | None = None) -> subprocess.Popen[bytes]:
         """Start a long-running cachenet command (dhcp serve, agent); stopped by close()."""
+        self._show(args, ns)
         log = open(self.state / f"{args[0]}.log", "ab")  # noqa: SIM115 - lives with the process
         process = subprocess.Popen(self._command(args, ns), stdout=log, stderr=subprocess.STDOUT)
         self._servers.append(process)
         return process
+
+    def _show(self, args: tuple[str, ...], ns: str | None) -> None:
+        if self.echo is not None:
+            where = f"ip netns exec {ns} " if ns else ""
+            self.echo(f"[dim]$ {where}cachenet {' '.join(args)}[/]")
 
     def _command(self, args: tuple[str, ...], ns: str | None) -> list[str]:
         prefix = ["ip", "netns", "exec", ns] if ns else []

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -75,6 +73,10 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it in an empty database)."""
+    # Imported here: alembic costs every command a fifth of a second to import.
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
