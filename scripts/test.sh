@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs what the
 # tests need (scripts/install.sh), starts the database servers, runs ruff and pytest.
-# Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
+# Extra arguments go to pytest instead (e.g. scripts/test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,4 +9,10 @@ bash scripts/install.sh
 bash scripts/start-services.sh
 .venv/bin/ruff check
 .venv/bin/ruff format --check
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+# Nova's test package patches eventlet into the process it is imported in, so
+# the Nova adapter's tests run in a pytest process of their own.
+.venv/bin/python -m pytest --ignore=tests/nova_driver
+.venv/bin/python -m pytest tests/nova_driver

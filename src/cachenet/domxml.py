@@ -126,6 +126,49 @@ def find_cache_interface(domain_xml: str | bytes, settings: Settings) -> CacheIn
     return _describe(found[0]) if found else None
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """A cache interface taken out of a domain: where it was and what it said."""
+
+    interfaces_before: int  # how many other <interface> elements preceded it
+    xml: str  # the element as it was (guest PCI address and alias included)
+
+
+def set_aside_cache_interfaces(
+    domain_xml: str | bytes, settings: Settings
+) -> tuple[str, list[SetAside]]:
+    """The domain without its cache interfaces, and what ``restore_cache_interfaces`` needs.
+
+    Live migration hands the domain XML to code that only knows Nova's own
+    NICs; the cache NIC is set aside meanwhile and put back, unchanged, after.
+    """
+    root = parse_domain(domain_xml)
+    devices = _devices(root)
+    aside = []
+    for iface in _cache_interfaces(devices, settings):
+        before = sum(1 for i in iface.itersiblings("interface", preceding=True)
+                     if not _is_cache_interface(i, settings))  # fmt: skip
+        aside.append(SetAside(before, etree.tostring(iface, encoding="unicode", with_tail=False)))
+        _remove(iface)
+    return _serialize(root), aside
+
+
+def restore_cache_interfaces(domain_xml: str | bytes, aside: list[SetAside]) -> str:
+    """Put set-aside cache interfaces back where they were, among the other interfaces."""
+    root = parse_domain(domain_xml)
+    devices = _devices(root)
+    for item in aside:
+        element = etree.fromstring(item.xml, _PARSER)
+        others = list(devices.iterchildren("interface"))
+        if item.interfaces_before and others:
+            _insert_after(others[min(item.interfaces_before, len(others)) - 1], element)
+        elif others:
+            _insert_before(others[0], element)
+        else:
+            _insert(devices, element)
+    return _serialize(root)
+
+
 def parse_domain(domain_xml: str | bytes) -> etree._Element:
     """Parse a libvirt domain document; a clear ``DomainXMLError`` otherwise."""
     data = domain_xml.encode("utf-8") if isinstance(domain_xml, str) else domain_xml

@@ -31,6 +31,11 @@ def c14n(xml):
     return etree.tostring(etree.fromstring(xml.encode()), method="c14n")
 
 
+def without_layout(xml):
+    parser = etree.XMLParser(remove_blank_text=True)
+    return etree.tostring(etree.fromstring(xml.encode(), parser), method="c14n")
+
+
 def device_tags(xml):
     return [c.tag for c in etree.fromstring(xml.encode()).find("devices") if isinstance(c.tag, str)]
 
@@ -264,3 +269,24 @@ def test_add_then_remove_keeps_every_other_element(xml):
     removed = domxml.remove_cache_interface(added, LB)
     assert element_counts(removed) == before
     assert domxml.add_cache_interface(added, make_port(), LB) == added
+
+
+def test_set_aside_and_restore_keep_the_cache_interface_as_it_was():
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    root = etree.fromstring(added.encode())
+    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, LB))
+    etree.SubElement(live, "address", type="pci", domain="0x0000", bus="0x00", slot="0x07")
+    etree.SubElement(live, "alias", name="net3")
+    live_xml = etree.tostring(root, encoding="unicode")
+    without, aside = domxml.set_aside_cache_interfaces(live_xml, LB)
+    assert domxml.find_cache_interface(without, LB) is None
+    assert device_tags(without).count("interface") == 3
+    restored = domxml.restore_cache_interfaces(without, aside)
+    assert without_layout(restored) == without_layout(live_xml)
+
+
+def test_restore_into_a_domain_whose_interfaces_changed_still_adds_it_once():
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    _without, aside = domxml.set_aside_cache_interfaces(added, LB)
+    restored = domxml.restore_cache_interfaces(BARE_XML, aside)
+    assert device_tags(restored) == ["disk", "interface", "serial", "console"]

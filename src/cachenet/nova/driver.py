@@ -1,0 +1,178 @@
+"""cachenet's Nova compute driver: Nova's LibvirtDriver plus the cache NIC.
+
+Nothing of Nova's is edited: this subclass is named in nova.conf
+(``compute_driver = cachenet.LibvirtDriver``, importable as
+``nova.virt.cachenet`` through ``cachenet-nova-compute``, see compute.py).
+
+- Every path that renders a domain (spawn, rebuild, unshelve, evacuate, hard
+  reboot, power on, rescue, resize/cold-migration finish and revert) goes
+  through ``_get_guest_xml``: the instance's port is allocated on first use
+  and the same port is used ever after, so the MAC never changes.
+- Live migration carries the domain XML over, cache NIC included; Nova's VIF
+  update looks every ``<interface>`` up among Neutron's ports and would fail
+  on the cache NIC, so it is set aside while Nova works on the XML and put
+  back, unchanged, before the migration starts.
+- Only a real delete releases the port; every other destroy keeps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nova.conf
+from nova import exception
+from nova.compute import task_states
+from nova.virt.libvirt import driver as libvirt_driver
+from oslo_log import log as logging
+
+from cachenet import domxml
+from cachenet.errors import CachenetError
+from cachenet.nova.selection import wants_cache_nic
+from cachenet.port import Port
+from cachenet.settings import Settings, register_opts, settings_from_conf
+from cachenet.store import PortStore, open_store
+
+LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
+register_opts(CONF)
+
+
+class CacheNetworkError(exception.BuildAbortException):
+    """The instance's fault when its port cannot be had (on_store_error = fail).
+
+    A BuildAbortException so that Nova does not reschedule: the store is shared
+    by every host, another one would fail the same way.
+    """
+
+    msg_fmt = "Cache network for instance %(instance_uuid)s: %(reason)s"
+
+
+class LibvirtDriver(libvirt_driver.LibvirtDriver):
+    """Nova's libvirt driver whose domains carry the instance's cache NIC."""
+
+    def __init__(self, virtapi: Any, read_only: bool = False) -> None:
+        super().__init__(virtapi, read_only)
+        self._cachenet_settings: Settings | None = None
+        self._cachenet_store: PortStore | None = None
+        self._cachenet_host = CONF.host
+
+    # --- configuration and store, read once --------------------------------------
+
+    @property
+    def cachenet_settings(self) -> Settings:
+        if self._cachenet_settings is None:
+            self._cachenet_settings = settings_from_conf(CONF)
+        return self._cachenet_settings
+
+    @property
+    def cachenet_store(self) -> PortStore:
+        if self._cachenet_store is None:
+            self._cachenet_store = open_store(self.cachenet_settings)
+        return self._cachenet_store
+
+    def init_host(self, host: str) -> None:
+        # The service's host name, which CONF.host need not be.
+        self._cachenet_host = host
+        self.cachenet_settings  # noqa: B018 - a bad [cachenet] group stops the service at start
+        super().init_host(host)
+
+    # --- every rendered domain gets the cache NIC ------------------------------------
+
+    def _get_guest_xml(
+        self, context: Any, instance: Any, network_info: Any, disk_info: Any, image_meta: Any,
+        *args: Any, **kwargs: Any,
+    ) -> str:  # fmt: skip
+        xml = super()._get_guest_xml(
+            context, instance, network_info, disk_info, image_meta, *args, **kwargs
+        )
+        if not wants_cache_nic(self.cachenet_settings, instance):
+            return xml
+        port = self._cache_port(instance)
+        if port is None:
+            return xml
+        return domxml.add_cache_interface(xml, port, self.cachenet_settings)
+
+    def _cache_port(self, instance: Any) -> Port | None:
+        """The instance's port, on this host; None when the store fails and policy is skip."""
+        try:
+            port = self.cachenet_store.allocate(instance.uuid, self._cachenet_host)
+            if port.host != self._cachenet_host:  # resized, migrated or evacuated here
+                port = self.cachenet_store.move(instance.uuid, self._cachenet_host)
+            return port
+        except CachenetError as exc:
+            if self.cachenet_settings.on_store_error == "skip":
+                LOG.error("Booting without the cache NIC: %s", exc, instance=instance)
+                return None
+            raise CacheNetworkError(instance_uuid=instance.uuid, reason=str(exc)) from exc
+
+    # --- only a delete releases the port --------------------------------------------
+
+    def destroy(self, context: Any, instance: Any, network_info: Any, *args: Any,
+                **kwargs: Any) -> None:  # fmt: skip
+        super().destroy(context, instance, network_info, *args, **kwargs)
+        # destroy() also runs for hard reboot, power on, rebuild, shelve offload
+        # and resize revert; only ComputeManager._delete_instance sets DELETING.
+        if instance.task_state == task_states.DELETING:
+            self._release(instance)
+
+    def _release(self, instance: Any) -> None:
+        try:
+            port = self.cachenet_store.release(instance.uuid)
+        except CachenetError as exc:
+            # The instance is gone either way; the store's gc frees the port later.
+            LOG.error("Could not release the cache port: %s", exc, instance=instance)
+            return
+        if port is not None:
+            LOG.info("Released cache port %s (%s)", port.mac, port.address, instance=instance)
+
+    # --- live migration ------------------------------------------------------------
+
+    def _live_migration_operation(
+        self, context: Any, instance: Any, dest: Any, block_migration: Any, migrate_data: Any,
+        guest: Any, device_names: Any,
+    ) -> Any:  # fmt: skip
+        return super()._live_migration_operation(
+            context, instance, dest, block_migration, migrate_data,
+            _GuestWithCacheNicAside(guest, self.cachenet_settings), device_names,
+        )  # fmt: skip
+
+    def post_live_migration_at_destination(
+        self, context: Any, instance: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        result = super().post_live_migration_at_destination(context, instance, *args, **kwargs)
+        try:
+            if self.cachenet_store.get(instance.uuid) is not None:
+                self.cachenet_store.move(instance.uuid, self._cachenet_host)
+        except CachenetError as exc:
+            LOG.error("Could not move the cache port here: %s", exc, instance=instance)
+        return result
+
+
+class _GuestWithCacheNicAside:
+    """The source guest as Nova's live migration code sees it.
+
+    Its migratable XML has no cache NIC (so ``_update_vif_xml`` only meets
+    Neutron's ports); ``migrate`` puts the cache NIC back, as it was (PCI
+    address included, or the destination's device ABI would not match), into
+    the destination XML. Everything else is the real guest.
+    """
+
+    def __init__(self, guest: Any, settings: Settings) -> None:
+        self._guest = guest
+        self._settings = settings
+        self._aside: list[domxml.SetAside] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._guest, name)
+
+    def get_xml_desc(self, *args: Any, **kwargs: Any) -> str:
+        xml = self._guest.get_xml_desc(*args, **kwargs)
+        if not kwargs.get("dump_migratable"):
+            return str(xml)
+        xml, self._aside = domxml.set_aside_cache_interfaces(xml, self._settings)
+        return xml
+
+    def migrate(self, *args: Any, destination_xml: str | None = None, **kwargs: Any) -> Any:
+        if destination_xml is not None and self._aside:
+            destination_xml = domxml.restore_cache_interfaces(destination_xml, self._aside)
+        return self._guest.migrate(*args, destination_xml=destination_xml, **kwargs)
