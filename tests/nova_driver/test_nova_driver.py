@@ -126,6 +126,32 @@ class UnselectedInstanceTest(CacheNicTestBase):
         self.assertEqual([self.store.get(server["id"]).mac], self.cache_macs(server))
 
 
+class ImagePropertySelectionTest(CacheNicTestBase):
+    cachenet_options: ClassVar[dict[str, str]] = {"image_property": "cachenet_enabled"}
+
+    def test_only_an_image_with_the_property_gets_a_cache_nic(self):
+        plain = self._create_server(networks="none")
+        self.assertEqual([], self.cache_macs(plain))
+        image = self._create_image({"cachenet_enabled": "true"})
+        selected = self._create_server(image_uuid=image["id"], networks="none")
+        self.assertEqual([self.store.get(selected["id"]).mac], self.cache_macs(selected))
+        self.assertIsNone(self.store.get(plain["id"]))
+
+
+class ExclusionTest(CacheNicTestBase):
+    def test_an_excluded_flavor_or_project_gets_no_cache_nic(self):
+        flavor = self._create_flavor(name="no-cache")
+        self.flags(exclude_flavors=["no-cache"], group="cachenet")
+        self.computes["compute1"].driver._cachenet_settings = None  # read the new value
+        server = self._create_server(flavor_id=flavor, networks="none")
+        self.assertEqual([], self.cache_macs(server))
+        self.flags(exclude_flavors=[], exclude_projects=[server["tenant_id"]], group="cachenet")
+        self.computes["compute1"].driver._cachenet_settings = None
+        server = self._create_server(networks="none")
+        self.assertEqual([], self.cache_macs(server))
+        self.assertEqual([], self.store.list())
+
+
 class StoreDownFailTest(CacheNicTestBase):
     cachenet_options: ClassVar[dict[str, str]] = {
         "database": "postgresql+psycopg://nova:secret@127.0.0.1:9/cachenet"
@@ -174,3 +200,72 @@ class DriverContractTest(NovaUnderPytest, base.ServersTestBase):
         self.flags(compute_driver="cachenet.LibvirtDriver")
         loaded = virt_driver.load_compute_driver(None, "cachenet.LibvirtDriver")
         self.assertIsInstance(loaded, cachenet_driver.LibvirtDriver)
+
+
+class MigrationTest(CacheNicTestBase):
+    """Two compute hosts: the port follows the instance, its MAC and address stay."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute("compute2")
+        self.useFixture(fixtures.MonkeyPatch(
+            "nova.tests.fixtures.libvirt.Domain.migrateToURI3", self._migrate_stub))  # fmt: skip
+        self.destination_xml = None
+
+    def _migrate_stub(self, domain, destination, params, flags):
+        """What libvirt does: define the domain on the destination, finish the job."""
+        self.destination_xml = params["destination_xml"]
+        self.computes["compute2"].driver._host.get_connection().createXML(
+            params["destination_xml"], "flags"
+        )
+        source = self.computes["compute1"].driver._host.get_connection()
+        source.lookupByUUIDString(self.server["id"]).complete_job()
+
+    def test_live_migration_with_a_neutron_port_keeps_the_cache_nic(self):
+        # With a Neutron port, migrate_data.vifs is set and Nova's VIF update
+        # looks every <interface> up by MAC: the cache NIC must not be seen there.
+        self.server = self._create_server(
+            host="compute1", networks=[{"port": self.neutron.port_1["id"]}]
+        )
+        before = self.store.get(self.server["id"])
+        self._live_migrate(self.server, "completed", host="compute2")
+        server = self.api.get_server(self.server["id"])
+        self.assertEqual("compute2", server["OS-EXT-SRV-ATTR:host"])
+        after = self.store.get(self.server["id"])
+        self.assertEqual(
+            (before.mac, before.address, "compute2"), (after.mac, after.address, after.host)
+        )
+        root = etree.fromstring(self.destination_xml.encode())
+        macs = [i.find("mac").get("address") for i in root.iter("interface")]
+        self.assertEqual([self.neutron.port_1["mac_address"], before.mac], macs)
+
+    def test_without_setting_the_cache_nic_aside_nova_fails_the_migration(self):
+        """The control for the test above: Nova's own live migration path."""
+        self.useFixture(fixtures.MonkeyPatch(
+            "cachenet.nova.driver.LibvirtDriver._live_migration_operation",
+            nova_libvirt_driver.LibvirtDriver._live_migration_operation))  # fmt: skip
+        self.server = self._create_server(
+            host="compute1", networks=[{"port": self.neutron.port_1["id"]}]
+        )
+        self._live_migrate(
+            self.server, "error", server_expected_state="ERROR", wait_for_fault_key=False
+        )
+        self.assertIsNone(self.destination_xml)
+
+    def test_cold_migration_and_revert_move_the_port_and_keep_the_mac(self):
+        self.useFixture(fixtures.MockPatch(
+            "nova.virt.libvirt.driver.LibvirtDriver.migrate_disk_and_power_off",
+            return_value="{}"))  # fmt: skip
+        server = self._create_server(host="compute1", networks="none")
+        mac = self.store.get(server["id"]).mac
+        server = self._migrate_server(server)
+        self.assertEqual("compute2", server["OS-EXT-SRV-ATTR:host"])
+        self.assertEqual(("compute2", mac), self._port_host_and_mac(server))
+        self.assertEqual([mac], self.cache_macs(server))
+        server = self._revert_resize(server)
+        self.assertEqual(("compute1", mac), self._port_host_and_mac(server))
+        self.assertEqual([mac], self.cache_macs(server))
+
+    def _port_host_and_mac(self, server):
+        port = self.store.get(server["id"])
+        return port.host, port.mac

@@ -90,11 +90,7 @@ class CacheLab:
 
     def close(self) -> None:
         for name in self.domains:
-            with contextlib.suppress(libvirt.libvirtError):
-                domain = self.conn.lookupByName(name)
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
+            self._remove_domain(name)
         for server in self._servers:
             if server.poll() is None:
                 server.send_signal(signal.SIGTERM)
@@ -143,6 +139,31 @@ class CacheLab:
         domain = self.conn.defineXML(xml)
         self.domains.append(name)
         return domain
+
+    def _remove_domain(self, name: str, timeout: float = 10) -> None:
+        """Destroy and undefine ``name``, until libvirt no longer knows it.
+
+        A guest that powers itself off can still be shutting down when we look:
+        ``destroy`` then fails with "domain is not running" while the domain is
+        still active, so each step is retried until the domain is gone.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                domain = self.conn.lookupByName(name)
+            except libvirt.libvirtError:
+                return  # gone
+            with contextlib.suppress(libvirt.libvirtError):
+                if domain.isActive():
+                    domain.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                if domain.isPersistent():
+                    domain.undefine()
+            if time.monotonic() > deadline:
+                # Keep cleaning up the rest; the leftover is named for the operator.
+                print(f"warning: could not remove the domain {name}", file=sys.stderr)
+                return
+            time.sleep(0.1)
 
     def console(self, name: str) -> Path:
         return self.state / f"{name}.console"
