@@ -27,15 +27,21 @@ class CacheNetwork:
         self.server_ns = f"{prefix}-srv"
         self.clients = []
         self.conf = tmp_path / "cachenet.conf"
-        self.conf.write_text(
-            "[cachenet]\nsubnet = 10.77.0.0/24\nreserved = 10.77.0.1-10.77.0.9\n"
-            f"dhcp_interface = br0\ndhcp_state_dir = {state_dir}\n"
-            f"database = sqlite:///{tmp_path}/ports.sqlite\nhost = compute-1\n"
-        )
+        self.configure(
+            subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9", dhcp_interface="br0",
+            dhcp_state_dir=state_dir, database=f"sqlite:///{tmp_path}/ports.sqlite",
+            host="compute-1",
+        )  # fmt: skip
         self.script = tmp_path / "udhcpc.sh"
         self.script.write_text(UDHCPC_SCRIPT)
         self.script.chmod(0o755)
         self.server = None
+
+    def configure(self, **options):
+        """Set options of the cachenet.conf every command of this network uses."""
+        self.options = {**getattr(self, "options", {}), **options}
+        lines = [f"{name} = {value}" for name, value in self.options.items()]
+        self.conf.write_text("[cachenet]\n" + "\n".join(lines) + "\n")
 
     def build(self, stack):
         stack.enter_context(netns.namespace(self.server_ns))

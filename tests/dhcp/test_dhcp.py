@@ -7,6 +7,9 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy.engine import make_url
+
+from harness import databases
 
 pytestmark = pytest.mark.root
 
@@ -101,3 +104,38 @@ def test_start_errors_are_one_line(cache_network, change, message):
     result = cache_network.cachenet("dhcp", "serve", ns=cache_network.server_ns)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serving_goes_on_while_the_store_is_down(cache_network, tmp_path):
+    """MariaDB shared by many hosts goes away: leases keep being served, and once it
+    is back a port allocated meanwhile is served too."""
+    # The server runs in a network namespace, away from the host's loopback: it
+    # reaches MariaDB through its Unix socket, here behind a link the test can cut.
+    socket = tmp_path / "mysqld.sock"
+    socket.symlink_to(databases.MARIADB_SOCKET)
+    with databases.fresh_database("mariadb") as url:
+        name = make_url(url).database
+        cache_network.configure(
+            database=f"mysql+pymysql://cachenet:cachenet@localhost/{name}?unix_socket={socket}"
+        )
+        port = allocate(cache_network)
+        cache_network.start_server()
+        assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
+
+        socket.unlink()  # the store is down: no new connection, the open ones dropped
+        with databases.server_or_skip("mariadb").connect() as admin:
+            databases.kill_connections(admin, name)
+        log = tmp_path / "serve.log"
+        cache_network.wait_for(lambda: "cannot use the port store" in log.read_text(),
+                               "the server to notice", 5)  # fmt: skip
+        assert "serving the 1 reservations written before" in log.read_text()
+        assert cache_network.server.poll() is None
+        assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
+
+        socket.symlink_to(databases.MARIADB_SOCKET)  # back
+        later = allocate(cache_network)
+        cache_network.wait_for(
+            lambda: cache_network.reservation(later["instance_uuid"]).exists(), "the new port", 5
+        )
+        assert "port store reachable again" in log.read_text()
+        assert cache_network.lease(cache_network.client(later["mac"])) == later["address"]

@@ -4,6 +4,10 @@ dnsmasq runs with no config file of its own, DNS off, bound to one interface,
 in static-only mode: a client gets an address only if the store gave its MAC
 one. This process restarts dnsmasq when it dies, reloads it (SIGHUP) when a
 reservation is removed or changed, and stops it on SIGTERM or SIGINT.
+
+When the store cannot be reached, dnsmasq goes on serving the reservations
+already written (instances keep renewing their leases) while the sync retries;
+once the store answers again, the directory is resynced in full.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -23,13 +28,14 @@ from pyroute2 import IPRoute
 
 from cachenet.dhcp.hostsdir import HostsDir
 from cachenet.dhcp.sync import ReservationSync
-from cachenet.errors import DhcpError
+from cachenet.errors import DhcpError, StoreError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 
 LOG = logging.getLogger(__name__)
 POLL_INTERVAL = 0.2  # seconds between looks at the store: a change is served well within 1 s
 RESTART_BACKOFF_MAX = 10.0
+STORE_DOWN_LOG_EVERY = 60.0  # seconds between repeats of "the store is still down"
 
 
 def hosts_dir(settings: Settings) -> Path:
@@ -140,11 +146,15 @@ class DhcpServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._backoff = 0.5
+        self._store_down_since: float | None = None
+        self._store_down_logged = -STORE_DOWN_LOG_EVERY
 
     def serve(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        self.sync.full()  # reservations first, so the first client is answered right
+        # Reservations first, so the first client is answered right; with the
+        # store down, those written before are served until it is back.
+        self._sync(self.sync.full)
         self._start()
         try:
             while not self._stopping:
@@ -160,13 +170,35 @@ class DhcpServer:
         self.stop()
 
     def _tick(self) -> None:
-        if self.sync.step() and self.process is not None:
+        # Back from an outage: resync in full, the change log may have gaps.
+        step = self.sync.full if self._store_down_since is not None else self.sync.step
+        if self._sync(step) and self.process is not None:
             self.process.send_signal(signal.SIGHUP)
         if self.process is not None and self.process.poll() is not None:
             LOG.error("dnsmasq exited with status %s; restarting", self.process.returncode)
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
             self._start()
+
+    def _sync(self, step: Callable[[], bool]) -> bool:
+        """Run a sync step; a store error is logged (once a minute) and changes nothing."""
+        try:
+            reload = step()
+        except StoreError as exc:
+            now = time.monotonic()
+            if self._store_down_since is None:
+                self._store_down_since = now
+            if now - self._store_down_logged >= STORE_DOWN_LOG_EVERY:
+                self._store_down_logged = now
+                LOG.error("%s; serving the %d reservations written before, retrying",
+                          exc, len(self.sync.hostsdir.names()))  # fmt: skip
+            return False
+        if self._store_down_since is not None:
+            LOG.info("port store reachable again after %.0f s; reservations resynced",
+                     time.monotonic() - self._store_down_since)  # fmt: skip
+            self._store_down_since = None
+            self._store_down_logged = -STORE_DOWN_LOG_EVERY
+        return reload
 
     def _start(self) -> None:
         self.process = subprocess.Popen(dnsmasq_command(self.settings, self.executable))
