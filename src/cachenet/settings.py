@@ -125,6 +125,13 @@ _libvirt_opts = [
         help="Domains the agent gives a cache NIC: 'all', 'name:<glob>', or "
         "'metadata:<namespace URI>' (domains holding that metadata element).",
     ),
+    cfg.IntOpt(
+        "agent_reconcile_interval",
+        default=60,
+        min=1,
+        help="Seconds between the agent's reconciliations (interfaces missing, ports of "
+        "vanished domains); also how soon an event missed while the store was down is made up.",
+    ),
 ]
 
 _nova_opts = [
@@ -211,6 +218,7 @@ class Settings:
     dnsmasq: str
     libvirt_uri: str
     agent_selector: str
+    agent_reconcile_interval: int
     flavor_extra_spec: str | None
     image_property: str | None
     exclude_flavors: tuple[str, ...]
@@ -376,6 +384,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
         dnsmasq=str(v["dnsmasq"]),
         libvirt_uri=str(v["libvirt_uri"]),
         agent_selector=selector,
+        agent_reconcile_interval=int(v["agent_reconcile_interval"]),
         flavor_extra_spec=v["flavor_extra_spec"],
         image_property=v["image_property"],
         exclude_flavors=tuple(v["exclude_flavors"]),

@@ -2,9 +2,11 @@
 
 It follows libvirt's lifecycle events on libvirt's default event loop:
 DEFINED adds the cache interface to the persistent config, UNDEFINED releases
-the port. On (re)connection it reconciles: selected domains that lack the
-interface get it, and ports of this host whose domain no longer exists are
-released. It reconnects, with backoff, when libvirtd restarts.
+the port. On (re)connection, and every ``agent_reconcile_interval`` seconds
+after, it reconciles: selected domains that lack the interface get it, and
+ports of this host whose domain no longer exists are released, so an event
+handled while the store was down is made up for. It reconnects, with
+backoff, when libvirtd restarts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import fnmatch
 import logging
 import threading
+import time
 
 import libvirt
 
@@ -74,6 +77,10 @@ class Agent:
         self.store = store
         self._stop = threading.Event()
         self._disconnected = threading.Event()
+        # Events (libvirt's thread) and reconciliations (this one) never work on
+        # the same domain at once: both could otherwise add its interface.
+        self._lock = threading.Lock()
+        self._first_since_connect = True  # always say how the first reconciliation went
         self.conn: libvirt.virConnect | None = None
 
     def run(self) -> None:
@@ -83,17 +90,14 @@ class Agent:
         while not self._stop.is_set():
             try:
                 self._connect()
-                backoff = 1.0
             except CachenetError as exc:
                 LOG.error("%s; retrying in %.0f s", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            while not (self._stop.is_set() or self._disconnected.is_set()):
-                self._stop.wait(0.5)
-        if self.conn is not None:
-            with contextlib.suppress(libvirt.libvirtError):
-                self.conn.close()
+            backoff = 1.0
+            self._reconcile_until_disconnected()
+            self._close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,18 +108,49 @@ class Agent:
 
     def _connect(self) -> None:
         with libvirt_errors(f"cannot connect to libvirt at {self.settings.libvirt_uri}"):
-            conn = libvirt.open(self.settings.libvirt_uri)
-            conn.registerCloseCallback(self._on_close, None)
-            conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
-            )
-        self.conn = conn
+            self.conn = libvirt.open(self.settings.libvirt_uri)
+            try:
+                self.conn.registerCloseCallback(self._on_close, None)
+                self.conn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+                )
+            except libvirt.libvirtError:
+                self._close()
+                raise
         self._disconnected.clear()
+        self._first_since_connect = True
         LOG.info("connected to %s", self.settings.libvirt_uri)
-        changes, released = reconcile(self.settings, self.store, conn)
+
+    def _close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.close()
+            self.conn = None
+
+    def _reconcile_until_disconnected(self) -> None:
+        """Reconcile now and every interval, until stopped or libvirt goes away."""
+        while not (self._stop.is_set() or self._disconnected.is_set()):
+            self._reconcile()
+            deadline = time.monotonic() + self.settings.agent_reconcile_interval
+            while time.monotonic() < deadline and not self._disconnected.is_set():
+                if self._stop.wait(0.5):
+                    return
+
+    def _reconcile(self) -> None:
+        assert self.conn is not None
+        try:
+            with self._lock:
+                changes, released = reconcile(self.settings, self.store, self.conn)
+        except CachenetError as exc:  # the store or libvirt: the next round retries
+            LOG.error("reconciling: %s; next try in %d s", exc,
+                      self.settings.agent_reconcile_interval)  # fmt: skip
+            return
         for port in released:
             LOG.info("released the port of vanished domain %s (%s)", port.instance_uuid, port.mac)
-        LOG.info("reconciled: %d interfaces added, %d ports released", len(changes), len(released))
+        if changes or released or self._first_since_connect:
+            LOG.info("reconciled: %d interfaces added, %d ports released",
+                     len(changes), len(released))  # fmt: skip
+        self._first_since_connect = False
 
     def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         LOG.warning("connection to libvirt closed (reason %d); reconnecting", reason)
@@ -126,10 +161,13 @@ class Agent:
         _opaque: object,
     ) -> None:  # fmt: skip
         try:
-            if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(self.settings, domain):
-                _attach_logged(self.settings, self.store, domain)
-            elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
-                self._release(domain.UUIDString(), domain.name())
+            with self._lock:
+                if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(self.settings, domain):
+                    _attach_logged(self.settings, self.store, domain)
+                elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
+                    self._release(domain.UUIDString(), domain.name())
+        except CachenetError as exc:  # the store is down: the next reconciliation makes up
+            LOG.error("handling event %d of %s: %s", event, domain.name(), exc)
         except Exception:  # an event must never kill the event loop
             LOG.exception("handling event %d of %s", event, domain.name())
 
