@@ -95,7 +95,7 @@ def test_changes_since_feeds_the_dhcp_sync(db_url):
     store = store_for(db_url)
     a, b = new_uuid(), new_uuid()
     pa = store.allocate(a, "h")
-    snapshot = store.changes_since(0)
+    snapshot = store.snapshot()
     assert snapshot.upserted == [pa] and snapshot.released == []
     pb = store.allocate(b, "h")
     store.release(a)
@@ -104,6 +104,23 @@ def test_changes_since_feeds_the_dhcp_sync(db_url):
     assert [p.instance_uuid for p in changes.upserted] == [pb.instance_uuid]
     assert [p.mac for p in changes.released] == [pa.mac]
     assert store.changes_since(changes.cursor).cursor == changes.cursor
+
+
+def test_pruning_the_change_log_keeps_the_newest_event_and_what_followers_need(db_url):
+    store = store_for(db_url)
+    a, b, c = new_uuid(), new_uuid(), new_uuid()
+    store.allocate(a, "h")
+    store.allocate(b, "h")
+    store.release(a)
+    assert store.prune_events(3600) == 0  # all younger than an hour
+    cursor = store.snapshot().cursor
+    assert store.prune_events(0) == 2  # every event but the newest
+    assert store.changes_since(cursor).cursor == cursor  # ids do not go back
+    assert [p.instance_uuid for p in store.snapshot().upserted] == [b]
+    pc = store.allocate(c, "h")  # a new event gets a newer id, even on SQLite
+    changes = store.changes_since(cursor)
+    assert changes.cursor > cursor
+    assert [(p.instance_uuid, p.mac) for p in changes.upserted] == [(c, pc.mac)]
 
 
 def test_schema_is_created_once_and_reused(db_url):

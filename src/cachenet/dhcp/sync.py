@@ -9,6 +9,9 @@ from cachenet.dhcp.hostsdir import HostsDir
 from cachenet.store import PortStore
 
 FULL_SYNC_EVERY = 60.0  # seconds
+# The change log is kept this long, far beyond FULL_SYNC_EVERY: every follower
+# has read an event long before it goes, and the table does not grow forever.
+EVENT_RETENTION = 3600.0  # seconds
 
 
 class ReservationSync:
@@ -37,7 +40,9 @@ class ReservationSync:
 
     def full(self) -> bool:
         """Rewrite the directory from every live port of the store."""
-        snapshot = self.store.changes_since(0)
+        snapshot = self.store.snapshot()
         self.cursor = snapshot.cursor
         self._last_full = time.monotonic()
-        return self.hostsdir.replace_all(snapshot.upserted)
+        reload = self.hostsdir.replace_all(snapshot.upserted)
+        self.store.prune_events(EVENT_RETENTION)
+        return reload

@@ -58,6 +58,7 @@ _ADDRESS_IN_USE = select(ports.c.id).where(ports.c.address == bindparam("address
 _MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
 _INSERT_PORT = insert(ports)
 _INSERT_EVENT = insert(port_events)
+_NEWEST_EVENT = select(func.max(port_events.c.id))
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Changes:
 
 
 class PortStore:
-    """IPAM over SQLAlchemy: allocate, get, list, release, move, gc, changes_since."""
+    """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
@@ -118,9 +119,23 @@ class PortStore:
         released = [self.release(p.instance_uuid) for p in candidates]
         return [p for p in released if p is not None]
 
+    def snapshot(self) -> Changes:
+        """Every live port, and the cursor to follow the change log from."""
+        return self._transaction(self._snapshot)
+
     def changes_since(self, cursor: int) -> Changes:
-        """Ports upserted and released after ``cursor``; 0 gives every live port."""
+        """Ports upserted and released after ``cursor`` (from ``snapshot`` or a previous call)."""
         return self._transaction(lambda conn: self._changes_since(conn, cursor))
+
+    def prune_events(self, older_than_seconds: float) -> int:
+        """Delete change-log events older than that; returns how many.
+
+        The newest event always stays, so event ids never go back (SQLite
+        would otherwise reuse them once the table is empty). A follower that
+        fell further behind than this resyncs from ``snapshot``.
+        """
+        cutoff = _utcnow() - timedelta(seconds=older_than_seconds)
+        return self._transaction(lambda conn: self._prune_events(conn, cutoff))
 
     # --- transactions ------------------------------------------------------
 
@@ -259,11 +274,13 @@ class PortStore:
             _log(conn, "upsert", port)
         return port
 
+    def _snapshot(self, conn: Connection) -> Changes:
+        newest = conn.execute(_NEWEST_EVENT).scalar() or 0
+        live = [_port(r) for r in conn.execute(select(ports))]
+        return Changes(cursor=newest, upserted=live, released=[])
+
     def _changes_since(self, conn: Connection, cursor: int) -> Changes:
-        newest = conn.execute(select(func.max(port_events.c.id))).scalar() or 0
-        if cursor <= 0:
-            live = [_port(r) for r in conn.execute(select(ports))]
-            return Changes(cursor=newest, upserted=live, released=[])
+        newest = max(cursor, conn.execute(_NEWEST_EVENT).scalar() or 0)
         rows = conn.execute(
             select(port_events)
             .where(port_events.c.id > max(cursor - EVENT_LOOKBACK, 0))
@@ -275,6 +292,13 @@ class PortStore:
         upserted = [_port(r) for r in last.values() if r.kind == "upsert"]
         released = [_port(r) for r in last.values() if r.kind == "release"]
         return Changes(cursor=newest, upserted=upserted, released=released)
+
+    def _prune_events(self, conn: Connection, cutoff: datetime) -> int:
+        newest = conn.execute(_NEWEST_EVENT).scalar() or 0
+        old = delete(port_events).where(
+            port_events.c.created_at < cutoff, port_events.c.id < newest
+        )
+        return int(conn.execute(old).rowcount)
 
 
 def open_store(settings: Settings) -> PortStore:
