@@ -12,7 +12,10 @@ from typing import ClassVar
 
 import fixtures
 from lxml import etree
+from nova import context as nova_context
+from nova import objects
 from nova.compute import task_states
+from nova.network import model as network_model
 from nova.tests.functional.libvirt import base
 from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as nova_libvirt_driver
@@ -183,6 +186,37 @@ class StoreDownSkipTest(StoreDownFailTest):
         self.assertEqual([], self.cache_macs(server))
 
 
+class SriovReattachTest(CacheNicTestBase):
+    """After a live migration Nova re-attaches the SR-IOV direct ports it detached,
+    when the guest has fewer interfaces than the instance's network_info."""
+
+    def setUp(self):
+        super().setUp()
+        self.attached = []
+        self.stub_out(
+            "nova.virt.libvirt.driver.LibvirtDriver.attach_interface",
+            lambda driver, context, instance, image_meta, vif: self.attached.append(vif["id"]),
+        )
+        server = self._create_server(networks="none")  # the guest has its cache NIC only
+        self.context = nova_context.get_admin_context()
+        self.instance = objects.Instance.get_by_uuid(self.context, server["id"])
+        self.direct_port = network_model.VIF(id="sriov-port", vnic_type="direct")
+        self.driver = self.computes["compute1"].driver
+
+    def test_a_detached_direct_port_is_attached_again(self):
+        network_info = network_model.NetworkInfo([self.direct_port])
+        self.driver._reattach_instance_vifs(self.context, self.instance, network_info)
+        self.assertEqual(["sriov-port"], self.attached)
+
+    def test_nova_alone_would_count_the_cache_nic_and_leave_it_detached(self):
+        """The control for the test above: Nova's own method on the same guest."""
+        network_info = network_model.NetworkInfo([self.direct_port])
+        nova_libvirt_driver.LibvirtDriver._reattach_instance_vifs(
+            self.driver, self.context, self.instance, network_info
+        )
+        self.assertEqual([], self.attached)
+
+
 class DriverContractTest(NovaUnderPytest, base.ServersTestBase):
     def test_get_guest_xml_still_has_the_signature_cachenet_relies_on(self):
         parameters = list(inspect.signature(
@@ -194,6 +228,8 @@ class DriverContractTest(NovaUnderPytest, base.ServersTestBase):
         destroy = list(inspect.signature(nova_libvirt_driver.LibvirtDriver.destroy).parameters)
         self.assertEqual(["self", "context", "instance", "network_info"], destroy[:4])
         self.assertEqual("deleting", task_states.DELETING)
+        reattach = inspect.signature(nova_libvirt_driver.LibvirtDriver._reattach_instance_vifs)
+        self.assertEqual(["self", "context", "instance", "network_info"], list(reattach.parameters))
 
     def test_load_compute_driver_finds_cachenets_driver_by_its_short_name(self):
         cachenet_compute.register_driver_module()

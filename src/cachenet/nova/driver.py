@@ -12,6 +12,8 @@ Nothing of Nova's is edited: this subclass is named in nova.conf
   update looks every ``<interface>`` up among Neutron's ports and would fail
   on the cache NIC, so it is set aside while Nova works on the XML and put
   back, unchanged, before the migration starts.
+- After a live migration Nova counts the guest's interfaces to find SR-IOV
+  ports to re-attach; the cache NIC is left out of that count.
 - Only a real delete releases the port; every other destroy keeps it.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 import nova.conf
 from nova import exception
 from nova.compute import task_states
+from nova.network import model as network_model
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
@@ -146,6 +149,24 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         except CachenetError as exc:
             LOG.error("Could not move the cache port here: %s", exc, instance=instance)
         return result
+
+    def _reattach_instance_vifs(self, context: Any, instance: Any, network_info: Any) -> None:
+        """Nova's own, with the guest's interfaces counted without the cache NIC.
+
+        After a live migration (or its rollback) Nova re-attaches the SR-IOV
+        direct ports it detached before, but only when the guest has fewer
+        interfaces than ``network_info`` lists: the cache NIC, which Neutron
+        does not know, would make the count match and leave them detached.
+        """
+        guest = self._host.get_guest(instance)
+        xml = guest.get_xml_desc()
+        cache_nics = 1 if domxml.find_cache_interface(xml, self.cachenet_settings) else 0
+        if len(guest.get_interfaces()) - cache_nics >= len(network_info):
+            return
+        for vif in network_info:
+            if vif["vnic_type"] in network_model.VNIC_TYPES_DIRECT_PASSTHROUGH:
+                LOG.info("Attaching vif %s to instance %s", vif["id"], instance.id)
+                self.attach_interface(context, instance, instance.image_meta, vif)
 
 
 class _GuestWithCacheNicAside:
