@@ -7,7 +7,9 @@ domain; the XML handed to libvirt (Guest.create) is what is checked.
 
 import inspect
 import os
+import subprocess
 import sys
+import uuid
 from typing import ClassVar
 
 import fixtures
@@ -49,12 +51,13 @@ class CacheNicTestBase(NovaUnderPytest, base.ServersTestBase):
     ADMIN_API = True
     microversion = "latest"
     cachenet_options: ClassVar[dict[str, str]] = {}
+    bridge = "br-cache"
 
     def setUp(self):
         self.cachenet_dir = self.useFixture(fixtures.TempDir()).path
         self.database = f"sqlite:///{self.cachenet_dir}/ports.sqlite"
         super().setUp()
-        self.flags(database=self.database, group="cachenet")
+        self.flags(database=self.database, bridge=self.bridge, group="cachenet")
         for name, value in self.cachenet_options.items():
             self.flags(**{name: value}, group="cachenet")
         self.domain_xml = {}
@@ -81,7 +84,7 @@ class CacheNicTestBase(NovaUnderPytest, base.ServersTestBase):
         return [
             i.find("mac").get("address")
             for i in root.iter("interface")
-            if (i.find("source") is not None and i.find("source").get("bridge") == "br-cache")
+            if (i.find("source") is not None and i.find("source").get("bridge") == self.bridge)
         ]
 
 
@@ -238,10 +241,22 @@ class DriverContractTest(NovaUnderPytest, base.ServersTestBase):
         self.assertIsInstance(loaded, cachenet_driver.LibvirtDriver)
 
 
+def make_bridge(test):
+    """A real Linux bridge with a unique name, removed after ``test``: the hosts'
+    cache bridge (both computes of these tests run on this machine)."""
+    name = f"cnt{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    test.addCleanup(
+        subprocess.run, ["ip", "link", "del", name], check=False, stderr=subprocess.DEVNULL
+    )
+    return name
+
+
 class MigrationTest(CacheNicTestBase):
     """Two compute hosts: the port follows the instance, its MAC and address stay."""
 
     def setUp(self):
+        self.bridge = make_bridge(self)
         super().setUp()
         self.start_compute("compute2")
         self.useFixture(fixtures.MonkeyPatch(
@@ -287,6 +302,28 @@ class MigrationTest(CacheNicTestBase):
             self.server, "error", server_expected_state="ERROR", wait_for_fault_key=False
         )
         self.assertIsNone(self.destination_xml)
+
+    def test_a_destination_without_the_cache_bridge_fails_the_pre_check(self):
+        subprocess.run(["ip", "link", "del", self.bridge], check=True)
+        self.server = self._create_server(host="compute1", networks="none")
+        mac = self.store.get(self.server["id"]).mac
+        # Nova's fixtures make the conductor's cast a call: the pre-check error
+        # reaches the API as a 500 (as in Nova's own pre-check tests).
+        self.api.api_post(
+            f"/servers/{self.server['id']}/action",
+            {"os-migrateLive": {"host": "compute2", "block_migration": "auto"}},
+            check_response_status=[500],
+        )
+        self._wait_for_migration_status(self.server, ["error"])
+        self.assertIn(
+            f"Migration pre-check error: the cache bridge {self.bridge} does not exist on "
+            "compute2; run 'cachenet bridge ensure' there",
+            self.stdlog.logger.output,
+        )
+        server = self.api.get_server(self.server["id"])
+        self.assertEqual(("ACTIVE", "compute1"), (server["status"], server["OS-EXT-SRV-ATTR:host"]))
+        self.assertEqual(("compute1", mac), self._port_host_and_mac(server))
+        self.assertIsNone(self.destination_xml)  # libvirt never started the migration
 
     def test_cold_migration_and_revert_move_the_port_and_keep_the_mac(self):
         self.useFixture(fixtures.MockPatch(

@@ -29,6 +29,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from cachenet import domxml
+from cachenet.bridge import backend_for
 from cachenet.errors import CachenetError
 from cachenet.nova.selection import wants_cache_nic
 from cachenet.port import Port
@@ -78,6 +79,23 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self._cachenet_host = host
         self.cachenet_settings  # noqa: B018 - a bad [cachenet] group stops the service at start
         super().init_host(host)
+        problem = self._cache_bridge_problem()
+        if problem:  # instances can still run; those with a cache NIC fail to start
+            LOG.error("%s: instances with a cache NIC cannot start here", problem)
+
+    def _cache_bridge_problem(self) -> str | None:
+        """Why this host's cache bridge cannot take instances, or None."""
+        settings = self.cachenet_settings
+        try:
+            exists = backend_for(settings).status().exists
+        except CachenetError as exc:
+            return f"cannot check the cache bridge {settings.bridge}: {exc}"
+        if not exists:
+            return (
+                f"the cache bridge {settings.bridge} does not exist on {self._cachenet_host}; "
+                "run 'cachenet bridge ensure' there"
+            )
+        return None
 
     # --- every rendered domain gets the cache NIC ------------------------------------
 
@@ -138,6 +156,17 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             context, instance, dest, block_migration, migrate_data,
             _GuestWithCacheNicAside(guest, self.cachenet_settings), device_names,
         )  # fmt: skip
+
+    def check_can_live_migrate_destination(
+        self, context: Any, instance: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Runs on the destination: without the cache bridge the migration
+        # would fail half-way in libvirt; fail its pre-check with the reason.
+        if wants_cache_nic(self.cachenet_settings, instance):
+            problem = self._cache_bridge_problem()
+            if problem:
+                raise exception.MigrationPreCheckError(reason=problem)
+        return super().check_can_live_migrate_destination(context, instance, *args, **kwargs)
 
     def post_live_migration_at_destination(
         self, context: Any, instance: Any, *args: Any, **kwargs: Any
