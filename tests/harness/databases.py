@@ -71,3 +71,21 @@ def kill_connections(conn: object, database: str) -> None:
     for session in list(ids):
         with contextlib.suppress(Exception):  # it may have ended by itself
             conn.execute(text(f"KILL {int(session)}"))  # type: ignore[attr-defined]
+
+
+def connections_to(url: str) -> int:
+    """How many sessions the server has open on ``url``'s database (the admin's aside)."""
+    parsed = make_url(url)
+    kind = "postgresql" if parsed.get_backend_name() == "postgresql" else "mariadb"
+    query = {
+        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+        "AND pid <> pg_backend_pid()",
+        "mariadb": "SELECT count(*) FROM information_schema.processlist WHERE db = :db "
+        "AND id <> CONNECTION_ID()",
+    }[kind]
+    engine = server_or_skip(kind)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(query), {"db": parsed.database}).scalar())
+    finally:
+        engine.dispose()

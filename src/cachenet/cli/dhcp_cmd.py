@@ -10,6 +10,7 @@ from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_rows, json_option
 from cachenet.dhcp.leases import read_leases
 from cachenet.dhcp.server import DhcpServer, lease_file, sync_once
+from cachenet.store import open_store
 
 
 @click.group()
@@ -21,7 +22,9 @@ def dhcp() -> None:
 @pass_cli
 def serve(cli: CliContext) -> None:
     """Run dnsmasq on dhcp_interface and keep its reservations in sync (until SIGTERM)."""
-    server = DhcpServer(cli.settings, cli.store)  # checks the set-up before logging starts
+    # It polls the store five times a second: it keeps its connection.
+    store = open_store(cli.settings, hold_connection=True)
+    server = DhcpServer(cli.settings, store)  # checks the set-up before logging starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server.serve()
 

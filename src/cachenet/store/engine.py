@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from cachenet.errors import ConfigError, StoreUnavailable
 from cachenet.settings import mask_password
@@ -19,8 +20,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SUPPORTED_DRIVERS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``, tuned for many concurrent allocators."""
+def make_engine(url: str, hold_connection: bool = False) -> Engine:
+    """An engine for ``url``, tuned for many concurrent allocators.
+
+    On a database server, a process holds no connection between operations
+    unless ``hold_connection`` (a poller such as ``dhcp serve``): a thousand
+    compute nodes that allocate a few ports a minute then cost the server a
+    few connections at a time, not a thousand idle ones.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -33,11 +40,13 @@ def make_engine(url: str) -> Engine:
             return _sqlite_engine(url, parsed.database)
         # READ COMMITTED: MariaDB's default REPEATABLE READ takes gap locks that
         # deadlock concurrent inserts into the free lists.
+        pooling: dict[str, Any] = (
+            {"pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
+            if hold_connection
+            else {"poolclass": NullPool}
+        )
         return create_engine(
-            url,
-            isolation_level="READ COMMITTED",
-            pool_pre_ping=True,
-            connect_args=_timeouts(backend),
+            url, isolation_level="READ COMMITTED", connect_args=_timeouts(backend), **pooling
         )
     except NoSuchModuleError as exc:
         raise ConfigError([f"database driver of {mask_password(url)!r} is not installed"]) from exc

@@ -301,9 +301,13 @@ class PortStore:
         return int(conn.execute(old).rowcount)
 
 
-def open_store(settings: Settings) -> PortStore:
-    """The store of ``settings.database``, its schema created or upgraded if needed."""
-    engine = make_engine(settings.database)
+def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
+    """The store of ``settings.database``, its schema created or upgraded if needed.
+
+    ``hold_connection``: keep a connection to a database server between
+    operations, for a process that polls the store (see ``make_engine``).
+    """
+    engine = make_engine(settings.database, hold_connection)
     if needs_upgrade(engine):
         upgrade(engine)
     return PortStore(engine, settings)
