@@ -1,6 +1,6 @@
 """IPAM benchmark: allocation cost as a /16 fills up, and parallel allocators.
 
-    .venv/bin/python bench/ipam.py [--parallel N] [--per-process M] [--postgres URL]
+    .venv/bin/python bench/ipam.py [--parallel N] [--per-process M] [--storm H] [--postgres URL]
 
 1. Fills a /16 on SQLite (65,534 ports) and prints allocations per second for
    the first and the last 1,000 allocations and their ratio (the cost must not
@@ -8,16 +8,24 @@
 2. Runs N processes allocating at once against PostgreSQL (the server
    scripts/start-services.sh starts) and prints total allocations per second
    and how many MACs and addresses were handed out twice.
+3. A storm: --storm hosts (threads in 4 processes, each with its own
+   connections, as nova-compute has) allocate one port each at the same
+   instant; prints latency percentiles, failures by reason and duplicates.
+   On one small machine the hosts' own CPU and the server's connection
+   set-up (a fork and a password exchange each) dominate.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -60,7 +68,9 @@ def _worker(args: tuple[str, int]) -> list[tuple[str, str, str]]:
     return [(p.instance_uuid, p.mac, str(p.address)) for p in ports]
 
 
-def parallel(admin_url: str, processes: int, per_process: int) -> None:
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new database with the store's schema, dropped afterwards."""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"cn_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -68,6 +78,15 @@ def parallel(admin_url: str, processes: int, per_process: int) -> None:
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         open_store(make_settings(database=url, subnet="10.0.0.0/8")).engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def parallel(admin_url: str, processes: int, per_process: int) -> None:
+    with scratch_database(admin_url) as url:
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             started = time.perf_counter()
             results = pool.map(_worker, [(url, per_process)] * processes)
@@ -79,9 +98,54 @@ def parallel(admin_url: str, processes: int, per_process: int) -> None:
         print(f"postgresql, {processes} processes x {per_process} allocations:")
         print(f"  {len(ports) / elapsed:8.0f} allocations/s in total")
         print(f"  duplicate MACs + addresses: {duplicates}")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def _storm_worker(args: tuple[str, int, float]) -> list[tuple[float, str]]:
+    """``threads`` hosts in this process, each allocating one port at ``start``."""
+    url, threads, start = args
+    store = open_store(make_settings(database=url, subnet="10.0.0.0/8"))
+    results: list[tuple[float, str]] = []
+
+    def host(index: int) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        began = time.perf_counter()
+        try:
+            port = store.allocate(str(uuid.uuid4()), f"host-{index}")
+            outcome = f"{port.mac} {port.address}"
+        except Exception as exc:  # counted and shown below
+            outcome = f"ERROR {type(exc).__name__}: {exc}"
+        results.append((time.perf_counter() - began, outcome))
+
+    workers = [threading.Thread(target=host, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+def storm(admin_url: str, hosts: int, processes: int = 4) -> None:
+    """``hosts`` compute nodes allocating one port each at the same instant."""
+    with scratch_database(admin_url) as url:
+        start = time.time() + 3.0  # every process and thread is up by then
+        share = [(url, hosts // processes, start)] * processes
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            results = [r for part in pool.map(_storm_worker, share) for r in part]
+        latencies = sorted(t for t, outcome in results if not outcome.startswith("ERROR"))
+        errors = Counter(o for _, o in results if o.startswith("ERROR"))
+        ok = [o for _, o in results if not o.startswith("ERROR")]
+        duplicates = len(ok) - len(set(ok))
+        print(f"postgresql, {len(results)} hosts allocating at the same instant:")
+        if latencies:
+            print(f"  allocated: {len(latencies)}, latency p50 {_ms(latencies, 0.5)} ms, "
+                  f"p99 {_ms(latencies, 0.99)} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
+        print(f"  failed: {sum(errors.values())}; duplicate MACs or addresses: {duplicates}")
+        for message, count in errors.most_common(3):
+            print(f"    {count} x {message[:160]}")
+
+
+def _ms(sorted_values: list[float], quantile: float) -> str:
+    return f"{sorted_values[int(quantile * (len(sorted_values) - 1))] * 1000:.0f}"
 
 
 def main() -> None:
@@ -89,9 +153,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--per-process", type=int, default=500)
     parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--storm", type=int, default=1000, help="hosts allocating at once")
     args = parser.parse_args()
     fill_slash16()
     parallel(args.postgres, args.parallel, args.per_process)
+    storm(args.postgres, args.storm)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -89,3 +90,38 @@ def connections_to(url: str) -> int:
             return int(conn.execute(text(query), {"db": parsed.database}).scalar())
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def limited_user(kind: str, url: str, max_connections: int) -> Iterator[str]:
+    """``url`` as a new user allowed ``max_connections`` sessions at once, as a
+    server out of connection slots would. It may use the tables already there
+    (create them first); it is dropped afterwards."""
+    user = f"cn_lim_{uuid.uuid4().hex[:8]}"
+    database = make_url(url).database
+    if kind == "postgresql":
+        _as_postgres("postgres", f"CREATE ROLE {user} LOGIN PASSWORD '{user}' "
+                                 f"CONNECTION LIMIT {max_connections}")  # fmt: skip
+        grant = f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {user}"
+        _as_postgres(database, f"{grant}; {grant.replace('TABLES', 'SEQUENCES')}")
+    else:
+        _as_mariadb(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{user}' WITH "
+                    f"MAX_USER_CONNECTIONS {max_connections}; GRANT ALL ON {database}.* TO "
+                    f"'{user}'@'127.0.0.1';")  # fmt: skip
+    try:
+        yield make_url(url).set(username=user, password=user).render_as_string(hide_password=False)
+    finally:
+        if kind == "postgresql":
+            _as_postgres(database, f"DROP OWNED BY {user}")
+            _as_postgres("postgres", f"DROP ROLE {user}")
+        else:
+            _as_mariadb(f"DROP USER '{user}'@'127.0.0.1';")
+
+
+def _as_postgres(database: str, sql: str) -> None:
+    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-d", database, "-c", sql], check=True, capture_output=True)  # fmt: skip
+
+
+def _as_mariadb(sql: str) -> None:
+    subprocess.run(["mariadb", "-e", sql], check=True, capture_output=True)

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.pool import NullPool
 
-from cachenet.errors import ConfigError, StoreUnavailable
+from cachenet.errors import ConfigError, StoreError, StoreUnavailable
 from cachenet.settings import mask_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MAX_ATTEMPTS = 20
+BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
+T = TypeVar("T")
 SUPPORTED_DRIVERS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
@@ -89,9 +100,12 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
-    with translate_errors(engine.url), engine.begin() as connection:
+
+    def migrate(connection: Connection) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+    run_transaction(engine, migrate)
 
 
 # The newest migration under migrations/versions (a test checks they agree):
@@ -101,11 +115,45 @@ SCHEMA_REVISION = "0001"
 
 def needs_upgrade(engine: Engine) -> bool:
     """Whether the schema is missing or older than this cachenet's."""
-    with translate_errors(engine.url), engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return True
-        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        return current != SCHEMA_REVISION
+    return run_transaction(engine, _schema_outdated)
+
+
+def _schema_outdated(connection: Connection) -> bool:
+    if not inspect(connection).has_table("alembic_version"):
+        return True
+    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return current != SCHEMA_REVISION
+
+
+def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work`` in one transaction, retried while the failure is one a retry fixes.
+
+    A lost unique-constraint race or a deadlock is retried after a few ms; a
+    server out of connection slots (a thousand hosts at once) after a growing
+    wait, so the storm spreads out instead of failing. Anything else, or
+    MAX_ATTEMPTS failures, is an error for the operator.
+    """
+    last: DBAPIError | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with translate_errors(engine.url), engine.begin() as connection:
+                return work(connection)
+        except IntegrityError as exc:
+            # Another host inserted the same instance, address or MAC first:
+            # the next attempt sees its row and skips or returns it.
+            last = exc
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            last = exc
+        time.sleep(_backoff(attempt))
+    reason = str(last.orig if last is not None else "").strip().splitlines()[0:1]
+    raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({''.join(reason)}); try again")
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0, min(BACKOFF_CAP, 0.005 * 2**attempt))
 
 
 @contextlib.contextmanager
@@ -128,13 +176,24 @@ def _plain(url: object) -> str:
 
 
 # Errors that a retry of the whole transaction fixes: deadlocks, serialisation
-# failures, SQLite's busy lock.
-_TRANSIENT_CODES = {"40001", "40P01", 1213, 1205}
+# failures, SQLite's busy lock, and a server out of connection slots (a
+# thousand hosts allocating at once; MariaDB 1040/1203/1226, PostgreSQL by message:
+# psycopg gives no SQLSTATE for a refused connection).
+_TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
+_TRANSIENT_MESSAGES = (
+    "database is locked",
+    "deadlock",
+    "too many clients",
+    "too many connections",
+    "connection slots are reserved",
+)
 
 
 def is_transient(exc: DBAPIError) -> bool:
     orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig and orig.args else None)
-    if code in _TRANSIENT_CODES:
+    # psycopg gives a SQLSTATE; PyMySQL a SQLSTATE too, and its own error number first.
+    codes = {getattr(orig, "sqlstate", None), orig.args[0] if orig and orig.args else None}
+    if codes & _TRANSIENT_CODES:
         return True
-    return "database is locked" in str(orig) or "deadlock" in str(orig).lower()
+    message = str(orig).lower()
+    return any(text in message for text in _TRANSIENT_MESSAGES)

@@ -4,39 +4,30 @@ Allocation cost does not depend on how many ports exist or on the size of the
 subnet: it reads the instance's row, locks the subnet's allocator row, takes
 the next fresh address index and MAC suffix (or, once those run out, the
 oldest released ones) and inserts. Each operation is one transaction, retried
-a bounded number of times on deadlocks and unique-constraint races.
+a bounded number of times on deadlocks, unique-constraint races and a server
+out of connection slots (engine.run_transaction).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from cachenet.errors import StoreError, SubnetExhausted
 from cachenet.identity import canonical_uuid, device_name, mac_from_suffix, suffix_bits
 from cachenet.port import Port
 from cachenet.settings import Settings
 from cachenet.store.addresses import address_at, merged_exclusions
-from cachenet.store.engine import (
-    is_transient,
-    make_engine,
-    needs_upgrade,
-    translate_errors,
-    upgrade,
-)
+from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 20
 # Events re-read below the caller's cursor: a transaction that took an event id
 # before a newer one committed becomes visible late; re-reading a window (and
 # the DHCP side's periodic full resync) catches it. Applying an event twice is harmless.
@@ -140,19 +131,7 @@ class PortStore:
     # --- transactions ------------------------------------------------------
 
     def _transaction(self, work: Callable[[Connection], T]) -> T:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                with translate_errors(self.engine.url), self.engine.begin() as conn:
-                    return work(conn)
-            except IntegrityError:
-                # Another host inserted the same instance, address or MAC first:
-                # the next attempt sees its row and skips or returns it.
-                pass
-            except DBAPIError as exc:
-                if not is_transient(exc):
-                    raise
-            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-        raise StoreError(f"gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
+        return run_transaction(self.engine, work)
 
     def _get(self, conn: Connection, uuid: str) -> Port | None:
         row = conn.execute(_SELECT_PORT, {"uuid": uuid}).first()
