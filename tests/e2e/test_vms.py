@@ -123,3 +123,17 @@ def test_agent_makes_up_for_a_domain_defined_while_the_store_was_down(make_lab, 
         lab.wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the NIC after the outage", 10)
         assert port_of(lab, domain)["mac"] in inactive_xml(domain)
         assert "reconciled: 1 interfaces added" in log.read_text()
+
+
+def test_ports_gc_without_a_list_releases_the_ports_of_domains_libvirt_no_longer_has(make_lab):
+    lab = make_lab("linuxbridge")
+    kept = lab.define("kept")
+    lab.cachenet("attach", kept.name(), check=True)
+    gone = lab.define("gone")
+    lab.cachenet("attach", gone.name(), check=True)
+    gone_port = port_of(lab, gone)
+    gone.undefine()  # no agent runs: its port stays until a gc
+    released = json.loads(lab.cachenet("ports", "gc", "--grace", "0", "--json", check=True))
+    assert [p["instance_uuid"] for p in released] == [gone_port["instance_uuid"]]
+    remaining = json.loads(lab.cachenet("ports", "list", "--json", check=True))
+    assert [p["instance_uuid"] for p in remaining] == [kept.UUIDString()]

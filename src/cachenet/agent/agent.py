@@ -19,7 +19,7 @@ import time
 
 import libvirt
 
-from cachenet.agent.attach import attach, libvirt_errors
+from cachenet.agent.attach import attach, libvirt_errors, list_domains
 from cachenet.errors import CachenetError
 from cachenet.port import Port
 from cachenet.settings import Settings
@@ -49,8 +49,7 @@ def reconcile(
 ) -> tuple[list[str], list[Port]]:
     """Attach the interface where it is missing; release ports of vanished domains."""
     changes: list[str] = []
-    with libvirt_errors("listing domains"):
-        domains = conn.listAllDomains()
+    domains = list_domains(conn)
     for domain in domains:
         if selected(settings, domain):
             changes += _attach_logged(settings, store, domain)

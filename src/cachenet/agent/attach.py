@@ -33,6 +33,12 @@ def connect(uri: str) -> libvirt.virConnect:
         return libvirt.open(uri)
 
 
+def list_domains(conn: libvirt.virConnect) -> list[libvirt.virDomain]:
+    """Every domain libvirt knows: defined, running or both."""
+    with libvirt_errors("listing domains"):
+        return list(conn.listAllDomains())
+
+
 def lookup(conn: libvirt.virConnect, name_or_uuid: str) -> libvirt.virDomain:
     """A domain by UUID or by name."""
     with contextlib.suppress(libvirt.libvirtError):

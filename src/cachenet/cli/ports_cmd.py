@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cachenet.agent.attach import connect, list_domains
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_mapping, emit_rows, json_option
 from cachenet.errors import StoreError
@@ -78,8 +79,8 @@ def move(cli: CliContext, instance_uuid: str, new_host: str, as_json: bool) -> N
     "--live",
     "live_file",
     type=click.File(),
-    required=True,
-    help="File with the UUIDs of the host's live instances, one a line ('-': stdin).",
+    help="File with the UUIDs of the host's live instances, one a line ('-': stdin). "
+    "Default: the domains libvirt knows at libvirt_uri (defined or running).",
 )
 @click.option(
     "--grace",
@@ -91,10 +92,13 @@ def move(cli: CliContext, instance_uuid: str, new_host: str, as_json: bool) -> N
 @json_option
 @pass_cli
 def gc(
-    cli: CliContext, host: str | None, live_file: click.File, grace: float, as_json: bool
+    cli: CliContext, host: str | None, live_file: click.File | None, grace: float, as_json: bool
 ) -> None:
     """Release the ports of a host whose instances are gone."""
-    live = [line.strip() for line in live_file if line.strip()]
+    if live_file is None:
+        live = [d.UUIDString() for d in list_domains(connect(cli.settings.libvirt_uri))]
+    else:
+        live = [line.strip() for line in live_file if line.strip()]
     released = cli.store.gc(host or cli.settings.host, live, grace)
     emit_rows([p.as_dict() for p in released], COLUMNS, as_json, title="released")
 
