@@ -18,7 +18,15 @@ def bridge() -> None:
 @pass_cli
 def ensure(cli: CliContext) -> None:
     """Create the bridge and attach the uplink as configured; safe to run at every boot."""
-    _report(backend_for(cli.settings).ensure(), f"{cli.settings.bridge} is already as configured")
+    settings = cli.settings
+    _report(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
+    if settings.bridge_type == "ovs" and (settings.isolate_ports or settings.anti_spoofing):
+        # Both rest on libvirt (isolated ports, nwfilter) that only a Linux bridge honours.
+        click.echo(
+            "warning: isolate_ports and anti_spoofing are enforced on Linux bridges only: "
+            f"on the OVS bridge {settings.bridge} instances can reach each other",
+            err=True,
+        )
 
 
 @bridge.command()

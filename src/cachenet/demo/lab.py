@@ -149,10 +149,11 @@ class CacheLab:
         """
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                domain = self.conn.lookupByName(name)
-            except libvirt.libvirtError:
-                return  # gone
+            # Listing rather than looking up: a failed lookup prints libvirt's error.
+            found = [d for d in self.conn.listAllDomains() if d.name() == name]
+            if not found:
+                return
+            domain = found[0]
             with contextlib.suppress(libvirt.libvirtError):
                 if domain.isActive():
                     domain.destroy()
