@@ -118,6 +118,22 @@ class CacheNicTest(CacheNicTestBase):
         self.assertEqual([], self.store.list())
 
 
+class DeletedWhileComputeDownTest(CacheNicTestBase):
+    def test_reaping_an_instance_deleted_while_its_compute_was_down_releases_the_port(self):
+        server = self._create_server(networks="none")
+        compute = self.computes["compute1"]
+        compute.stop()
+        service = self.admin_api.get_services(host="compute1", binary="nova-compute")[0]
+        self.admin_api.put_service(service["id"], {"forced_down": True})
+        self._delete_server(server)  # the API deletes it alone; the domain stays on compute1
+        self.assertIsNotNone(self.store.get(server["id"]))
+        compute.start()
+        self.admin_api.put_service(service["id"], {"forced_down": False})
+        self.flags(running_deleted_instance_action="reap")
+        compute.manager._cleanup_running_deleted_instances(nova_context.get_admin_context())
+        self.assertIsNone(self.store.get(server["id"]))
+
+
 class UnselectedInstanceTest(CacheNicTestBase):
     cachenet_options: ClassVar[dict[str, str]] = {"flavor_extra_spec": "cachenet:enabled"}
 

@@ -133,7 +133,10 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         super().destroy(context, instance, network_info, *args, **kwargs)
         # destroy() also runs for hard reboot, power on, rebuild, shelve offload
         # and resize revert; only ComputeManager._delete_instance sets DELETING.
-        if instance.task_state == task_states.DELETING:
+        # An instance the API deleted while this host was down is reaped later
+        # (running_deleted_instance_action = reap): it is already marked deleted.
+        deleted = instance.obj_attr_is_set("deleted") and instance.deleted
+        if instance.task_state == task_states.DELETING or deleted:
             self._release(instance)
 
     def _release(self, instance: Any) -> None:
