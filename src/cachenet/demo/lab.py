@@ -84,7 +84,9 @@ class CacheLab:
             netns.tx_offload_off(self.uplink)
             netns.tx_offload_off(f"{self.prefix}cn", ns=self.node_ns)
         self._cleanup.callback(self.cachenet, "bridge", "teardown", "--force")
-        self.cachenet("bridge", "ensure", check=True)
+        built = self.cachenet("bridge", "ensure", check=True)
+        if self.echo is not None:
+            self.echo(built.strip())
         self.start("dhcp", "serve", ns=self.node_ns)
         self.wait_for(lambda: (self.state / "dhcp" / "dnsmasq.pid").exists(), "dnsmasq", 15)
 
