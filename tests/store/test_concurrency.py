@@ -76,3 +76,18 @@ def allocate_while_the_only_slot_is_taken(busy):
     allocator.join(timeout=30)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["port"].host == "compute-1"
+
+
+def open_and_allocate(db_url):
+    store = open_store(make_settings(database=db_url, subnet="10.30.0.0/22"))
+    port = store.allocate(str(uuid.uuid4()), "compute")
+    store.engine.dispose()
+    return port.mac
+
+
+def test_many_hosts_meeting_an_empty_database_at_once_create_its_schema_once(db_url):
+    """First use on every host at the same time: one creates the schema, the
+    others wait for it or find it made; none fails."""
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+        macs = pool.map(open_and_allocate, [db_url] * PROCESSES)
+    assert len(set(macs)) == PROCESSES

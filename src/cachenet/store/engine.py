@@ -25,6 +25,11 @@ from cachenet.errors import ConfigError, StoreError, StoreUnavailable
 from cachenet.settings import mask_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration under migrations/versions (a test checks they agree):
+# comparing against it needs no alembic import on every command.
+SCHEMA_REVISION = "0001"
+SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
+SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
 T = TypeVar("T")
@@ -102,15 +107,31 @@ def upgrade(engine: Engine) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
 
     def migrate(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        # Every host may meet an empty database at once: one migrates, the
+        # others wait for it and then find nothing left to do.
+        with _schema_lock(connection):
+            if _schema_outdated(connection):
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
 
     run_transaction(engine, migrate)
 
 
-# The newest migration under migrations/versions (a test checks they agree):
-# comparing against it needs no alembic import on every command.
-SCHEMA_REVISION = "0001"
+@contextlib.contextmanager
+def _schema_lock(connection: Connection) -> Iterator[None]:
+    """A database-wide lock around schema changes (SQLite's BEGIN IMMEDIATE is one)."""
+    backend = connection.dialect.name
+    if backend == "postgresql":  # released with the transaction
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    elif backend in ("mysql", "mariadb"):  # a session lock: MariaDB commits DDL at once
+        got = connection.execute(text("SELECT GET_LOCK(:name, 60)"), {"name": SCHEMA_LOCK_NAME})
+        if got.scalar() != 1:
+            raise StoreError("timed out after 60 s waiting for another host's schema upgrade")
+    try:
+        yield
+    finally:
+        if backend in ("mysql", "mariadb"):
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": SCHEMA_LOCK_NAME})
 
 
 def needs_upgrade(engine: Engine) -> bool:
