@@ -61,6 +61,27 @@ def test_teardown_refuses_with_instance_ports_then_removes(ovs_bridge, prefix):
     assert f"{prefix}br" not in vsctl("list-br").split()
 
 
+def test_instance_ports_are_made_protected_and_the_uplink_is_not(ovs_bridge, prefix, root_veth):
+    bridge = ovs_bridge(device_prefix=f"{prefix}-")
+    bridge.ensure()
+    ports = [f"{prefix}-aaaaaaaa", f"{prefix}-bbbbbbbb"]
+    for port in ports:
+        vsctl("add-port", f"{prefix}br", port, "--", "set", "Interface", port, "type=internal")
+    assert bridge.isolate_instance_ports() == ports
+    assert [vsctl("get", "Port", port, "protected") for port in ports] == ["true", "true"]
+    assert vsctl("get", "Port", root_veth, "protected") == "false"  # cache nodes reach all
+    assert bridge.isolate_instance_ports() == []  # nothing left to do
+
+
+def test_with_isolation_off_instance_ports_stay_unprotected(ovs_bridge, prefix):
+    bridge = ovs_bridge(device_prefix=f"{prefix}-", isolate_ports=False)
+    bridge.ensure()
+    port = f"{prefix}-aaaaaaaa"
+    vsctl("add-port", f"{prefix}br", port, "--", "set", "Interface", port, "type=internal")
+    assert bridge.isolate_instance_ports() == []
+    assert vsctl("get", "Port", port, "protected") == "false"
+
+
 def test_teardown_leaves_an_operators_bridge_alone(ovs_bridge, prefix):
     vsctl("add-br", f"{prefix}br", "--", "set", "Bridge", f"{prefix}br", "datapath_type=netdev")
     with pytest.raises(BridgeError, match="not created by cachenet"):
@@ -108,8 +129,8 @@ def test_command_line_with_ovs(ovsdb, prefix, root_veth, tmp_path):
     try:
         first = run_cachenet(conf, "bridge", "ensure")
         assert first.returncode == 0
-        # isolate_ports and anti_spoofing are on by default; OVS does not honour them
-        assert "warning: isolate_ports and anti_spoofing are enforced on Linux" in first.stderr
+        # anti_spoofing is on by default; libvirt's nwfilter does not work on OVS
+        assert "warning: anti_spoofing is enforced on Linux bridges only" in first.stderr
         assert run_cachenet(conf, "bridge", "ensure").stdout.startswith("nothing to do")
         status = json.loads(run_cachenet(conf, "bridge", "status", "--json").stdout)
         assert (status["type"], status["vlan"], status["uplink"]) == ("ovs", 5, root_veth)

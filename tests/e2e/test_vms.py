@@ -17,6 +17,14 @@ def port_of(lab, domain):
     return json.loads(lab.cachenet("ports", "show", domain.UUIDString(), "--json", check=True))
 
 
+def start_agent(lab):
+    """``cachenet agent`` for the lab, once it has reconciled; its log file."""
+    lab.start("agent")
+    log = lab.state / "agent.log"
+    lab.wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
+    return log
+
+
 def inactive_xml(domain):
     return domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
 
@@ -37,8 +45,7 @@ def test_attach_before_start_gets_the_reserved_address(make_lab, bridge_type):
 @pytest.mark.parametrize("bridge_type", BRIDGE_TYPES)
 def test_agent_gives_new_domains_the_nic_and_releases_it_on_undefine(make_lab, bridge_type):
     lab = make_lab(bridge_type)
-    lab.start("agent")
-    lab.wait_for(lambda: "reconciled" in (lab.state / "agent.log").read_text(), "the agent", 20)
+    start_agent(lab)
     domain = lab.define("vm2")
     lab.wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the agent to attach", 10)
     port = port_of(lab, domain)
@@ -91,6 +98,23 @@ def test_isolation_and_anti_spoofing_on_linux_bridge(make_lab):
     assert outcome(b_report, "SPOOF") == "fail"  # nor the cache node with a forged address
 
 
+def test_isolation_on_ovs_where_the_agent_protects_the_ports_as_domains_start(make_lab):
+    lab = make_lab("ovs")
+    log = start_agent(lab)
+    a_report, b_report = run_pair(lab)
+    assert outcome(a_report, "PING") == "ok" and outcome(b_report, "PING") == "ok"
+    assert outcome(b_report, "PEER") == "fail"  # instances do not reach each other
+    assert log.read_text().count("isolated cache-") == 2
+
+
+def test_ovs_without_isolation_lets_instances_reach_each_other(make_lab):
+    """The control for the test above."""
+    lab = make_lab("ovs", isolate_ports="false")
+    start_agent(lab)
+    _, b_report = run_pair(lab)
+    assert outcome(b_report, "PEER") == "ok"
+
+
 def test_without_isolation_and_anti_spoofing_both_get_through(make_lab):
     """The control for the test above: the same guests, protections off."""
     lab = make_lab("linuxbridge", isolate_ports="false", anti_spoofing="false")
@@ -108,9 +132,7 @@ def test_agent_makes_up_for_a_domain_defined_while_the_store_was_down(make_lab, 
         name = make_url(url).database
         database = f"mysql+pymysql://cachenet:cachenet@localhost/{name}?unix_socket={socket}"
         lab = make_lab(database=database, agent_reconcile_interval="1")
-        lab.start("agent")
-        log = lab.state / "agent.log"
-        lab.wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
+        log = start_agent(lab)
 
         socket.unlink()
         with databases.server_or_skip("mariadb").connect() as admin:

@@ -26,6 +26,7 @@ from cachenet.nova import compute as cachenet_compute
 from cachenet.nova import driver as cachenet_driver
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness import ovs
 
 API_PASTE = os.path.join(sys.prefix, "etc", "nova", "api-paste.ini")
 
@@ -116,6 +117,30 @@ class CacheNicTest(CacheNicTestBase):
         self._delete_server(server)
         self.assertIsNone(self.store.get(server["id"]))
         self.assertEqual([], self.store.list())
+
+
+class OvsIsolationTest(CacheNicTestBase):
+    """On OVS, cachenet's driver marks the cache port protected when a domain starts."""
+
+    cachenet_options: ClassVar[dict[str, str]] = {"bridge_type": "ovs"}
+
+    def setUp(self):
+        ovs.ensure_running()  # the machine's OVS, at the default socket
+        self.bridge = f"cnt{uuid.uuid4().hex[:8]}"
+        ovs.vsctl("add-br", self.bridge, "--", "set", "Bridge", self.bridge,
+                  "datapath_type=netdev")  # fmt: skip
+        self.addCleanup(ovs.vsctl, "--if-exists", "del-br", self.bridge)
+        super().setUp()
+
+    def test_a_started_domain_has_its_cache_port_protected(self):
+        server = self._create_server(networks="none")
+        device = self.store.get(server["id"]).device
+        # What libvirt does as the domain starts (Nova's fake libvirt does not).
+        ovs.vsctl("add-port", self.bridge, device, "--", "set", "Interface", device,
+                  "type=internal")  # fmt: skip
+        self.assertEqual("false", ovs.vsctl("get", "Port", device, "protected"))
+        self._reboot_server(server, hard=True)
+        self.assertEqual("true", ovs.vsctl("get", "Port", device, "protected"))
 
 
 class DeletedWhileComputeDownTest(CacheNicTestBase):

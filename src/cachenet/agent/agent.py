@@ -2,11 +2,13 @@
 
 It follows libvirt's lifecycle events on libvirt's default event loop:
 DEFINED adds the cache interface to the persistent config, UNDEFINED releases
-the port. On (re)connection, and every ``agent_reconcile_interval`` seconds
-after, it reconciles: selected domains that lack the interface get it, and
-ports of this host whose domain no longer exists are released, so an event
-handled while the store was down is made up for. It reconnects, with
-backoff, when libvirtd restarts.
+the port, STARTED isolates the ports the domain plugged (OVS; see
+BridgeBackend.isolate_instance_ports). On (re)connection, and every
+``agent_reconcile_interval`` seconds after, it reconciles: selected domains
+that lack the interface get it, unisolated ports are isolated, and ports of
+this host whose domain no longer exists are released, so an event handled
+while the store was down is made up for. It reconnects, with backoff, when
+libvirtd restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 
 import libvirt
 
-from cachenet.agent.attach import attach, libvirt_errors, list_domains
+from cachenet.agent.attach import attach, isolate_ports, libvirt_errors, list_domains
 from cachenet.errors import CachenetError
 from cachenet.port import Port
 from cachenet.settings import Settings
@@ -53,8 +55,19 @@ def reconcile(
     for domain in domains:
         if selected(settings, domain):
             changes += _attach_logged(settings, store, domain)
+    _isolate_logged(settings)
     released = store.gc(settings.host, [d.UUIDString() for d in domains], grace)
     return changes, released
+
+
+def _isolate_logged(settings: Settings) -> None:
+    try:
+        changes = isolate_ports(settings)
+    except CachenetError as exc:
+        LOG.error("isolating instance ports: %s", exc)
+        return
+    for change in changes:
+        LOG.info("%s", change)
 
 
 def _attach_logged(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
@@ -165,6 +178,8 @@ class Agent:
                     _attach_logged(self.settings, self.store, domain)
                 elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
                     self._release(domain.UUIDString(), domain.name())
+                elif event == libvirt.VIR_DOMAIN_EVENT_STARTED:  # its ports were just plugged
+                    _isolate_logged(self.settings)
         except CachenetError as exc:  # the store is down: the next reconciliation makes up
             LOG.error("handling event %d of %s: %s", event, domain.name(), exc)
         except Exception:  # an event must never kill the event loop

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libvirt
 
 from cachenet import domxml
+from cachenet.bridge import backend_for
 from cachenet.errors import LibvirtError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
@@ -55,6 +56,7 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
         port = store.move(port.instance_uuid, settings.host)
     wanted = domxml.interface_xml(port, settings)
     changes = []
+    hot_plugged = False
     with libvirt_errors(f"attaching the cache interface to {name}"):
         for flag, where in _targets(domain):
             found = domxml.find_cache_interface(_xml(domain, flag), settings)
@@ -64,7 +66,15 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
                 domain.detachDeviceFlags(found.xml, flag)
             domain.attachDeviceFlags(wanted, flag)
             changes.append(f"attached {port.mac} ({port.address}) to {name} ({where})")
+            hot_plugged |= flag == AFFECT_LIVE
+    if hot_plugged:  # a new port on the bridge
+        changes += isolate_ports(settings)
     return changes
+
+
+def isolate_ports(settings: Settings) -> list[str]:
+    """Isolate the instance ports that appeared on the bridge (see BridgeBackend)."""
+    return [f"isolated {port}" for port in backend_for(settings).isolate_instance_ports()]
 
 
 def detach(

@@ -42,3 +42,8 @@ class BridgeBackend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> BridgeStatus:
         """The bridge as it is now."""
+
+    @abc.abstractmethod
+    def isolate_instance_ports(self) -> list[str]:
+        """With ``isolate_ports``, make the instance ports now on the bridge unable to
+        reach each other; returns the ports changed. Call it after a domain starts."""

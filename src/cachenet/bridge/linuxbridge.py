@@ -114,6 +114,10 @@ class LinuxBridge(BridgeBackend):
                     status.uplink_state = link.get_attr("IFLA_OPERSTATE")
             return status
 
+    def isolate_instance_ports(self) -> list[str]:
+        # libvirt isolates each port as it plugs it (<port isolated="yes"/>).
+        return []
+
     def _instance_ports(self, ipr: IPRoute, bridge_index: int) -> list[str]:
         prefix = self.settings.device_prefix
         names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links(master=bridge_index)]

@@ -129,6 +129,25 @@ class OvsBridge(BridgeBackend):
             status.vlan = _first(self._row("Port", uplink).tag)
         return status
 
+    def isolate_instance_ports(self) -> list[str]:
+        """Mark every instance port of the bridge protected; returns the ports changed.
+
+        OVS forwards nothing between two protected ports (Port.protected), so
+        instances reach the uplink and the host but not each other: the Linux
+        bridge's isolated ports. libvirt creates the port when the domain
+        starts and cannot set it, so whoever sees the start calls this.
+        """
+        if not self.settings.isolate_ports:
+            return []
+        if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
+            return []
+        exposed = [p for p in self._instance_ports() if self._row("Port", p).protected is not True]
+        if exposed:
+            with self.api.transaction(check_error=True) as txn:
+                for port in exposed:
+                    txn.add(self.api.db_set("Port", port, ("protected", True)))
+        return exposed
+
     def _instance_ports(self) -> list[str]:
         ports = self.api.list_ports(self.settings.bridge).execute(check_error=True)
         return sorted(p for p in ports if p.startswith(self.settings.device_prefix))

@@ -20,11 +20,11 @@ def ensure(cli: CliContext) -> None:
     """Create the bridge and attach the uplink as configured; safe to run at every boot."""
     settings = cli.settings
     _report(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
-    if settings.bridge_type == "ovs" and (settings.isolate_ports or settings.anti_spoofing):
-        # Both rest on libvirt (isolated ports, nwfilter) that only a Linux bridge honours.
+    if settings.bridge_type == "ovs" and settings.anti_spoofing:
+        # libvirt's nwfilter, which does it, filters only on a Linux bridge.
         click.echo(
-            "warning: isolate_ports and anti_spoofing are enforced on Linux bridges only: "
-            f"on the OVS bridge {settings.bridge} instances can reach each other",
+            "warning: anti_spoofing is enforced on Linux bridges only: on the OVS bridge "
+            f"{settings.bridge} an instance can send from addresses other than its own",
             err=True,
         )
 
