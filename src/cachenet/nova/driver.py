@@ -29,7 +29,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from cachenet import domxml
-from cachenet.bridge import BridgeBackend, backend_for
+from cachenet.bridge import backend_for
 from cachenet.errors import CachenetError
 from cachenet.nova.selection import wants_cache_nic
 from cachenet.port import Port
@@ -58,7 +58,6 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         super().__init__(virtapi, read_only)
         self._cachenet_settings: Settings | None = None
         self._cachenet_store: PortStore | None = None
-        self._cachenet_bridge: BridgeBackend | None = None
         self._cachenet_host = CONF.host
 
     # --- configuration and store, read once --------------------------------------
@@ -68,12 +67,6 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         if self._cachenet_settings is None:
             self._cachenet_settings = settings_from_conf(CONF)
         return self._cachenet_settings
-
-    @property
-    def cachenet_bridge(self) -> BridgeBackend:
-        if self._cachenet_bridge is None:
-            self._cachenet_bridge = backend_for(self.cachenet_settings)
-        return self._cachenet_bridge
 
     @property
     def cachenet_store(self) -> PortStore:
@@ -94,7 +87,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         """Why this host's cache bridge cannot take instances, or None."""
         settings = self.cachenet_settings
         try:
-            exists = self.cachenet_bridge.status().exists
+            exists = backend_for(self.cachenet_settings).status().exists
         except CachenetError as exc:
             return f"cannot check the cache bridge {settings.bridge}: {exc}"
         if not exists:
@@ -144,7 +137,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
     def _isolate_cache_ports(self, instance: Any) -> None:
         """On OVS, keep instances from reaching each other (see isolate_instance_ports)."""
         try:
-            for port in self.cachenet_bridge.isolate_instance_ports():
+            for port in backend_for(self.cachenet_settings).isolate_instance_ports():
                 LOG.info("Isolated cache port %s", port, instance=instance)
         except CachenetError as exc:
             LOG.error("Could not isolate the cache ports: %s", exc, instance=instance)
