@@ -274,6 +274,12 @@ class DriverContractTest(NovaUnderPytest, base.ServersTestBase):
         self.assertEqual("deleting", task_states.DELETING)
         reattach = inspect.signature(nova_libvirt_driver.LibvirtDriver._reattach_instance_vifs)
         self.assertEqual(["self", "context", "instance", "network_info"], list(reattach.parameters))
+        create = inspect.signature(nova_libvirt_driver.LibvirtDriver._create_guest)
+        self.assertEqual(["self", "context", "xml", "instance"], list(create.parameters)[:4])
+        check = inspect.signature(
+            nova_libvirt_driver.LibvirtDriver.check_can_live_migrate_destination
+        )
+        self.assertEqual(["self", "context", "instance"], list(check.parameters)[:3])
 
     def test_load_compute_driver_finds_cachenets_driver_by_its_short_name(self):
         cachenet_compute.register_driver_module()

@@ -87,7 +87,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         """Why this host's cache bridge cannot take instances, or None."""
         settings = self.cachenet_settings
         try:
-            exists = backend_for(self.cachenet_settings).status().exists
+            exists = backend_for(settings).status().exists
         except CachenetError as exc:
             return f"cannot check the cache bridge {settings.bridge}: {exc}"
         if not exists:
