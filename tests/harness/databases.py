@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 SERVERS = {
@@ -63,15 +63,15 @@ def fresh_database(kind: str) -> Iterator[str]:
         engine.dispose()
 
 
-def kill_connections(conn: object, database: str) -> None:
+def kill_connections(conn: Connection, database: str) -> None:
     """End every MariaDB session using ``database`` (as a server restart would)."""
     sessions = text(
         "SELECT id FROM information_schema.processlist WHERE db = :db AND id <> CONNECTION_ID()"
     )
-    ids = conn.execute(sessions, {"db": database}).scalars()  # type: ignore[attr-defined]
+    ids = conn.execute(sessions, {"db": database}).scalars()
     for session in list(ids):
         with contextlib.suppress(Exception):  # it may have ended by itself
-            conn.execute(text(f"KILL {int(session)}"))  # type: ignore[attr-defined]
+            conn.execute(text(f"KILL {int(session)}"))
 
 
 def connections_to(url: str) -> int:
