@@ -1,6 +1,7 @@
 """The Linux bridge backend against the real kernel, each test in its own namespace."""
 
 import json
+import subprocess
 
 import pytest
 from pyroute2 import NetNS
@@ -75,6 +76,22 @@ def test_teardown_refuses_while_instance_ports_are_attached(ns, prefix):
         bridge.teardown()
     assert link(ns, f"{prefix}br") is not None
     assert bridge.teardown(force=True) == [f"removed Linux bridge {prefix}br"]
+
+
+def test_status_names_the_instance_ports_that_are_not_isolated(ns, prefix):
+    bridge = backend(ns, prefix, device_prefix="cache-")
+    bridge.ensure()
+    with NetNS(ns) as ipr:
+        br = ipr.link_lookup(ifname=f"{prefix}br")[0]
+        for n, port in enumerate(["cache-0000000a", "cache-0000000b"]):
+            ipr.link("add", ifname=port, kind="veth", peer=f"{prefix}vm{n}")
+            ipr.link("set", index=ipr.link_lookup(ifname=port)[0], master=br)
+    # What libvirt does for <port isolated="yes"/>, on one of the two.
+    subprocess.run(["ip", "netns", "exec", ns, "bridge", "link", "set", "dev",
+                    "cache-0000000a", "isolated", "on"], check=True)  # fmt: skip
+    status = bridge.status()
+    assert status.instance_ports == ["cache-0000000a", "cache-0000000b"]
+    assert status.unisolated_ports == ["cache-0000000b"]
 
 
 def test_missing_uplink_is_an_error_and_leaves_no_bridge(ns, prefix):

@@ -67,7 +67,9 @@ def test_instance_ports_are_made_protected_and_the_uplink_is_not(ovs_bridge, pre
     ports = [f"{prefix}-aaaaaaaa", f"{prefix}-bbbbbbbb"]
     for port in ports:
         vsctl("add-port", f"{prefix}br", port, "--", "set", "Interface", port, "type=internal")
+    assert bridge.status().unisolated_ports == ports
     assert bridge.isolate_instance_ports() == ports
+    assert bridge.status().unisolated_ports == []
     assert [vsctl("get", "Port", port, "protected") for port in ports] == ["true", "true"]
     assert vsctl("get", "Port", root_veth, "protected") == "false"  # cache nodes reach all
     assert bridge.isolate_instance_ports() == []  # nothing left to do

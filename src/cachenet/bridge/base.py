@@ -23,6 +23,8 @@ class BridgeStatus:
     uplink_state: str | None = None
     vlan: int | None = None
     instance_ports: list[str] = field(default_factory=list)
+    # Instance ports that can reach other instance ports (isolate_ports not applied).
+    unisolated_ports: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -106,6 +106,7 @@ class LinuxBridge(BridgeBackend):
             status.state = bridge.get_attr("IFLA_OPERSTATE")
             status.mtu = bridge.get_attr("IFLA_MTU")
             status.instance_ports = self._instance_ports(ipr, bridge["index"])
+            status.unisolated_ports = [p for p in status.instance_ports if not _isolated(ipr, p)]
             uplink = self.settings.uplink
             if uplink:
                 link = _link(ipr, uplink)
@@ -122,6 +123,15 @@ class LinuxBridge(BridgeBackend):
         prefix = self.settings.device_prefix
         names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links(master=bridge_index)]
         return sorted(n for n in names if n.startswith(prefix))
+
+
+def _isolated(ipr: IPRoute, port: str) -> bool:
+    """Whether the bridge port forwards only to non-isolated ports (IFLA_BRPORT_ISOLATED)."""
+    for message in ipr.brport("show", index=_index(ipr, port)):
+        info = message.get_attr("IFLA_PROTINFO")
+        if info is not None and info.get_attr("IFLA_BRPORT_ISOLATED"):
+            return True
+    return False
 
 
 def _link(ipr: IPRoute, name: str) -> Any:

@@ -123,6 +123,7 @@ class OvsBridge(BridgeBackend):
         status.state = _first(bridge_iface.link_state)
         status.mtu = _first(bridge_iface.mtu)
         status.instance_ports = self._instance_ports()
+        status.unisolated_ports = self._unprotected(status.instance_ports)
         if uplink and self.api.port_to_br(uplink).execute(check_error=False) == name:
             status.uplink = uplink
             status.uplink_state = _first(self._row("Interface", uplink).link_state)
@@ -141,12 +142,15 @@ class OvsBridge(BridgeBackend):
             return []
         if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
             return []
-        exposed = [p for p in self._instance_ports() if self._row("Port", p).protected is not True]
+        exposed = self._unprotected(self._instance_ports())
         if exposed:
             with self.api.transaction(check_error=True) as txn:
                 for port in exposed:
                     txn.add(self.api.db_set("Port", port, ("protected", True)))
         return exposed
+
+    def _unprotected(self, ports: list[str]) -> list[str]:
+        return [p for p in ports if self._row("Port", p).protected is not True]
 
     def _instance_ports(self) -> list[str]:
         ports = self.api.list_ports(self.settings.bridge).execute(check_error=True)
