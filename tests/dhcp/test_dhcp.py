@@ -7,7 +7,6 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from harness import databases
 
@@ -110,21 +109,14 @@ def test_serving_goes_on_while_the_store_is_down(cache_network, tmp_path):
     """MariaDB shared by many hosts goes away: leases keep being served, and once it
     is back a port allocated meanwhile is served too."""
     # The server runs in a network namespace, away from the host's loopback: it
-    # reaches MariaDB through its Unix socket, here behind a link the test can cut.
-    socket = tmp_path / "mysqld.sock"
-    socket.symlink_to(databases.MARIADB_SOCKET)
-    with databases.fresh_database("mariadb") as url:
-        name = make_url(url).database
-        cache_network.configure(
-            database=f"mysql+pymysql://cachenet:cachenet@localhost/{name}?unix_socket={socket}"
-        )
+    # reaches MariaDB through its Unix socket.
+    with databases.mariadb_behind_a_link(tmp_path) as store:
+        cache_network.configure(database=store.url)
         port = allocate(cache_network)
         cache_network.start_server()
         assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
 
-        socket.unlink()  # the store is down: no new connection, the open ones dropped
-        with databases.server_or_skip("mariadb").connect() as admin:
-            databases.kill_connections(admin, name)
+        store.cut()
         log = tmp_path / "serve.log"
         cache_network.wait_for(lambda: "cannot use the port store" in log.read_text(),
                                "the server to notice", 5)  # fmt: skip
@@ -132,7 +124,7 @@ def test_serving_goes_on_while_the_store_is_down(cache_network, tmp_path):
         assert cache_network.server.poll() is None
         assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
 
-        socket.symlink_to(databases.MARIADB_SOCKET)  # back
+        store.restore()
         later = allocate(cache_network)
         cache_network.wait_for(
             lambda: cache_network.reservation(later["instance_uuid"]).exists(), "the new port", 5

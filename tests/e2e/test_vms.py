@@ -4,7 +4,6 @@ import json
 
 import libvirt
 import pytest
-from sqlalchemy.engine import make_url
 
 from cachenet.demo.lab import lease_of, outcome
 from harness import databases
@@ -126,22 +125,16 @@ def test_without_isolation_and_anti_spoofing_both_get_through(make_lab):
 def test_agent_makes_up_for_a_domain_defined_while_the_store_was_down(make_lab, tmp_path):
     """A shared MariaDB store goes away while a domain is defined: the agent logs
     it, and its next reconciliation gives the domain its NIC once the store is back."""
-    socket = tmp_path / "mysqld.sock"  # the store's Unix socket, behind a link to cut
-    socket.symlink_to(databases.MARIADB_SOCKET)
-    with databases.fresh_database("mariadb") as url:
-        name = make_url(url).database
-        database = f"mysql+pymysql://cachenet:cachenet@localhost/{name}?unix_socket={socket}"
-        lab = make_lab(database=database, agent_reconcile_interval="1")
+    with databases.mariadb_behind_a_link(tmp_path) as store:
+        lab = make_lab(database=store.url, agent_reconcile_interval="1")
         log = start_agent(lab)
 
-        socket.unlink()
-        with databases.server_or_skip("mariadb").connect() as admin:
-            databases.kill_connections(admin, name)
+        store.cut()
         domain = lab.define("late")
         lab.wait_for(lambda: "cannot use the port store" in log.read_text(), "the error", 10)
         assert "fa:17:3e" not in inactive_xml(domain)
 
-        socket.symlink_to(databases.MARIADB_SOCKET)
+        store.restore()
         lab.wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the NIC after the outage", 10)
         assert port_of(lab, domain)["mac"] in inactive_xml(domain)
         assert "reconciled: 1 interfaces added" in log.read_text()

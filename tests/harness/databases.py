@@ -10,6 +10,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -125,3 +126,31 @@ def _as_postgres(database: str, sql: str) -> None:
 
 def _as_mariadb(sql: str) -> None:
     subprocess.run(["mariadb", "-e", sql], check=True, capture_output=True)
+
+
+class LinkedDatabase:
+    """A MariaDB database reached through a link to the server's Unix socket, which a
+    test cuts to take the store away (no new connection, the open ones ended) and
+    restores. A socket path also reaches the server from inside a network namespace."""
+
+    def __init__(self, url: str, link: Path) -> None:
+        self.name = make_url(url).database
+        self.link = link
+        self.url = f"mysql+pymysql://cachenet:cachenet@localhost/{self.name}?unix_socket={link}"
+
+    def cut(self) -> None:
+        self.link.unlink()
+        with server_or_skip("mariadb").connect() as admin:
+            kill_connections(admin, self.name)
+
+    def restore(self) -> None:
+        self.link.symlink_to(MARIADB_SOCKET)
+
+
+@contextlib.contextmanager
+def mariadb_behind_a_link(directory: Path) -> Iterator[LinkedDatabase]:
+    """A fresh MariaDB database behind a cuttable link in ``directory``, dropped afterwards."""
+    with fresh_database("mariadb") as url:
+        database = LinkedDatabase(url, directory / "mysqld.sock")
+        database.restore()
+        yield database
