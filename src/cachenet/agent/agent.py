@@ -18,6 +18,7 @@ import fnmatch
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import libvirt
 
@@ -60,19 +61,18 @@ def reconcile(
     return changes, released
 
 
-def _isolate_logged(settings: Settings) -> None:
-    try:
-        changes = isolate_ports(settings)
-    except CachenetError as exc:
-        LOG.error("isolating instance ports: %s", exc)
-        return
-    for change in changes:
-        LOG.info("%s", change)
+def _isolate_logged(settings: Settings) -> list[str]:
+    return _logged(lambda: isolate_ports(settings))
 
 
 def _attach_logged(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
+    return _logged(lambda: attach(settings, store, domain))
+
+
+def _logged(work: Callable[[], list[str]]) -> list[str]:
+    """The changes ``work`` made, each logged; an operator's error is logged, not raised."""
     try:
-        changes = attach(settings, store, domain)
+        changes = work()
     except CachenetError as exc:
         LOG.error("%s", exc)
         return []
