@@ -8,14 +8,23 @@ so the same instance always gets the same name, and fit Linux's 15 characters.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 import uuid
+from collections.abc import Iterator
 
 from cachenet.errors import IdentityError
 
 IFNAMSIZ_MAX = 15  # Linux IFNAMSIZ (16) minus the terminating NUL
 DEVICE_SUFFIX_MIN = 8  # hex digits of the instance UUID kept in a device name (32 bits)
 MAC_OCTETS = 6
+HOST_MAX = 255  # characters of a compute host's name (the store's column)
+
+# A device name is also the host name dnsmasq hands out with the lease, written
+# into a dhcp-host line: letters, digits, '-' and '_' (never first), as
+# dnsmasq's legal_hostname() accepts; no ',', newline or space can end the line.
+_DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 _OCTET = re.compile(r"^[0-9a-fA-F]{1,2}$")
 
@@ -105,3 +114,70 @@ def device_name(device_prefix: str, instance_uuid: str) -> str:
             f"device prefix {device_prefix!r} leaves {room} characters, {DEVICE_SUFFIX_MIN} needed"
         )
     return device_prefix + uuid.UUID(canonical_uuid(instance_uuid)).hex[:room]
+
+
+def device_names(device_prefix: str, instance_uuid: str) -> Iterator[str]:
+    """``device_name``, then deterministic alternatives for when another instance holds it.
+
+    The store keeps the first free one in the instance's row, so it stays the
+    instance's name whatever is allocated later.
+    """
+    yield device_name(device_prefix, instance_uuid)
+    yield from alternative_device_names(device_prefix, canonical_uuid(instance_uuid))
+
+
+def alternative_device_names(device_prefix: str, key: str) -> Iterator[str]:
+    """prefix + hex digits of sha256(key/n) for n = 1, 2, ...: as long as ``device_name``."""
+    room = IFNAMSIZ_MAX - len(device_prefix)
+    for n in itertools.count(1):
+        yield device_prefix + hashlib.sha256(f"{key}/{n}".encode()).hexdigest()[:room]
+
+
+def check_device(name: str) -> str:
+    """``name`` if it can be a Linux interface name and a dnsmasq host name."""
+    if not _DEVICE_NAME.fullmatch(name) or len(name.encode()) > IFNAMSIZ_MAX:
+        raise IdentityError(
+            f"device name {shown(name)} is not 1 to {IFNAMSIZ_MAX} letters, digits, '-' or '_' "
+            "(not first)"
+        )
+    return name
+
+
+def check_host(host: str) -> str:
+    """``host`` if it can name a compute host: 1 to 255 printable characters."""
+    if not host or len(host) > HOST_MAX or not host.isprintable():
+        raise IdentityError(
+            f"host {shown(host)} ({len(host)} characters) is not 1 to {HOST_MAX} printable "
+            "characters"
+        )
+    return host
+
+
+def check_stored_mac(mac: str) -> str:
+    """``mac`` if it is a canonical unicast MAC address (what the store hands out)."""
+    try:
+        canonical = canonical_mac(mac)
+    except IdentityError:
+        canonical = None
+    if canonical != mac:
+        raise IdentityError(f"MAC {shown(mac)} is not canonical (six lower-case hex pairs)")
+    if parse_mac_octets(mac)[0] & 0x01:
+        raise IdentityError(f"MAC {shown(mac)} is multicast")
+    return mac
+
+
+def check_stored_uuid(text: str) -> str:
+    """``text`` if it is an instance UUID in canonical form."""
+    try:
+        canonical = canonical_uuid(text)
+    except IdentityError:
+        canonical = None
+    if canonical != text:
+        raise IdentityError(f"{shown(text)} is not a UUID in canonical form")
+    return text
+
+
+def shown(text: object, limit: int = 40) -> str:
+    """``text`` quoted for a message or log line: one line, control characters escaped, short."""
+    value = str(text)
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -6,7 +8,12 @@ from cachenet.errors import IdentityError
 from cachenet.identity import (
     canonical_mac,
     canonical_uuid,
+    check_device,
+    check_host,
+    check_stored_mac,
+    check_stored_uuid,
     device_name,
+    device_names,
     has_mac_prefix,
     mac_from_suffix,
     mac_suffix,
@@ -80,3 +87,55 @@ def test_canonical_uuid():
     )
     with pytest.raises(IdentityError, match="not a UUID"):
         canonical_uuid("instance-1")
+
+
+def test_colliding_uuids_have_distinct_deterministic_alternative_device_names():
+    first = list(
+        itertools.islice(device_names("cache-", "01890a5d-ac96-7000-8000-000000000001"), 3)
+    )
+    second = list(
+        itertools.islice(device_names("cache-", "01890a5d-ac97-7000-8000-000000000002"), 3)
+    )
+    assert first[0] == second[0] == "cache-01890a5da"
+    assert len(set(first + second)) == 5  # only the leading name is shared
+    assert all(len(name) == 15 and check_device(name) for name in first + second)
+    again = itertools.islice(device_names("cache-", "01890A5D-AC96-7000-8000-000000000001"), 3)
+    assert list(again) == first
+
+
+@pytest.mark.parametrize("name", ["cache-0123abcd", "vm_1", "A-b_9", "x" * 15])
+def test_legal_device_names(name):
+    assert check_device(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 16, "-x", "_x", "a b", "a,b", "a\nb", "a\n", "a/b", "a:b", "é", "vm+", ".."]
+)
+def test_device_names_neither_linux_nor_dnsmasq_accepts_are_refused(name):
+    with pytest.raises(IdentityError, match="device name"):
+        check_device(name)
+
+
+@pytest.mark.parametrize("host", ["", "x" * 256, "a\nb", "a\x1b[31mb", "a\x00", "a\tb", "a\u200bb"])
+def test_hosts_that_are_empty_too_long_or_not_printable_are_refused(host):
+    with pytest.raises(IdentityError, match="not 1 to 255 printable characters") as caught:
+        check_host(host)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
+
+
+def test_hosts_of_up_to_255_printable_characters_are_accepted():
+    assert check_host("compute-1.example.org") == "compute-1.example.org"
+    assert check_host("h" * 255) == "h" * 255
+
+
+@pytest.mark.parametrize("mac", ["FA:17:3E:00:00:01", "fa:17:3e:0:0:1", "fb:17:3e:00:00:01", ""])
+def test_stored_macs_must_be_canonical_and_unicast(mac):
+    with pytest.raises(IdentityError):
+        check_stored_mac(mac)
+
+
+def test_stored_uuids_must_be_canonical():
+    assert check_stored_uuid("01890a5d-ac96-7000-8000-000000000001")
+    for text in ("../../outside/pwned", "01890A5D-AC96-7000-8000-000000000001", " x"):
+        with pytest.raises(IdentityError, match="not a UUID in canonical form"):
+            check_stored_uuid(text)

@@ -2,25 +2,52 @@
 
 dnsmasq reads new and changed files there through inotify, but forgets a
 deleted file's reservation only on SIGHUP: ``apply`` says when one is needed.
+
+cachenet owns only the files it names, ``<canonical instance UUID>.conf``: any
+other file there is left alone (and logged once). A state or hosts directory
+that is a symbolic link is refused: what it points to is not cachenet's.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
+from cachenet.errors import DhcpError, IdentityError
+from cachenet.identity import check_device, check_stored_mac, check_stored_uuid
 from cachenet.port import Port
+
+LOG = logging.getLogger(__name__)
+_OWN_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.conf")
 
 
 def reservation_name(port: Port) -> str:
     """One file per instance, so releasing one port never touches another's file."""
-    return f"{port.instance_uuid}.conf"
+    # The store checked the row already; a file name is checked here again.
+    try:
+        return f"{check_stored_uuid(port.instance_uuid)}.conf"
+    except IdentityError as exc:
+        raise DhcpError(f"no reservation file: instance {exc}") from None
 
 
 def reservation_line(port: Port) -> str:
     """A dhcp-host line: this MAC gets this address (and the device name as host name)."""
-    return f"{port.mac},{port.address},{port.device}\n"
+    try:
+        mac, device = check_stored_mac(port.mac), check_device(port.device)
+    except IdentityError as exc:
+        raise DhcpError(f"no reservation for instance {port.instance_uuid!r}: {exc}") from None
+    if not isinstance(port.address, ipaddress.IPv4Address):
+        raise DhcpError(f"no reservation for instance {port.instance_uuid!r}: not an address")
+    return f"{mac},{port.address},{device}\n"
+
+
+def is_own(name: str) -> bool:
+    """Whether cachenet names a file so (and may therefore replace or delete it)."""
+    return _OWN_NAME.fullmatch(name) is not None
 
 
 class HostsDir:
@@ -28,11 +55,22 @@ class HostsDir:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        for directory in (path.parent, path):
+            if directory.is_symlink():
+                raise DhcpError(f"{directory} is a symbolic link: refusing to write reservations")
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o755)  # dnsmasq reads it after dropping privileges
-        self._written: dict[str, str] = {
-            f.name: f.read_text() for f in self.path.glob("*.conf") if f.is_file()
-        }
+        self._written: dict[str, str] = {}
+        foreign = []
+        for entry in self.path.iterdir():
+            if is_own(entry.name) and entry.is_file() and not entry.is_symlink():
+                self._written[entry.name] = entry.read_text()
+            elif not entry.name.startswith("."):  # our temporary files and the probe
+                foreign.append(entry.name)
+        if foreign:
+            names = ", ".join(repr(name) for name in sorted(foreign)[:10])
+            LOG.warning("%s holds %d files cachenet did not name, left alone: %s",
+                        self.path, len(foreign), names)  # fmt: skip
 
     def write(self, port: Port) -> bool:
         """Write ``port``'s reservation; False when the file already says that."""

@@ -27,7 +27,7 @@ from cachenet.settings import mask_password
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test checks they agree):
 # comparing against it needs no alembic import on every command.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 MAX_ATTEMPTS = 20

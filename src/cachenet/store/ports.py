@@ -11,6 +11,8 @@ out of connection slots (engine.run_transaction).
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,20 +20,34 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
-from cachenet.errors import StoreError, SubnetExhausted
-from cachenet.identity import canonical_uuid, device_name, mac_from_suffix, suffix_bits
+from cachenet.errors import IdentityError, StoreError, SubnetExhausted
+from cachenet.identity import (
+    canonical_uuid,
+    check_device,
+    check_host,
+    check_stored_mac,
+    check_stored_uuid,
+    device_names,
+    mac_from_suffix,
+    shown,
+    suffix_bits,
+)
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import Settings, linux_ifname_problem
 from cachenet.store.addresses import address_at, merged_exclusions
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
 
 T = TypeVar("T")
+LOG = logging.getLogger(__name__)
 
 # Events re-read below the caller's cursor: a transaction that took an event id
 # before a newer one committed becomes visible late; re-reading a window (and
 # the DHCP side's periodic full resync) catches it. Applying an event twice is harmless.
 EVENT_LOOKBACK = 256
+# Device names tried for an instance before giving up: the first is the
+# instance's own, the others hash-derived, so more than two are taken only by chance.
+DEVICE_NAME_TRIES = 16
 
 
 # Statements of the allocation path, built once: building them per call cost
@@ -47,6 +63,9 @@ _UPDATE_ALLOCATOR = (
 )
 _ADDRESS_IN_USE = select(ports.c.id).where(ports.c.address == bindparam("address")).limit(1)
 _MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
+_DEVICE_IN_USE = select(ports.c.id).where(ports.c.device == bindparam("device")).limit(1)
+_UNFREE_ADDRESS = delete(free_addresses).where(free_addresses.c.address == bindparam("address"))
+_UNFREE_MAC = delete(free_macs).where(free_macs.c.mac == bindparam("mac"))
 _INSERT_PORT = insert(ports)
 _INSERT_EVENT = insert(port_events)
 _NEWEST_EVENT = select(func.max(port_events.c.id))
@@ -70,12 +89,14 @@ class PortStore:
         self._exclusions = merged_exclusions(settings)
         self._mac_space = 1 << suffix_bits(settings.mac_prefix)
         self._subnet = str(settings.subnet)
+        self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
 
     def allocate(self, instance_uuid: str, host: str) -> Port:
         """The instance's port, created on first call (idempotent)."""
         uuid = canonical_uuid(instance_uuid)
+        check_host(host)
         return self._transaction(lambda conn: self._allocate(conn, uuid, host))
 
     def get(self, instance_uuid: str) -> Port | None:
@@ -86,7 +107,7 @@ class PortStore:
         query = select(ports).order_by(ports.c.address)
         if host is not None:
             query = query.where(ports.c.host == host)
-        return self._transaction(lambda conn: [_port(r) for r in conn.execute(query)])
+        return self._transaction(lambda conn: self._valid_ports(conn.execute(query)))
 
     def release(self, instance_uuid: str) -> Port | None:
         """Free the instance's address and MAC; None when it had no port."""
@@ -96,6 +117,7 @@ class PortStore:
     def move(self, instance_uuid: str, new_host: str) -> Port:
         """Record that the instance now runs on ``new_host``; MAC and address stay."""
         uuid = canonical_uuid(instance_uuid)
+        check_host(new_host)
         return self._transaction(lambda conn: self._move(conn, uuid, new_host))
 
     def gc(self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float) -> list[Port]:
@@ -133,9 +155,60 @@ class PortStore:
     def _transaction(self, work: Callable[[Connection], T]) -> T:
         return run_transaction(self.engine, work)
 
-    def _get(self, conn: Connection, uuid: str) -> Port | None:
+    def _get(self, conn: Connection, uuid: str, anywhere: bool = False) -> Port | None:
         row = conn.execute(_SELECT_PORT, {"uuid": uuid}).first()
-        return _port(row) if row else None
+        if row is None:
+            return None
+        try:
+            return self._port(row, anywhere)
+        except IdentityError as exc:
+            raise StoreError(f"the port store's {_row_label(row)} is invalid: {exc}") from None
+
+    def _port(self, row: Row, anywhere: bool = False) -> Port:
+        """A Port from a row of ``ports`` or ``port_events``, every value checked.
+
+        Rows come from a database that every host with its credentials can
+        write, and their values end up in file names, dnsmasq's reservations
+        and interface names: nothing is used unchecked. Raises IdentityError.
+        ``anywhere``: the address may lie outside the subnet (a port to release
+        after the subnet changed).
+        """
+        subnet = self.settings.subnet
+        try:
+            address = ipaddress.IPv4Address(row.address)
+        except ValueError:
+            raise IdentityError(f"address {shown(row.address)} is not an IPv4 address") from None
+        outside = address not in subnet or address in (
+            subnet.network_address,
+            subnet.broadcast_address,
+        )
+        if outside and not anywhere:
+            raise IdentityError(f"address {address} is not a host address of {subnet}")
+        bridge_problem = linux_ifname_problem(row.bridge)
+        if bridge_problem:
+            raise IdentityError(f"bridge {shown(row.bridge)}: {bridge_problem}")
+        return Port(
+            instance_uuid=check_stored_uuid(row.instance_uuid),
+            mac=check_stored_mac(row.mac),
+            address=address,
+            device=check_device(row.device),
+            host=check_host(row.host),
+            bridge=row.bridge,
+            created_at=getattr(row, "created_at", None),
+        )
+
+    def _valid_ports(self, rows: Iterable[Row]) -> list[Port]:
+        """The rows as Ports; an invalid row is skipped and logged (once per row)."""
+        valid = []
+        for row in rows:
+            try:
+                valid.append(self._port(row))
+            except IdentityError as exc:
+                label = _row_label(row)
+                if label not in self._warned:
+                    self._warned.add(label)
+                    LOG.warning("skipping the port store's %s: %s", label, exc)
+        return valid
 
     def _allocate(self, conn: Connection, uuid: str, host: str) -> Port:
         existing = self._get(conn, uuid)
@@ -157,7 +230,7 @@ class PortStore:
             instance_uuid=uuid,
             mac=mac,
             address=address,
-            device=device_name(self.settings.device_prefix, uuid),
+            device=self._free_device(conn, uuid),
             host=host,
             bridge=self.settings.bridge,
             created_at=now,
@@ -165,6 +238,18 @@ class PortStore:
         conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
         _log(conn, "upsert", port)
         return port
+
+    def _free_device(self, conn: Connection, uuid: str) -> str:
+        """The instance's device name, or its first alternative no other port holds.
+
+        Two UUIDs may share their leading digits (UUIDv7s made seconds apart
+        do); the unique index on ports.device refuses what this misses.
+        """
+        names = device_names(self.settings.device_prefix, uuid)
+        for name in itertools.islice(names, DEVICE_NAME_TRIES):
+            if not _in_use(conn, _DEVICE_IN_USE, device=name):
+                return name
+        raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
     def _lock_allocator(self, conn: Connection) -> dict[str, int]:
         """Lock the subnet's allocator row (creating it) and return its counters."""
@@ -186,6 +271,8 @@ class PortStore:
             counters["address"] += 1
             # In use only if the reserved ranges changed since it was handed out.
             if not _in_use(conn, _ADDRESS_IN_USE, address=int(address)):
+                # Released before under other reserved ranges: not free any more.
+                conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
                 return address
         while True:
             row = conn.execute(
@@ -210,6 +297,7 @@ class PortStore:
             mac = mac_from_suffix(prefix, counters["mac"])
             counters["mac"] += 1
             if not _in_use(conn, _MAC_IN_USE, mac=mac):
+                conn.execute(_UNFREE_MAC, {"mac": mac})  # released under another prefix
                 return mac
         while True:
             row = conn.execute(
@@ -227,14 +315,18 @@ class PortStore:
         )
 
     def _release(self, conn: Connection, uuid: str) -> Port | None:
-        port = self._get(conn, uuid)
+        port = self._get(conn, uuid, anywhere=True)
         if port is None:
             return None
-        conn.execute(delete(ports).where(ports.c.instance_uuid == uuid))
-        conn.execute(
-            insert(free_addresses).values(address=int(port.address), released_at=_utcnow())
-        )
-        conn.execute(insert(free_macs).values(mac=port.mac, released_at=_utcnow()))
+        if not conn.execute(delete(ports).where(ports.c.instance_uuid == uuid)).rowcount:
+            return None  # a concurrent release of the same instance won
+        # Delete, then insert: a value is never twice in a free list, whatever
+        # was released before under other reserved ranges or another prefix.
+        now = _utcnow()
+        conn.execute(_UNFREE_ADDRESS, {"address": int(port.address)})
+        conn.execute(insert(free_addresses).values(address=int(port.address), released_at=now))
+        conn.execute(_UNFREE_MAC, {"mac": port.mac})
+        conn.execute(insert(free_macs).values(mac=port.mac, released_at=now))
         _log(conn, "release", port)
         return port
 
@@ -255,7 +347,7 @@ class PortStore:
 
     def _snapshot(self, conn: Connection) -> Changes:
         newest = conn.execute(_NEWEST_EVENT).scalar() or 0
-        live = [_port(r) for r in conn.execute(select(ports))]
+        live = self._valid_ports(conn.execute(select(ports)))
         return Changes(cursor=newest, upserted=live, released=[])
 
     def _changes_since(self, conn: Connection, cursor: int) -> Changes:
@@ -268,8 +360,8 @@ class PortStore:
         last: dict[str, Row] = {}
         for row in rows:
             last[row.instance_uuid] = row  # the newest event per instance wins
-        upserted = [_port(r) for r in last.values() if r.kind == "upsert"]
-        released = [_port(r) for r in last.values() if r.kind == "release"]
+        upserted = self._valid_ports(r for r in last.values() if r.kind == "upsert")
+        released = self._valid_ports(r for r in last.values() if r.kind == "release")
         return Changes(cursor=newest, upserted=upserted, released=released)
 
     def _prune_events(self, conn: Connection, cutoff: datetime) -> int:
@@ -311,16 +403,10 @@ def _row(port: Port) -> dict[str, object]:
     }
 
 
-def _port(row: Row) -> Port:
-    return Port(
-        instance_uuid=row.instance_uuid,
-        mac=row.mac,
-        address=ipaddress.IPv4Address(row.address),
-        device=row.device,
-        host=row.host,
-        bridge=row.bridge,
-        created_at=getattr(row, "created_at", None),
-    )
+def _row_label(row: Row) -> str:
+    """Which row, for messages: its table, id and instance (an event row has a kind)."""
+    table = "port_events" if "kind" in row._fields else "ports"
+    return f"{table} row {row.id} (instance {shown(row.instance_uuid)})"
 
 
 def _utcnow() -> datetime:

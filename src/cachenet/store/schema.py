@@ -1,7 +1,7 @@
 """Tables of the port store (SQLAlchemy Core; alembic migrations create them).
 
-- ``ports``: one row per instance. Unique instance, MAC and address: the
-  database itself refuses a duplicate, whatever the allocators do.
+- ``ports``: one row per instance. Unique instance, MAC, address and device
+  name: the database itself refuses a duplicate, whatever the allocators do.
 - ``allocators``: one row per subnet, the high-water marks of the address
   index and the MAC suffix. Allocation takes this row's lock, so concurrent
   allocators on many hosts are serialised for the few statements that matter.
@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -41,6 +42,7 @@ ports = Table(
     Column("bridge", String(15), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    Index("uq_ports_device", "device", unique=True),  # migration 0002
 )
 
 allocators = Table(
