@@ -50,14 +50,19 @@ def is_own(name: str) -> bool:
     return _OWN_NAME.fullmatch(name) is not None
 
 
+def refuse_symlinks(hosts: Path) -> None:
+    """Raise DhcpError if the hosts directory or the state directory holding it is a link."""
+    for directory in (hosts.parent, hosts):
+        if directory.is_symlink():
+            raise DhcpError(f"{directory} is a symbolic link: refusing to write reservations")
+
+
 class HostsDir:
     """The reservation files of a directory, with what they hold cached in memory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        for directory in (path.parent, path):
-            if directory.is_symlink():
-                raise DhcpError(f"{directory} is a symbolic link: refusing to write reservations")
+        refuse_symlinks(path)
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o755)  # dnsmasq reads it after dropping privileges
         self._written: dict[str, str] = {}
