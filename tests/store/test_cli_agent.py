@@ -7,8 +7,10 @@ the reading of every domain's XML are real.
 """
 
 import json
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -82,3 +84,25 @@ def test_attach_handles_an_odd_domain_and_refuses_an_unusable_one_in_one_line(ho
     assert huge.stderr == (
         "cachenet: error: domain huge: domain XML is larger than 4 MiB, libvirt's own limit\n"
     )
+
+
+def test_the_agent_daemon_keeps_running_past_an_unusable_domain(host, tmp_path):
+    log_path = tmp_path / "agent.log"
+    with open(log_path, "w") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "cachenet", "--config-file", str(host), "agent"],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while "reconciled" not in log_path.read_text() and agent.poll() is None:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert agent.poll() is None, log_path.read_text()  # still running
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=10)
+    text = log_path.read_text()
+    assert "Traceback" not in text
+    assert "ERROR domain huge: domain XML is larger than 4 MiB" in text
