@@ -10,7 +10,6 @@ Nova's ``<metadata>`` and its namespaces survive a round trip.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from lxml import etree
@@ -35,6 +34,9 @@ DEVICES_AFTER_INTERFACES = frozenset(
 KEPT_ON_REPLACE = ("address", "alias", "rom", "boot")
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+# The largest domain XML accepted: libvirt's own RPC string limit
+# (VIR_NET_MESSAGE_STRING_MAX), so no domain libvirt hands out is larger.
+MAX_DOMAIN_XML_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ class CacheInterface:
     bridge: str
     device: str | None
     model: str | None
-    address: str | None  # the anti-spoofing filter's IP parameter, when present
+    # The anti-spoofing filter's IP parameter, when present, as written: libvirt
+    # takes values that are not addresses ('any', a variable) too.
+    address: str | None
     xml: str
 
     def as_dict(self) -> dict[str, str | None]:
@@ -170,15 +174,34 @@ def restore_cache_interfaces(domain_xml: str | bytes, aside: list[SetAside]) -> 
 
 
 def parse_domain(domain_xml: str | bytes) -> etree._Element:
-    """Parse a libvirt domain document; a clear ``DomainXMLError`` otherwise."""
-    data = domain_xml.encode("utf-8") if isinstance(domain_xml, str) else domain_xml
+    """Parse a libvirt domain document; a clear one-line ``DomainXMLError`` otherwise."""
+    try:
+        data = domain_xml.encode("utf-8") if isinstance(domain_xml, str) else domain_xml
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        raise DomainXMLError(f"domain XML is not valid text: {exc.reason}") from None
+    check_size(len(data))
     try:
         root = etree.fromstring(data, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise DomainXMLError(f"malformed domain XML: {exc}") from None
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        # libxml2's messages may hold a newline; the error stays one line.
+        raise DomainXMLError(f"malformed domain XML: {' '.join(str(exc).split())}") from None
     if root.tag != "domain":
         raise DomainXMLError(f"not a libvirt domain: the document's root is <{root.tag}>")
     return root
+
+
+def check_domain(domain_xml: str | bytes) -> None:
+    """Raise the ``DomainXMLError`` adding or removing the cache interface would raise."""
+    _devices(parse_domain(domain_xml))
+
+
+def check_size(size: int) -> None:
+    """Refuse a domain XML of ``size`` bytes when it is over ``MAX_DOMAIN_XML_BYTES``."""
+    if size > MAX_DOMAIN_XML_BYTES:
+        raise DomainXMLError(
+            f"domain XML is larger than {MAX_DOMAIN_XML_BYTES // (1024 * 1024)} MiB, "
+            "libvirt's own limit"
+        )
 
 
 def _devices(root: etree._Element) -> etree._Element:
@@ -207,13 +230,12 @@ def _describe(iface: etree._Element) -> CacheInterface:
         element = iface.find(path)
         return element.get(name) if element is not None else None
 
-    ip = attr("filterref/parameter[@name='IP']", "value")
     return CacheInterface(
         mac=attr("mac", "address") or "",
         bridge=attr("source", "bridge") or "",
         device=attr("target", "dev"),
         model=attr("model", "type"),
-        address=str(ipaddress.IPv4Address(ip)) if ip else None,
+        address=attr("filterref/parameter[@name='IP']", "value"),
         xml=etree.tostring(iface, encoding="unicode", with_tail=False),
     )
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,63 @@ def test_config_show_json_and_sample():
 
 def test_version():
     assert cachenet("--version").stdout.startswith("cachenet, version")
+
+
+def cachenet_bytes(*args, stdin=b""):
+    return subprocess.run(
+        [sys.executable, "-m", "cachenet", *args],
+        input=stdin,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"<domain>\0<devices/></domain>", "Char 0x0"),
+        (b'<?xml version="1.0" encoding="IBM037"?><domain><devices/></domain>', "EBCDIC"),
+        ("<domain><devices/></domain>".encode("cp037"), "malformed domain XML"),
+        (b"<domain><devices>\xff\xfe</devices></domain>", "Invalid bytes"),
+        (b"<domain><devices>" + b"<a>" * 300 + b"</devices></domain>", "Excessive depth"),
+    ],
+    ids=["nul", "ebcdic-declared", "ebcdic", "not-utf8", "deep"],
+)
+def test_unusable_xml_is_one_line_for_every_xml_command(stdin, message):
+    if b"IBM037" in stdin:
+        stdin = stdin.decode().encode("cp037")
+    for args in (["add", UUID, "--mac", "fa:17:3e:00:00:01", "--ip", "10.99.0.9"],
+                 ["remove"], ["show"]):  # fmt: skip
+        result = cachenet_bytes("xml", *args, stdin=stdin)
+        assert result.returncode == 2 and result.stdout == b""
+        lines = result.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_xml_over_4_mib_fails_fast_without_reading_it_all(tmp_path):
+    big = b"<domain><devices>" + b"<a/>" * (5 * 1024 * 1024 // 4) + b"</devices></domain>"
+    started = time.monotonic()
+    result = cachenet_bytes("xml", "add", UUID, "--mac", "fa:17:3e:00:00:01", "--ip",
+                            "10.99.0.9", stdin=big)  # fmt: skip
+    assert time.monotonic() - started < 5
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == (
+        "cachenet: error: domain XML is larger than 4 MiB, libvirt's own limit\n"
+    )
+    # From a file that never ends, too: only 4 MiB and one byte are read.
+    endless = cachenet_bytes("xml", "show", "--file", "/dev/zero")
+    assert endless.returncode == 2 and b"larger than 4 MiB" in endless.stderr
+
+
+def test_xml_show_reports_an_ip_parameter_that_is_not_an_address():
+    odd = NOVA_XML.replace(
+        "</devices>",
+        "<interface type='bridge'><mac address='fa:17:3e:00:00:09'/><source bridge='br-cache'/>"
+        "<filterref filter='clean-traffic'><parameter name='IP' value='any'/></filterref>"
+        "</interface></devices>",
+    )
+    shown = cachenet("xml", "show", "--json", stdin=odd)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["address"] == "any"
+    assert "any" in cachenet("xml", "show", stdin=odd).stdout

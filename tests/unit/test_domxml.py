@@ -290,3 +290,67 @@ def test_restore_into_a_domain_whose_interfaces_changed_still_adds_it_once():
     _without, aside = domxml.set_aside_cache_interfaces(added, LB)
     restored = domxml.restore_cache_interfaces(BARE_XML, aside)
     assert device_tags(restored) == ["disk", "interface", "serial", "console"]
+
+
+ANY_IP_INTERFACE = (
+    "<interface type='bridge'><mac address='fa:17:3e:00:00:09'/><source bridge='br-cache'/>"
+    "<filterref filter='clean-traffic'><parameter name='IP' value='any'/></filterref>"
+    "</interface></devices>"
+)
+
+
+def test_an_ip_parameter_that_is_not_an_address_is_reported_as_written():
+    xml = NOVA_XML.replace("</devices>", ANY_IP_INTERFACE)
+    found = domxml.find_cache_interface(xml, LB)
+    assert (found.mac, found.address) == ("fa:17:3e:00:00:09", "any")
+    assert domxml.find_cache_interface(domxml.remove_cache_interface(xml, LB), LB) is None
+    replaced = domxml.find_cache_interface(domxml.add_cache_interface(xml, make_port(), LB), LB)
+    assert replaced.address == "10.99.0.7"
+
+
+def deep(depth):
+    return "<domain><devices>" + "<a>" * depth + "</a>" * depth + "</devices></domain>"
+
+
+@pytest.mark.parametrize(
+    ("xml", "message"),
+    [
+        ("<domain>\0<devices/></domain>", "Char 0x0 out of allowed range"),
+        (b"<domain>\0<devices/></domain>", "Char 0x0 out of allowed range"),
+        ("<domain><devices/></domain>".encode("cp037"), "Start tag expected"),
+        (
+            '<?xml version="1.0" encoding="IBM037"?><domain><devices/></domain>'.encode("cp037"),
+            "EBCDIC",
+        ),
+        (b"<domain><devices>\xff\xfe</devices></domain>", "Invalid bytes"),
+        ("<domain>\udcff<devices/></domain>", "not valid text"),
+        ("<domain><devices><" + "a" * 60000 + "/></devices></domain>", "Name too long"),
+        (deep(300), "Excessive depth"),
+        (b"<domain><devices>" + b"x" * (4 * 1024 * 1024) + b"</devices></domain>", "4 MiB"),
+    ],
+    ids=[
+        "nul",
+        "nul-bytes",
+        "ebcdic",
+        "ebcdic-declared",
+        "not-utf8",
+        "surrogate",
+        "long-name",
+        "deep",
+        "over-4MiB",
+    ],
+)
+def test_unusable_input_is_one_line(xml, message):
+    with pytest.raises(DomainXMLError, match=message) as caught:
+        domxml.find_cache_interface(xml, LB)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_domain_of_exactly_4_mib_is_accepted():
+    bare = "<domain><devices/><description></description></domain>"
+    pad = domxml.MAX_DOMAIN_XML_BYTES - len(bare)
+    xml = bare.replace("</description>", "x" * pad + "</description>")
+    assert len(xml) == domxml.MAX_DOMAIN_XML_BYTES
+    assert domxml.find_cache_interface(xml, LB) is None
+    with pytest.raises(DomainXMLError, match="larger than 4 MiB"):
+        domxml.find_cache_interface(xml.replace("<domain>", "<domain> "), LB)

@@ -66,7 +66,12 @@ def _isolate_logged(settings: Settings) -> list[str]:
 
 
 def _attach_logged(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
-    return _logged(lambda: attach(settings, store, domain))
+    try:
+        return _logged(lambda: attach(settings, store, domain))
+    except Exception as exc:  # one domain cachenet cannot handle must not stop the others
+        LOG.error("skipped domain %s: %s: %s", domain.name(), type(exc).__name__, exc)
+        LOG.debug("skipped domain %s", domain.name(), exc_info=True)
+        return []
 
 
 def _logged(work: Callable[[], list[str]]) -> list[str]:

@@ -9,7 +9,7 @@ import libvirt
 
 from cachenet import domxml
 from cachenet.bridge import backend_for
-from cachenet.errors import LibvirtError
+from cachenet.errors import DomainXMLError, LibvirtError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 
@@ -51,6 +51,9 @@ def lookup(conn: libvirt.virConnect, name_or_uuid: str) -> libvirt.virDomain:
 def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
     """Give ``domain`` its cache interface; returns what changed (nothing: already there)."""
     name = domain.name()
+    # The XML first: a domain whose XML cannot be used gets no port.
+    with libvirt_errors(f"reading the XML of {name}"):
+        targets = [(flag, where, _find(domain, flag, settings)) for flag, where in _targets(domain)]
     port = store.allocate(domain.UUIDString(), settings.host)
     if port.host != settings.host:  # the domain moved here (migration)
         port = store.move(port.instance_uuid, settings.host)
@@ -58,8 +61,7 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
     changes = []
     hot_plugged = False
     with libvirt_errors(f"attaching the cache interface to {name}"):
-        for flag, where in _targets(domain):
-            found = domxml.find_cache_interface(_xml(domain, flag), settings)
+        for flag, where, found in targets:
             if found is not None and found.mac == port.mac:
                 continue
             if found is not None:  # a stale interface with another MAC
@@ -85,7 +87,7 @@ def detach(
     changes = []
     with libvirt_errors(f"detaching the cache interface from {name}"):
         for flag, where in _targets(domain):
-            found = domxml.find_cache_interface(_xml(domain, flag), settings)
+            found = _find(domain, flag, settings)
             if found is not None:
                 domain.detachDeviceFlags(found.xml, flag)
                 changes.append(f"detached {found.mac} from {name} ({where})")
@@ -103,5 +105,10 @@ def _targets(domain: libvirt.virDomain) -> list[tuple[int, str]]:
     return targets
 
 
-def _xml(domain: libvirt.virDomain, flag: int) -> str:
-    return str(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if flag == AFFECT_CONFIG else 0))
+def _find(domain: libvirt.virDomain, flag: int, settings: Settings) -> domxml.CacheInterface | None:
+    """The cache interface of the domain's persistent or live XML; errors name the domain."""
+    xml = str(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if flag == AFFECT_CONFIG else 0))
+    try:
+        return domxml.find_cache_interface(xml, settings)
+    except DomainXMLError as exc:
+        raise DomainXMLError(f"domain {domain.name()}: {exc}") from None

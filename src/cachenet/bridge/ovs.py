@@ -7,15 +7,22 @@ none of it does, so a failure never leaves a half-made bridge.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import connection
-from ovsdbapp.schema.open_vswitch import impl_idl
 from pyroute2 import IPRoute
 
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
 from cachenet.errors import BridgeError
 from cachenet.settings import Settings
+
+with warnings.catch_warnings():
+    # ovs.poller imports eventlet only to learn whether it is monkey-patched;
+    # eventlet then warns, in eight lines on stderr, that it is deprecated.
+    # Its warning class lives in eventlet itself, so match message and module.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", module=r"ovs\.poller")
+    from ovsdbapp.backend.ovs_idl import connection
+    from ovsdbapp.schema.open_vswitch import impl_idl
 
 OVSDB_TIMEOUT = 10  # seconds for one OVSDB transaction
 

@@ -13,6 +13,7 @@ from cachenet.cli.bridge_cmd import bridge
 from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
 from cachenet.cli.dhcp_cmd import dhcp
+from cachenet.cli.output import literal
 from cachenet.cli.ports_cmd import db, ports
 from cachenet.cli.xml_cmd import xml
 from cachenet.errors import CachenetError
@@ -25,7 +26,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CachenetError as exc:
-            click.echo(f"cachenet: error: {exc}", err=True)
+            # literal(): a message may quote what a user typed or a row held.
+            click.echo(f"cachenet: error: {literal(exc)}", err=True)
             sys.exit(exc.exit_code)
 
 

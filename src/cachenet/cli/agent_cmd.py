@@ -13,6 +13,7 @@ from cachenet.agent.attach import attach as attach_domain
 from cachenet.agent.attach import connect, lookup
 from cachenet.agent.attach import detach as detach_domain
 from cachenet.cli.context import CliContext, pass_cli
+from cachenet.cli.output import emit_lines
 
 
 @click.command()
@@ -21,7 +22,7 @@ from cachenet.cli.context import CliContext, pass_cli
 def attach(cli: CliContext, domain: str) -> None:
     """Give DOMAIN (name or UUID) its cache NIC: persistent, and live if it runs."""
     conn = connect(cli.settings.libvirt_uri)
-    _report(attach_domain(cli.settings, cli.store, lookup(conn, domain)), "already attached")
+    emit_lines(attach_domain(cli.settings, cli.store, lookup(conn, domain)), "already attached")
 
 
 @click.command()
@@ -31,7 +32,9 @@ def attach(cli: CliContext, domain: str) -> None:
 def detach(cli: CliContext, domain: str, release: bool) -> None:
     """Remove DOMAIN's cache NIC (persistent, and live if it runs)."""
     conn = connect(cli.settings.libvirt_uri)
-    _report(detach_domain(cli.settings, cli.store, lookup(conn, domain), release), "no cache NIC")
+    emit_lines(
+        detach_domain(cli.settings, cli.store, lookup(conn, domain), release), "no cache NIC"
+    )
 
 
 @click.command()
@@ -42,8 +45,8 @@ def agent(cli: CliContext, once: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
         changes, released = reconcile(cli.settings, cli.store, connect(cli.settings.libvirt_uri))
-        _report(changes + [f"released the port of {p.instance_uuid}" for p in released],
-                "every selected domain has its cache NIC")  # fmt: skip
+        released_lines = [f"released the port of {p.instance_uuid}" for p in released]
+        emit_lines(changes + released_lines, "every selected domain has its cache NIC")
         return
     runner = Agent(cli.settings, cli.store)
 
@@ -53,10 +56,3 @@ def agent(cli: CliContext, once: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     runner.run()
-
-
-def _report(changes: list[str], nothing: str) -> None:
-    for change in changes:
-        click.echo(change)
-    if not changes:
-        click.echo(f"nothing to do: {nothing}")

@@ -6,7 +6,7 @@ import click
 
 from cachenet.bridge import backend_for
 from cachenet.cli.context import CliContext, pass_cli
-from cachenet.cli.output import emit_mapping, json_option
+from cachenet.cli.output import emit_lines, emit_mapping, json_option
 
 
 @click.group()
@@ -19,7 +19,7 @@ def bridge() -> None:
 def ensure(cli: CliContext) -> None:
     """Create the bridge and attach the uplink as configured; safe to run at every boot."""
     settings = cli.settings
-    _report(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
+    emit_lines(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
     if settings.bridge_type == "ovs" and settings.anti_spoofing:
         # libvirt's nwfilter, which does it, filters only on a Linux bridge.
         click.echo(
@@ -34,7 +34,7 @@ def ensure(cli: CliContext) -> None:
 @pass_cli
 def teardown(cli: CliContext, force: bool) -> None:
     """Remove the bridge, if cachenet created it."""
-    _report(backend_for(cli.settings).teardown(force), f"{cli.settings.bridge} does not exist")
+    emit_lines(backend_for(cli.settings).teardown(force), f"{cli.settings.bridge} does not exist")
 
 
 @bridge.command()
@@ -43,10 +43,3 @@ def teardown(cli: CliContext, force: bool) -> None:
 def status(cli: CliContext, as_json: bool) -> None:
     """Print the bridge, its type, MTU, uplink and instance ports."""
     emit_mapping(backend_for(cli.settings).status().as_dict(), as_json, title="cache bridge")
-
-
-def _report(changes: list[str], nothing: str) -> None:
-    for change in changes:
-        click.echo(change)
-    if not changes:
-        click.echo(f"nothing to do: {nothing}")

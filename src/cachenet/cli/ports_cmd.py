@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
+from typing import BinaryIO
+
 import click
 
 from cachenet.agent.attach import connect, list_domains
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_mapping, emit_rows, json_option
-from cachenet.errors import StoreError
+from cachenet.errors import IdentityError, StoreError
+from cachenet.identity import canonical_uuid
 from cachenet.port import Port
 from cachenet.store.engine import make_engine, upgrade
 
 COLUMNS = ["instance_uuid", "mac", "address", "device", "host", "bridge", "created_at"]
+GC_GUARD_PORTS = 10  # a gc releasing more than this many ports, and more than half, needs --yes
+GRACE_MAX = 10 * 365 * 24 * 3600.0  # seconds; also keeps now - grace a valid date
+UUID_LINE_MAX = 128  # bytes: a longer --live line is no UUID, and is not read whole
 
 
 @click.group()
@@ -73,34 +80,105 @@ def move(cli: CliContext, instance_uuid: str, new_host: str, as_json: bool) -> N
     _emit(cli.store.move(instance_uuid, new_host), as_json)
 
 
+class Seconds(click.FloatRange):
+    """A finite number of seconds from 0 to ten years (FloatRange lets NaN through)."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=GRACE_MAX)
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = float(super().convert(value, param, ctx))
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
 @ports.command()
 @click.option("--host", help="Host whose ports are checked (default: the host setting).")
 @click.option(
     "--live",
     "live_file",
-    type=click.File(),
+    type=click.File("rb"),
     help="File with the UUIDs of the host's live instances, one a line ('-': stdin). "
     "Default: the domains libvirt knows at libvirt_uri (defined or running).",
 )
 @click.option(
     "--grace",
-    type=float,
+    type=Seconds(),
     default=600.0,
     show_default=True,
     help="Seconds a port is kept after allocation even if its instance is not live.",
 )
+@click.option(
+    "--yes",
+    is_flag=True,
+    help=f"Release even when the live list is empty, or when more than {GC_GUARD_PORTS} "
+    "ports and more than half of the host's would go.",
+)
 @json_option
 @pass_cli
 def gc(
-    cli: CliContext, host: str | None, live_file: click.File | None, grace: float, as_json: bool
+    cli: CliContext,
+    host: str | None,
+    live_file: BinaryIO | None,
+    grace: float,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Release the ports of a host whose instances are gone."""
     if live_file is None:
         live = [d.UUIDString() for d in list_domains(connect(cli.settings.libvirt_uri))]
     else:
-        live = [line.strip() for line in live_file if line.strip()]
-    released = cli.store.gc(host or cli.settings.host, live, grace)
+        live = read_live_list(live_file)
+    host = host or cli.settings.host
+    if not yes:
+        check_gc_is_plausible(cli.store.list(host), live, host)
+    released = cli.store.gc(host, live, grace)
     emit_rows([p.as_dict() for p in released], COLUMNS, as_json, title="released")
+
+
+def read_live_list(source: BinaryIO) -> list[str]:
+    """The instance UUIDs of ``source``, one a line; a line that is not one is named."""
+    name = getattr(source, "name", "-")
+    live = []
+    for number, line in enumerate(iter(lambda: source.readline(UUID_LINE_MAX), b""), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            live.append(canonical_uuid(text.decode("ascii")))
+        except (UnicodeDecodeError, IdentityError):
+            raise IdentityError(
+                f"--live {name}: line {number} is not an instance UUID: {text[:20]!r}"
+            ) from None
+    return live
+
+
+def check_gc_is_plausible(ports_of_host: list[Port], live: list[str], host: str) -> None:
+    """Refuse a gc that looks like a wrong live list rather than instances gone.
+
+    An empty list (``/dev/null``, a libvirt URI pointing elsewhere) would release
+    every port of the host; so would a list from another host. Up to
+    GC_GUARD_PORTS ports, or up to half of the host's, may go without --yes.
+    """
+    live_set = set(live)
+    doomed = sum(1 for p in ports_of_host if p.instance_uuid not in live_set)
+    if not doomed:
+        return
+    if not live:
+        raise StoreError(
+            f"the live instance list is empty: gc would release every port of {host} "
+            f"({doomed}); add --yes if that is meant"
+        )
+    if doomed > GC_GUARD_PORTS and 2 * doomed > len(ports_of_host):
+        raise StoreError(
+            f"gc would release up to {doomed} of the {len(ports_of_host)} ports of {host} "
+            f"(more than {GC_GUARD_PORTS} and more than half); add --yes if that is meant"
+        )
 
 
 @click.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from typing import BinaryIO
 
 import click
 
@@ -33,35 +34,37 @@ def xml() -> None:
 @_input_option
 @pass_cli
 def add(
-    cli: CliContext, instance_uuid: str, mac: str | None, address: str | None, source: click.File
+    cli: CliContext, instance_uuid: str, mac: str | None, address: str | None, source: BinaryIO
 ) -> None:
     """Write the domain XML with the instance's cache interface to stdout.
 
     The port comes from the store (allocated for this host on first use);
     --mac and --ip together override it without touching the store.
     """
+    domain_xml = _read_domain(source)
+    domxml.check_domain(domain_xml)  # before the store: a bad document allocates nothing
     if mac is None and address is None:
         port = cli.store.allocate(instance_uuid, cli.settings.host)
     else:
         port = _port_from_options(cli.settings, instance_uuid, mac, address)
-    sys.stdout.write(domxml.add_cache_interface(source.read(), port, cli.settings) + "\n")
+    sys.stdout.write(domxml.add_cache_interface(domain_xml, port, cli.settings) + "\n")
 
 
 @xml.command()
 @_input_option
 @pass_cli
-def remove(cli: CliContext, source: click.File) -> None:
+def remove(cli: CliContext, source: BinaryIO) -> None:
     """Write the domain XML without its cache interface to stdout."""
-    sys.stdout.write(domxml.remove_cache_interface(source.read(), cli.settings) + "\n")
+    sys.stdout.write(domxml.remove_cache_interface(_read_domain(source), cli.settings) + "\n")
 
 
 @xml.command()
 @_input_option
 @json_option
 @pass_cli
-def show(cli: CliContext, source: click.File, as_json: bool) -> None:
+def show(cli: CliContext, source: BinaryIO, as_json: bool) -> None:
     """Print the domain's cache interface (exit status 1 when it has none)."""
-    found = domxml.find_cache_interface(source.read(), cli.settings)
+    found = domxml.find_cache_interface(_read_domain(source), cli.settings)
     if found is None:
         if as_json:
             click.echo(json.dumps(None))
@@ -69,6 +72,13 @@ def show(cli: CliContext, source: click.File, as_json: bool) -> None:
             click.echo("no cache interface", err=True)
         sys.exit(1)
     emit_mapping(found.as_dict(), as_json, title="cache interface")
+
+
+def _read_domain(source: BinaryIO) -> bytes:
+    """The document, read no further than one byte over the size limit."""
+    data = source.read(domxml.MAX_DOMAIN_XML_BYTES + 1)
+    domxml.check_size(len(data))
+    return data
 
 
 def _port_from_options(

@@ -34,7 +34,9 @@ from cachenet.store import PortStore
 
 LOG = logging.getLogger(__name__)
 POLL_INTERVAL = 0.2  # seconds between looks at the store: a change is served well within 1 s
-RESTART_BACKOFF_MAX = 10.0
+RESTART_BACKOFF_MIN = 0.5  # seconds before restarting a dnsmasq that died
+RESTART_BACKOFF_MAX = 10.0  # ... doubling while it keeps dying, up to this
+STABLE_RUN = 30.0  # seconds: a dnsmasq that ran this long is restarted after the minimum again
 STORE_DOWN_LOG_EVERY = 60.0  # seconds between repeats of "the store is still down"
 
 
@@ -145,7 +147,8 @@ class DhcpServer:
         self.sync = ReservationSync(store, HostsDir(hosts_dir(settings)))
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
-        self._backoff = 0.5
+        self._backoff = RESTART_BACKOFF_MIN
+        self._started_at = 0.0
         self._store_down_since: float | None = None
         self._store_down_logged = -STORE_DOWN_LOG_EVERY
 
@@ -175,10 +178,29 @@ class DhcpServer:
         if self._sync(step) and self.process is not None:
             self.process.send_signal(signal.SIGHUP)
         if self.process is not None and self.process.poll() is not None:
-            LOG.error("dnsmasq exited with status %s; restarting", self.process.returncode)
-            time.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
+            self._restart_dnsmasq(self.process.returncode)
+
+    def _restart_dnsmasq(self, status: int) -> None:
+        """Restart a dnsmasq that died, after a backoff that a stable run resets."""
+        ran = time.monotonic() - self._started_at
+        if ran >= STABLE_RUN:  # not a crash loop: this death is news
+            self._backoff = RESTART_BACKOFF_MIN
+        LOG.error("dnsmasq exited with status %s after %.0f s; restarting in %.1f s",
+                  status, ran, self._backoff)  # fmt: skip
+        self._pause(self._backoff)
+        self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
+        if not self._stopping:
             self._start()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, ending at once (within a poll interval) when stopped.
+
+        Slices of sleep, not an Event: the signal handler that stops us must
+        take no lock, or it could deadlock the wait it interrupts.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, POLL_INTERVAL))
 
     def _sync(self, step: Callable[[], bool]) -> bool:
         """Run a sync step; a store error is logged (once a minute) and changes nothing."""
@@ -202,6 +224,7 @@ class DhcpServer:
 
     def _start(self) -> None:
         self.process = subprocess.Popen(dnsmasq_command(self.settings, self.executable))
+        self._started_at = time.monotonic()
         LOG.info("dnsmasq started (pid %s)", self.process.pid)
 
     def _stop_dnsmasq(self) -> None:
