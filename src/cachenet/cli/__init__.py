@@ -59,4 +59,18 @@ cli.add_command(agent)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    cli.main(args=list(argv) if argv is not None else None, prog_name="cachenet")
+    """Run the command; a usage mistake is one line too (click's own spans four)."""
+    args = list(argv) if argv is not None else None
+    try:
+        status = cli.main(args=args, prog_name="cachenet", standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "cachenet"
+        message = literal(exc.format_message())
+        click.echo(f"cachenet: error: {message} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"cachenet: error: {literal(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -26,7 +26,7 @@ from types import FrameType
 
 from pyroute2 import IPRoute
 
-from cachenet.dhcp.hostsdir import HostsDir
+from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.sync import ReservationSync
 from cachenet.errors import DhcpError, StoreError
 from cachenet.settings import Settings
@@ -128,8 +128,9 @@ def _check_readable_by_dnsmasq(directory: Path) -> None:
 
 
 def _check_writable(state_dir: Path) -> None:
+    hosts = state_dir / "hosts"
+    refuse_symlinks(hosts)  # before mkdir: nothing is created where a link points
     try:
-        hosts = state_dir / "hosts"
         hosts.mkdir(parents=True, exist_ok=True)
         probe = hosts / ".probe"
         probe.write_text("")
