@@ -31,7 +31,7 @@ from oslo_log import log as logging
 
 from cachenet import domxml
 from cachenet.bridge import backend_for
-from cachenet.errors import CachenetError, DomainXMLError
+from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
 from cachenet.nova.selection import field, wants_cache_nic
 from cachenet.port import Port
 from cachenet.settings import Settings, register_opts, settings_from_conf
@@ -51,6 +51,13 @@ class CacheNetworkError(exception.BuildAbortException):
     """
 
     msg_fmt = "Cache network for instance %(instance_uuid)s: %(reason)s"
+
+
+def _tenant_reason(exc: CachenetError) -> str:
+    """What the instance's fault says about ``exc``: nothing about the store's whereabouts."""
+    if isinstance(exc, SubnetExhausted):
+        return "the cache network has no free address"
+    return "the port store is unavailable"
 
 
 class LibvirtDriver(libvirt_driver.LibvirtDriver):
@@ -131,7 +138,11 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             if self.cachenet_settings.on_store_error == "skip":
                 LOG.error("Booting without the cache NIC: %s", exc, instance=instance)
                 return None
-            raise CacheNetworkError(instance_uuid=uuid, reason=str(exc)) from exc
+            LOG.error("Cannot give the instance its cache NIC: %s", exc, instance=instance)
+            # The fault is the tenant's to read: the reason without the store's
+            # address (host, user, database), which only the compute log has.
+            # "from None": the fault's traceback would otherwise carry it too.
+            raise CacheNetworkError(instance_uuid=uuid, reason=_tenant_reason(exc)) from None
 
     def _create_guest(self, context: Any, xml: str, instance: Any, *args: Any,
                       **kwargs: Any) -> Any:  # fmt: skip
