@@ -19,7 +19,8 @@ Nothing of Nova's is edited: this subclass is named in nova.conf
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import nova.conf
 from nova import exception
@@ -30,8 +31,8 @@ from oslo_log import log as logging
 
 from cachenet import domxml
 from cachenet.bridge import backend_for
-from cachenet.errors import CachenetError
-from cachenet.nova.selection import wants_cache_nic
+from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
+from cachenet.nova.selection import field, wants_cache_nic
 from cachenet.port import Port
 from cachenet.settings import Settings, register_opts, settings_from_conf
 from cachenet.store import PortStore, open_store
@@ -39,6 +40,7 @@ from cachenet.store import PortStore, open_store
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
 register_opts(CONF)
+T = TypeVar("T")
 
 
 class CacheNetworkError(exception.BuildAbortException):
@@ -49,6 +51,13 @@ class CacheNetworkError(exception.BuildAbortException):
     """
 
     msg_fmt = "Cache network for instance %(instance_uuid)s: %(reason)s"
+
+
+def _tenant_reason(exc: CachenetError) -> str:
+    """What the instance's fault says about ``exc``: nothing about the store's whereabouts."""
+    if isinstance(exc, SubnetExhausted):
+        return "the cache network has no free address"
+    return "the port store is unavailable"
 
 
 class LibvirtDriver(libvirt_driver.LibvirtDriver):
@@ -111,20 +120,29 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         port = self._cache_port(instance)
         if port is None:
             return xml
-        return domxml.add_cache_interface(xml, port, self.cachenet_settings)
+        with_nic = _edit_or_keep(
+            xml, lambda x: domxml.add_cache_interface(x, port, self.cachenet_settings),
+            "Leaving the domain without its cache NIC", instance,
+        )  # fmt: skip
+        return xml if with_nic is None else with_nic
 
     def _cache_port(self, instance: Any) -> Port | None:
         """The instance's port, on this host; None when the store fails and policy is skip."""
+        uuid = field(instance, "uuid")
         try:
-            port = self.cachenet_store.allocate(instance.uuid, self._cachenet_host)
+            port = self.cachenet_store.allocate(uuid, self._cachenet_host)
             if port.host != self._cachenet_host:  # resized, migrated or evacuated here
-                port = self.cachenet_store.move(instance.uuid, self._cachenet_host)
+                port = self.cachenet_store.move(uuid, self._cachenet_host)
             return port
         except CachenetError as exc:
             if self.cachenet_settings.on_store_error == "skip":
                 LOG.error("Booting without the cache NIC: %s", exc, instance=instance)
                 return None
-            raise CacheNetworkError(instance_uuid=instance.uuid, reason=str(exc)) from exc
+            LOG.error("Cannot give the instance its cache NIC: %s", exc, instance=instance)
+            # The fault is the tenant's to read: the reason without the store's
+            # address (host, user, database), which only the compute log has.
+            # "from None": the fault's traceback would otherwise carry it too.
+            raise CacheNetworkError(instance_uuid=uuid, reason=_tenant_reason(exc)) from None
 
     def _create_guest(self, context: Any, xml: str, instance: Any, *args: Any,
                       **kwargs: Any) -> Any:  # fmt: skip
@@ -144,9 +162,15 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
 
     # --- only a delete releases the port --------------------------------------------
 
-    def destroy(self, context: Any, instance: Any, network_info: Any, *args: Any,
-                **kwargs: Any) -> None:  # fmt: skip
-        super().destroy(context, instance, network_info, *args, **kwargs)
+    # Nova checks that a driver's public methods keep ComputeDriver's parameters
+    # (test_public_api_signatures): overrides repeat them, never *args/**kwargs.
+    def destroy(
+        self, context: Any, instance: Any, network_info: Any, block_device_info: Any = None,
+        destroy_disks: bool = True, destroy_secrets: bool = True,
+    ) -> None:  # fmt: skip
+        super().destroy(
+            context, instance, network_info, block_device_info, destroy_disks, destroy_secrets
+        )
         # destroy() also runs for hard reboot, power on, rebuild, shelve offload
         # and resize revert; only ComputeManager._delete_instance sets DELETING.
         # An instance the API deleted while this host was down is reaped later
@@ -173,24 +197,31 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
     ) -> Any:  # fmt: skip
         return super()._live_migration_operation(
             context, instance, dest, block_migration, migrate_data,
-            _GuestWithCacheNicAside(guest, self.cachenet_settings), device_names,
+            _GuestWithCacheNicAside(guest, instance, self.cachenet_settings), device_names,
         )  # fmt: skip
 
     def check_can_live_migrate_destination(
-        self, context: Any, instance: Any, *args: Any, **kwargs: Any
-    ) -> Any:
+        self, context: Any, instance: Any, src_compute_info: Any, dst_compute_info: Any,
+        block_migration: bool = False, disk_over_commit: bool = False,
+    ) -> Any:  # fmt: skip
         # Runs on the destination: without the cache bridge the migration
         # would fail half-way in libvirt; fail its pre-check with the reason.
         if wants_cache_nic(self.cachenet_settings, instance):
             problem = self._cache_bridge_problem()
             if problem:
                 raise exception.MigrationPreCheckError(reason=problem)
-        return super().check_can_live_migrate_destination(context, instance, *args, **kwargs)
+        return super().check_can_live_migrate_destination(
+            context, instance, src_compute_info, dst_compute_info, block_migration,
+            disk_over_commit,
+        )  # fmt: skip
 
     def post_live_migration_at_destination(
-        self, context: Any, instance: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        result = super().post_live_migration_at_destination(context, instance, *args, **kwargs)
+        self, context: Any, instance: Any, network_info: Any, block_migration: bool = False,
+        block_device_info: Any = None,
+    ) -> Any:  # fmt: skip
+        result = super().post_live_migration_at_destination(
+            context, instance, network_info, block_migration, block_device_info
+        )
         self._isolate_cache_ports(instance)  # libvirt plugged its ports during the migration
         try:
             if self.cachenet_store.get(instance.uuid) is not None:
@@ -208,14 +239,22 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         does not know, would make the count match and leave them detached.
         """
         guest = self._host.get_guest(instance)
-        xml = guest.get_xml_desc()
-        cache_nics = 1 if domxml.find_cache_interface(xml, self.cachenet_settings) else 0
+        cache_nics = self._count_cache_nics(guest, instance)
         if len(guest.get_interfaces()) - cache_nics >= len(network_info):
             return
         for vif in network_info:
             if vif["vnic_type"] in network_model.VNIC_TYPES_DIRECT_PASSTHROUGH:
                 LOG.info("Attaching vif %s to instance %s", vif["id"], instance.id)
                 self.attach_interface(context, instance, instance.image_meta, vif)
+
+    def _count_cache_nics(self, guest: Any, instance: Any) -> int:
+        """0 or 1; 0 when the guest's XML cannot be read as a domain (Nova counts as alone)."""
+        found = _edit_or_keep(
+            guest.get_xml_desc(),
+            lambda x: domxml.find_cache_interface(x, self.cachenet_settings),
+            "Counting the interfaces as if there were no cache NIC", instance,
+        )  # fmt: skip
+        return 1 if found else 0
 
 
 class _GuestWithCacheNicAside:
@@ -224,25 +263,64 @@ class _GuestWithCacheNicAside:
     Its migratable XML has no cache NIC (so ``_update_vif_xml`` only meets
     Neutron's ports); ``migrate`` puts the cache NIC back, as it was (PCI
     address included, or the destination's device ABI would not match), into
-    the destination XML. Everything else is the real guest.
+    the destination XML. Everything else is the real guest, which it also
+    compares equal to. XML that cannot be read as a domain passes through
+    unchanged, as it would without cachenet.
     """
 
-    def __init__(self, guest: Any, settings: Settings) -> None:
+    def __init__(self, guest: Any, instance: Any, settings: Settings) -> None:
         self._guest = guest
+        self._instance = instance
         self._settings = settings
         self._aside: list[domxml.SetAside] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._guest, name)
 
-    def get_xml_desc(self, *args: Any, **kwargs: Any) -> str:
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _GuestWithCacheNicAside):
+            other = other._guest
+        return bool(self._guest == other)
+
+    def __hash__(self) -> int:
+        return hash(self._guest)
+
+    def get_xml_desc(self, *args: Any, **kwargs: Any) -> Any:
         xml = self._guest.get_xml_desc(*args, **kwargs)
         if not kwargs.get("dump_migratable"):
-            return str(xml)
-        xml, self._aside = domxml.set_aside_cache_interfaces(xml, self._settings)
+            return xml
+        set_aside = _edit_or_keep(
+            xml, lambda x: domxml.set_aside_cache_interfaces(x, self._settings),
+            "Migrating the domain XML as it is", self._instance,
+        )  # fmt: skip
+        if set_aside is None:
+            return xml
+        xml, self._aside = set_aside
         return xml
 
     def migrate(self, *args: Any, destination_xml: str | None = None, **kwargs: Any) -> Any:
         if destination_xml is not None and self._aside:
-            destination_xml = domxml.restore_cache_interfaces(destination_xml, self._aside)
+            aside = self._aside
+            restored = _edit_or_keep(
+                destination_xml, lambda x: domxml.restore_cache_interfaces(x, aside),
+                "Migrating without the cache NIC", self._instance,
+            )  # fmt: skip
+            destination_xml = destination_xml if restored is None else restored
         return self._guest.migrate(*args, destination_xml=destination_xml, **kwargs)
+
+
+def _edit_or_keep(
+    xml: Any, edit: Callable[[str | bytes], T], failing: str, instance: Any
+) -> T | None:
+    """``edit(xml)``; None, logged, when ``xml`` cannot be read as a domain.
+
+    Adding the cache NIC is never worth failing an operation that Nova alone
+    completes: the caller then goes on with Nova's XML, unchanged.
+    """
+    try:
+        if not isinstance(xml, str | bytes):
+            raise DomainXMLError(f"not a domain XML document but {type(xml).__name__}")
+        return edit(xml)
+    except DomainXMLError as exc:
+        LOG.warning("%s: %s", failing, exc, instance=instance)
+        return None
