@@ -31,13 +31,13 @@ DEFAULT_CONFIG_FILE = "/etc/cachenet/cachenet.conf"
 CONFIG_ENV = "CACHENET_CONFIG"
 BRIDGE_TYPES = ("linuxbridge", "ovs")
 ON_STORE_ERROR = ("fail", "skip")
-DATAPATH_TYPES = ("system", "netdev")
 DATABASE_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
 HOST_MAX = 255  # the store's host column
 TEXT_MAX = 4096  # any string option (PATH_MAX); longer is a pasting accident
 UNPARSEABLE_URL = "<unparseable URL>"
 # Query parameters psycopg and PyMySQL take a password from.
 _SECRET_QUERY_KEYS = ("password", "passwd", "pwd")
+_MASK_TOKEN = "cachenetmasked"
 # Address space no cache subnet may touch: only unicast, routable-in-a-site ranges work.
 _UNUSABLE_NETWORKS = {
     ipaddress.IPv4Network("0.0.0.0/8"): "'this network'",
@@ -52,7 +52,10 @@ _network_opts = [
     cfg.StrOpt(
         "bridge_type",
         default="linuxbridge",
-        choices=BRIDGE_TYPES,
+        choices=[
+            ("linuxbridge", "a Linux bridge, set up over netlink"),
+            ("ovs", "an Open vSwitch bridge, set up over OVSDB"),
+        ],
         help="Kind of cache bridge: linuxbridge (netlink) or ovs (Open vSwitch).",
     ),
     cfg.StrOpt(
@@ -72,7 +75,7 @@ _network_opts = [
     cfg.StrOpt(
         "datapath_type",
         default="system",
-        choices=DATAPATH_TYPES,
+        choices=[("system", "the kernel datapath"), ("netdev", "the userspace datapath")],
         help="OVS datapath of the bridge: system (kernel) or netdev (userspace).",
     ),
     cfg.StrOpt(
@@ -200,7 +203,10 @@ _nova_opts = [
     cfg.StrOpt(
         "on_store_error",
         default="fail",
-        choices=ON_STORE_ERROR,
+        choices=[
+            ("fail", "the spawn fails with a clear fault"),
+            ("skip", "the instance boots without a cache NIC; an error is logged"),
+        ],
         help="When the port store cannot be reached at spawn: fail (the spawn fails with a "
         "clear fault) or skip (boot without the cache NIC and log an error).",
     ),
@@ -275,16 +281,12 @@ class Settings:
     @property
     def excluded_ranges(self) -> tuple[AddressRange, ...]:
         """Reserved ranges plus the network and broadcast addresses, sorted."""
-        edges = (
-            AddressRange(self.subnet.network_address, self.subnet.network_address),
-            AddressRange(self.subnet.broadcast_address, self.subnet.broadcast_address),
-        )
-        return tuple(sorted(edges + self.reserved, key=lambda r: r.first))
+        return _excluded_ranges(self.subnet, self.reserved)
 
     @property
     def allocatable_count(self) -> int:
         """How many addresses of the subnet can be handed to instances."""
-        return self.subnet.num_addresses - _union_size(self.excluded_ranges)
+        return _allocatable_count(self.subnet, self.reserved)
 
     def public_dict(self) -> dict[str, object]:
         """The settings as plain values, the database password masked."""
@@ -406,7 +408,7 @@ def _untyped_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, value: object) ->
     """What oslo.config lets through: an empty number, control characters, huge text."""
     if value is None:
         location = conf.get_location(opt.dest, GROUP)
-        set_by_user = location is not None and getattr(location.location, "is_user_set", False)
+        set_by_user = getattr(getattr(location, "location", None), "is_user_controlled", False)
         if set_by_user and isinstance(opt.type, types.Integer):
             # ``mtu =`` reads as None, not as "unset": say so rather than fail later.
             return f"{opt.dest} is empty: give a number or leave the option out"
@@ -438,11 +440,11 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     _check_store(v, problems)
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
+    if subnet is not None:
+        _check_address_plan(v, subnet, reserved, mac_prefix, problems)
     if problems or subnet is None or mac_prefix is None:
         return None
-    settings = _settings(v, mac_prefix, subnet, reserved)
-    _check_address_plan(settings, problems)
-    return settings
+    return _settings(v, mac_prefix, subnet, reserved)
 
 
 def _settings(
@@ -551,34 +553,54 @@ def _check_agent_and_nova(v: dict[str, Any], problems: list[str]) -> None:
             )
 
 
-def _check_address_plan(settings: Settings, problems: list[str]) -> None:
-    """What needs the subnet, reserved, router, DNS servers and MAC prefix together."""
-    subnet, allocatable = settings.subnet, settings.allocatable_count
+def _check_address_plan(
+    v: dict[str, Any],
+    subnet: ipaddress.IPv4Network,
+    reserved: tuple[AddressRange, ...],
+    mac_prefix: str | None,
+    problems: list[str],
+) -> None:
+    """What needs the subnet with reserved, the router, DNS servers or the MAC prefix."""
+    allocatable = _allocatable_count(subnet, reserved)
     if allocatable <= 0:
         problems.append(
             f"subnet {subnet} has no address left for instances once the network, broadcast "
             "and reserved addresses are taken out"
         )
-    router = settings.dhcp_router
+    router = _address(v["dhcp_router"])
     if router is not None and router not in subnet:
         problems.append(f"dhcp_router {router} is outside the subnet {subnet}")
-    edges = (subnet.network_address, subnet.broadcast_address)
-    named = [("dhcp_router", router)] if router is not None else []
-    for name, address in named + [("dhcp_dns_servers", a) for a in settings.dhcp_dns_servers]:
-        if address in edges:
+    servers = [("dhcp_dns_servers", _address(a)) for a in v["dhcp_dns_servers"] or []]
+    for name, address in ([("dhcp_router", router)] if router else []) + servers:
+        if address in (subnet.network_address, subnet.broadcast_address):
             problems.append(f"{name} {address} is the network or broadcast address of {subnet}")
-        elif address in subnet and not any(address in r for r in settings.reserved):
+        elif address in subnet and not any(address in r for r in reserved):
+            # The store would hand it to an instance too.
             problems.append(
                 f"{name} {address} is an address the store hands to instances: "
                 f"add it to reserved (or use one outside the subnet {subnet})"
             )
-    mac_space = 1 << suffix_bits(settings.mac_prefix)
+    mac_space = 0 if mac_prefix is None else 1 << suffix_bits(mac_prefix)
     if 0 < mac_space < allocatable:
         problems.append(
-            f"mac_prefix {settings.mac_prefix} leaves {mac_space} MAC addresses for the "
+            f"mac_prefix {mac_prefix} leaves {mac_space} MAC addresses for the "
             f"{allocatable} instance addresses of subnet {subnet}: use a shorter prefix "
             "or a smaller subnet"
         )
+
+
+def _excluded_ranges(
+    subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]
+) -> tuple[AddressRange, ...]:
+    edges = (
+        AddressRange(subnet.network_address, subnet.network_address),
+        AddressRange(subnet.broadcast_address, subnet.broadcast_address),
+    )
+    return tuple(sorted(edges + reserved, key=lambda r: r.first))
+
+
+def _allocatable_count(subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]) -> int:
+    return subnet.num_addresses - _union_size(_excluded_ranges(subnet, reserved))
 
 
 def linux_ifname_problem(name: str) -> str | None:
@@ -740,10 +762,10 @@ def mask_password(url: str) -> str:
     parsed = parse_database_url(url)
     if parsed is None:
         return UNPARSEABLE_URL
-    secret = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
-    if secret:
+    secret = {key: _MASK_TOKEN for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secret:  # a token URL quoting leaves alone, so the query reads password=***
         parsed = parsed.update_query_dict(secret)
-    return parsed.render_as_string(hide_password=True)
+    return parsed.render_as_string(hide_password=True).replace(_MASK_TOKEN, "***")
 
 
 def database_secrets(url: str) -> list[str]:
