@@ -17,7 +17,8 @@ class ConfigError(CachenetError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration: " + "; ".join(problems))
+        one_line = (" ".join(p.split("\n")) for p in problems)  # the CLI prints one line
+        super().__init__("invalid configuration: " + "; ".join(one_line))
 
 
 class DomainXMLError(CachenetError):

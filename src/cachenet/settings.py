@@ -19,22 +19,43 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from oslo_config import cfg
+from oslo_config import cfg, types
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from cachenet.errors import ConfigError, IdentityError
-from cachenet.identity import DEVICE_SUFFIX_MIN, IFNAMSIZ_MAX, parse_mac_prefix
+from cachenet.identity import DEVICE_SUFFIX_MIN, IFNAMSIZ_MAX, parse_mac_prefix, suffix_bits
 
 GROUP = "cachenet"
 DEFAULT_CONFIG_FILE = "/etc/cachenet/cachenet.conf"
 CONFIG_ENV = "CACHENET_CONFIG"
 BRIDGE_TYPES = ("linuxbridge", "ovs")
 ON_STORE_ERROR = ("fail", "skip")
+DATABASE_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
+HOST_MAX = 255  # the store's host column
+TEXT_MAX = 4096  # any string option (PATH_MAX); longer is a pasting accident
+UNPARSEABLE_URL = "<unparseable URL>"
+# Query parameters psycopg and PyMySQL take a password from.
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd")
+_MASK_TOKEN = "cachenetmasked"
+# Address space no cache subnet may touch: only unicast, routable-in-a-site ranges work.
+_UNUSABLE_NETWORKS = {
+    ipaddress.IPv4Network("0.0.0.0/8"): "'this network'",
+    ipaddress.IPv4Network("127.0.0.0/8"): "loopback",
+    ipaddress.IPv4Network("169.254.0.0/16"): "link-local",
+    ipaddress.IPv4Network("224.0.0.0/4"): "multicast",
+    ipaddress.IPv4Network("240.0.0.0/4"): "reserved (and broadcast)",
+}
 
 _network_opts = [
     cfg.StrOpt("bridge", default="br-cache", help="Name of the cache bridge on each host."),
     cfg.StrOpt(
         "bridge_type",
         default="linuxbridge",
+        choices=[
+            ("linuxbridge", "a Linux bridge, set up over netlink"),
+            ("ovs", "an Open vSwitch bridge, set up over OVSDB"),
+        ],
         help="Kind of cache bridge: linuxbridge (netlink) or ovs (Open vSwitch).",
     ),
     cfg.StrOpt(
@@ -42,11 +63,19 @@ _network_opts = [
         help="Host interface that faces the cache nodes; enslaved to the bridge. "
         "Unset: the bridge has no uplink.",
     ),
-    cfg.IntOpt("mtu", help="MTU of the bridge, its uplink and the instances' cache NICs."),
-    cfg.IntOpt("vlan", help="VLAN tag of the cache network (ovs only): access ports."),
+    cfg.IntOpt(
+        "mtu",
+        min=68,
+        max=65535,
+        help="MTU of the bridge, its uplink and the instances' cache NICs.",
+    ),
+    cfg.IntOpt(
+        "vlan", min=1, max=4094, help="VLAN tag of the cache network (ovs only): access ports."
+    ),
     cfg.StrOpt(
         "datapath_type",
         default="system",
+        choices=[("system", "the kernel datapath"), ("netdev", "the userspace datapath")],
         help="OVS datapath of the bridge: system (kernel) or netdev (userspace).",
     ),
     cfg.StrOpt(
@@ -63,10 +92,16 @@ _network_opts = [
     cfg.StrOpt(
         "device_prefix",
         default="cache-",
-        help="Prefix of host-side device names; the rest is taken from the instance UUID "
+        help="Prefix of host-side device names (letters, digits, '-'; they are also DHCP "
+        "host names); the rest is taken from the instance UUID "
         f"(at least {DEVICE_SUFFIX_MIN} characters, {IFNAMSIZ_MAX} in all).",
     ),
-    cfg.StrOpt("subnet", default="10.99.0.0/16", help="IPv4 cache subnet (CIDR)."),
+    cfg.StrOpt(
+        "subnet",
+        default="10.99.0.0/16",
+        help="IPv4 cache subnet (CIDR): private or global unicast, not loopback, "
+        "link-local, multicast or 0.0.0.0/8.",
+    ),
     cfg.ListOpt(
         "reserved",
         default=[],
@@ -93,26 +128,39 @@ _store_opts = [
         "database",
         default="sqlite:////var/lib/cachenet/cachenet.sqlite",
         secret=True,
-        help="SQLAlchemy URL of the port store: sqlite:///PATH (one host), "
-        "postgresql+psycopg://... or mysql+pymysql://... (shared by many hosts).",
+        help="SQLAlchemy URL of the port store: sqlite:////ABSOLUTE/PATH (one host), "
+        "postgresql+psycopg://... or mysql+pymysql://... (shared by many hosts). "
+        "Write '@', '/' or ':' in a password as %40, %2F, %3A.",
     ),
     cfg.StrOpt(
         "host",
         default=socket.gethostname(),
         sample_default="<hostname>",
-        help="Name of this host in the port store.",
+        help=f"Name of this host in the port store (at most {HOST_MAX} characters, no whitespace).",
     ),
 ]
 
 _dhcp_opts = [
     cfg.StrOpt("dhcp_interface", help="Interface dnsmasq serves the cache subnet on."),
-    cfg.IntOpt("dhcp_lease_time", default=3600, min=120, help="DHCP lease time in seconds."),
-    cfg.StrOpt("dhcp_router", help="Router handed to guests (DHCP option 3). Unset: none."),
-    cfg.ListOpt("dhcp_dns_servers", default=[], help="DNS servers handed to guests (option 6)."),
+    cfg.IntOpt(
+        "dhcp_lease_time", default=3600, min=120, max=31536000, help="DHCP lease time in seconds."
+    ),
+    cfg.IPOpt(
+        "dhcp_router",
+        version=4,
+        help="Router handed to guests (DHCP option 3): an address of the subnet listed "
+        "in reserved. Unset: none.",
+    ),
+    cfg.ListOpt(
+        "dhcp_dns_servers",
+        item_type=types.IPAddress(4),
+        default=[],
+        help="DNS servers handed to guests (option 6); one inside the subnet must be reserved.",
+    ),
     cfg.StrOpt(
         "dhcp_state_dir",
         default="/var/lib/cachenet/dhcp",
-        help="Directory for dnsmasq's reservations (hosts/) and lease file.",
+        help="Directory for dnsmasq's reservations (hosts/) and lease file (absolute path).",
     ),
     cfg.StrOpt("dnsmasq", default="dnsmasq", help="dnsmasq executable."),
 ]
@@ -129,6 +177,7 @@ _libvirt_opts = [
         "agent_reconcile_interval",
         default=60,
         min=1,
+        max=86400,
         help="Seconds between the agent's reconciliations (interfaces missing, ports of "
         "vanished domains); also how soon an event missed while the store was down is made up.",
     ),
@@ -154,6 +203,10 @@ _nova_opts = [
     cfg.StrOpt(
         "on_store_error",
         default="fail",
+        choices=[
+            ("fail", "the spawn fails with a clear fault"),
+            ("skip", "the instance boots without a cache NIC; an error is logged"),
+        ],
         help="When the port store cannot be reached at spawn: fail (the spawn fails with a "
         "clear fault) or skip (boot without the cache NIC and log an error).",
     ),
@@ -228,16 +281,12 @@ class Settings:
     @property
     def excluded_ranges(self) -> tuple[AddressRange, ...]:
         """Reserved ranges plus the network and broadcast addresses, sorted."""
-        edges = (
-            AddressRange(self.subnet.network_address, self.subnet.network_address),
-            AddressRange(self.subnet.broadcast_address, self.subnet.broadcast_address),
-        )
-        return tuple(sorted(edges + self.reserved, key=lambda r: r.first))
+        return _excluded_ranges(self.subnet, self.reserved)
 
     @property
     def allocatable_count(self) -> int:
         """How many addresses of the subnet can be handed to instances."""
-        return self.subnet.num_addresses - _union_size(self.excluded_ranges)
+        return _allocatable_count(self.subnet, self.reserved)
 
     def public_dict(self) -> dict[str, object]:
         """The settings as plain values, the database password masked."""
@@ -272,8 +321,14 @@ def load_settings(
         conf(args=[], project="cachenet", default_config_files=files, use_env=False)
     except (cfg.ConfigFilesNotFoundError, cfg.ConfigFileParseError) as exc:
         raise ConfigError([str(exc)]) from exc
+    problems: list[str] = []
     for name, value in (overrides or {}).items():
-        conf.set_override(name, value, group=GROUP)
+        try:
+            conf.set_override(name, value, group=GROUP)
+        except ValueError as exc:  # oslo.config checks an override's type as it is set
+            problems.append(f"{name} {_shown(value)} is not valid: {exc}")
+    if problems:
+        raise ConfigError(problems)
     return settings_from_conf(conf)
 
 
@@ -293,12 +348,11 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
     """Parse and validate the ``[cachenet]`` group of an oslo.config ``conf``.
 
     Every problem is collected, so a config with three mistakes gets three
-    messages in one ``ConfigError`` rather than one per restart.
+    messages in one ``ConfigError`` rather than one per restart. Each message
+    starts with the option's name.
     """
     problems: list[str] = []
     group = _read_group(conf, problems)
-    if problems:
-        raise ConfigError(problems)
     settings = _parse(group, problems)
     if settings is None or problems:
         raise ConfigError(problems)
@@ -306,65 +360,105 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
 
 
 def _read_group(conf: cfg.ConfigOpts, problems: list[str]) -> dict[str, Any]:
+    """Every option's value as oslo.config types it; None where that failed (a problem)."""
     values: dict[str, Any] = {}
     for opt in ALL_OPTS:
         try:
-            values[opt.dest] = conf[GROUP][opt.dest]
+            value = conf[GROUP][opt.dest]
         except (cfg.ConfigFileValueError, ValueError) as exc:
-            problems.append(f"{opt.dest}: {exc}")
+            problems.append(_typed_value_problem(conf, opt, exc))
+            values[opt.dest] = None
+            continue
+        problem = _untyped_value_problem(conf, opt, value)
+        if problem:
+            problems.append(problem)
+            value = None
+        values[opt.dest] = value
     return values
 
 
-def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
-    def check(condition: bool, message: str) -> None:
-        if not condition:
-            problems.append(message)
+def _typed_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, exc: Exception) -> str:
+    """One line naming ``opt`` and the value oslo.config's type refused."""
+    reason = str(exc).rpartition(" is not valid: ")[2]  # drop oslo's file location preamble
+    low, high = getattr(opt.type, "min", None), getattr(opt.type, "max", None)
+    choices = getattr(opt.type, "choices", None)
+    if choices:
+        reason = "is not one of " + ", ".join(map(str, choices))
+    elif reason.startswith("Should be") and low is not None and high is not None:
+        reason = f"is outside {low}-{high}"
+    else:
+        reason = f"is not valid: {reason}"
+    raw = None if opt.secret else _raw_value(conf, opt)
+    if raw is None:
+        return f"{opt.dest} {reason}"
+    shown = raw if re.fullmatch(r"-?\d{1,30}", raw) else _shown(raw)  # numbers unquoted
+    return f"{opt.dest} {shown} {reason}"
 
-    bridge_type = str(v["bridge_type"])
-    check(bridge_type in BRIDGE_TYPES, f"bridge_type {bridge_type!r} is not one of {BRIDGE_TYPES}")
-    for name in ("bridge", "uplink", "dhcp_interface"):
-        if v[name] is not None:
-            reason = linux_ifname_problem(str(v[name]))
-            check(
-                reason is None, f"{name} {v[name]!r} is not a valid Linux interface name: {reason}"
-            )
-    mac_prefix = _parse_mac_prefix(str(v["mac_prefix"]), problems)
-    _check_device_prefix(str(v["device_prefix"]), problems)
-    mtu, vlan = v["mtu"], v["vlan"]
-    check(mtu is None or 68 <= int(mtu) <= 65535, f"mtu {mtu} is outside 68-65535")
-    check(vlan is None or 1 <= int(vlan) <= 4094, f"vlan {vlan} is outside 1-4094")
-    check(
-        vlan is None or bridge_type != "linuxbridge",
-        "vlan is only supported with bridge_type ovs (a Linux bridge has no access ports)",
-    )
-    check(
-        v["datapath_type"] in ("system", "netdev"),
-        f"datapath_type {v['datapath_type']!r} is not system or netdev",
-    )
-    check(
-        re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(v["nic_model"])) is not None,
-        f"nic_model {v['nic_model']!r} is not a device model name",
-    )
-    check(
-        v["on_store_error"] in ON_STORE_ERROR,
-        f"on_store_error {v['on_store_error']!r} is not one of {ON_STORE_ERROR}",
-    )
-    check(bool(v["database"]), "database is empty")
-    subnet = _parse_subnet(str(v["subnet"]), problems)
-    reserved = _parse_reserved(v["reserved"], subnet, problems)
-    router = _parse_address("dhcp_router", v["dhcp_router"], subnet, problems)
-    dns = tuple(
-        _parse_address("dhcp_dns_servers", s, None, problems) for s in v["dhcp_dns_servers"]
-    )
-    selector = _checked_selector(str(v["agent_selector"]), problems)
+
+def _raw_value(conf: cfg.ConfigOpts, opt: cfg.Opt) -> str | None:
+    """The text a config file gave ``opt``, to show it in a message; None if unknown."""
+    try:  # oslo.config has no public accessor for a value its type refuses
+        raw, _location = opt._get_from_namespace(conf._namespace, GROUP)
+    except Exception:
+        return None
+    return raw if isinstance(raw, str) else None
+
+
+def _untyped_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, value: object) -> str | None:
+    """What oslo.config lets through: an empty number, control characters, huge text."""
+    if value is None:
+        location = conf.get_location(opt.dest, GROUP)
+        set_by_user = getattr(getattr(location, "location", None), "is_user_controlled", False)
+        if set_by_user and isinstance(opt.type, types.Integer):
+            # ``mtu =`` reads as None, not as "unset": say so rather than fail later.
+            return f"{opt.dest} is empty: give a number or leave the option out"
+        return None
+    for text in value if isinstance(value, list) else [value]:
+        if not isinstance(text, str):
+            continue
+        shown = "" if opt.secret else f" {_shown(text)}"
+        if len(text) > TEXT_MAX:
+            return f"{opt.dest} is {len(text)} characters long, at most {TEXT_MAX}"
+        if any(not ch.isprintable() for ch in text):
+            return f"{opt.dest}{shown} contains control characters"
+        if isinstance(value, list) and not text.strip():
+            return f"{opt.dest} has an empty item (a stray ',')"
+    return None
+
+
+def _shown(value: object) -> str:
+    """``value`` quoted for a one-line message: escapes visible, long values cut short."""
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
+    """The ``Settings`` of the values read, or None with ``problems`` saying why."""
+    mac_prefix = _check_network(v, problems)
+    subnet = _parse_subnet(v["subnet"], problems)
+    reserved = _parse_reserved(v["reserved"] or [], subnet, problems)
+    _check_store(v, problems)
+    _check_dhcp(v, problems)
+    _check_agent_and_nova(v, problems)
+    if subnet is not None:
+        _check_address_plan(v, subnet, reserved, mac_prefix, problems)
     if problems or subnet is None or mac_prefix is None:
         return None
-    settings = Settings(
+    return _settings(v, mac_prefix, subnet, reserved)
+
+
+def _settings(
+    v: dict[str, Any],
+    mac_prefix: str,
+    subnet: ipaddress.IPv4Network,
+    reserved: tuple[AddressRange, ...],
+) -> Settings:
+    return Settings(
         bridge=str(v["bridge"]),
-        bridge_type=bridge_type,
+        bridge_type=str(v["bridge_type"]),
         uplink=v["uplink"],
-        mtu=mtu,
-        vlan=vlan,
+        mtu=v["mtu"],
+        vlan=v["vlan"],
         datapath_type=str(v["datapath_type"]),
         ovsdb_connection=str(v["ovsdb_connection"]),
         mac_prefix=mac_prefix,
@@ -378,12 +472,12 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
         host=str(v["host"]),
         dhcp_interface=v["dhcp_interface"],
         dhcp_lease_time=int(v["dhcp_lease_time"]),
-        dhcp_router=router,
-        dhcp_dns_servers=tuple(d for d in dns if d is not None),
+        dhcp_router=_address(v["dhcp_router"]),
+        dhcp_dns_servers=tuple(ipaddress.IPv4Address(s) for s in v["dhcp_dns_servers"]),
         dhcp_state_dir=Path(str(v["dhcp_state_dir"])),
         dnsmasq=str(v["dnsmasq"]),
         libvirt_uri=str(v["libvirt_uri"]),
-        agent_selector=selector,
+        agent_selector=str(v["agent_selector"]),
         agent_reconcile_interval=int(v["agent_reconcile_interval"]),
         flavor_extra_spec=v["flavor_extra_spec"],
         image_property=v["image_property"],
@@ -391,24 +485,153 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
         exclude_projects=tuple(v["exclude_projects"]),
         on_store_error=str(v["on_store_error"]),
     )
-    check(
-        settings.allocatable_count > 0,
-        f"subnet {subnet} has no address left for instances once the network, broadcast "
-        "and reserved addresses are taken out",
+
+
+def _check_network(v: dict[str, Any], problems: list[str]) -> str | None:
+    """Bridge, interfaces, OVS and NIC options; returns the canonical MAC prefix."""
+    for name in ("bridge", "uplink", "dhcp_interface"):
+        if v[name] is not None:
+            reason = linux_ifname_problem(str(v[name]))
+            if reason:
+                problems.append(
+                    f"{name} {_shown(v[name])} is not a valid Linux interface name: {reason}"
+                )
+    if v["vlan"] is not None and v["bridge_type"] == "linuxbridge":
+        problems.append(
+            "vlan is only supported with bridge_type ovs (a Linux bridge has no access ports)"
+        )
+    if v["ovsdb_connection"] is not None and not re.fullmatch(
+        r"unix:\S+|(tcp|ssl):\S+:\d{1,5}", str(v["ovsdb_connection"])
+    ):
+        problems.append(
+            f"ovsdb_connection {_shown(v['ovsdb_connection'])} is not unix:PATH, "
+            "tcp:HOST:PORT or ssl:HOST:PORT"
+        )
+    if v["nic_model"] is not None and not re.fullmatch(
+        r"[a-z0-9][a-z0-9_-]{0,63}", str(v["nic_model"])
+    ):
+        problems.append(f"nic_model {_shown(v['nic_model'])} is not a device model name")
+    if v["device_prefix"] is not None:
+        _check_device_prefix(str(v["device_prefix"]), problems)
+    return None if v["mac_prefix"] is None else _parse_mac_prefix(v["mac_prefix"], problems)
+
+
+def _check_store(v: dict[str, Any], problems: list[str]) -> None:
+    if v["database"] is not None:
+        problem = database_problem(str(v["database"]))
+        if problem:
+            problems.append(problem)
+    if v["host"] is not None:
+        reason = host_name_problem(str(v["host"]))
+        if reason:
+            problems.append(f"host {_shown(v['host'])} is not a host name: {reason}")
+
+
+def _check_dhcp(v: dict[str, Any], problems: list[str]) -> None:
+    state_dir = v["dhcp_state_dir"]
+    if state_dir is not None and not os.path.isabs(str(state_dir)):
+        problems.append(
+            f"dhcp_state_dir {_shown(state_dir)} is not an absolute path "
+            "(a relative one would follow each process's working directory)"
+        )
+    if v["dnsmasq"] is not None and not str(v["dnsmasq"]).strip():
+        problems.append("dnsmasq is empty: give the dnsmasq executable or leave the option out")
+
+
+def _check_agent_and_nova(v: dict[str, Any], problems: list[str]) -> None:
+    uri = v["libvirt_uri"]
+    if uri is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S*", str(uri)):
+        problems.append(f"libvirt_uri {_shown(uri)} is not a libvirt URI (e.g. qemu:///system)")
+    if v["agent_selector"] is not None:
+        _checked_selector(str(v["agent_selector"]), problems)
+    for name in ("flavor_extra_spec", "image_property"):
+        key = v[name]
+        if key is not None and not re.fullmatch(r"\S{1,255}", str(key)):
+            problems.append(
+                f"{name} {_shown(key)} is not a key (1 to 255 characters, no whitespace); "
+                "leave the option out for no condition"
+            )
+
+
+def _check_address_plan(
+    v: dict[str, Any],
+    subnet: ipaddress.IPv4Network,
+    reserved: tuple[AddressRange, ...],
+    mac_prefix: str | None,
+    problems: list[str],
+) -> None:
+    """What needs the subnet with reserved, the router, DNS servers or the MAC prefix."""
+    allocatable = _allocatable_count(subnet, reserved)
+    if allocatable <= 0:
+        problems.append(
+            f"subnet {subnet} has no address left for instances once the network, broadcast "
+            "and reserved addresses are taken out"
+        )
+    router = _address(v["dhcp_router"])
+    if router is not None and router not in subnet:
+        problems.append(f"dhcp_router {router} is outside the subnet {subnet}")
+    servers = [("dhcp_dns_servers", _address(a)) for a in v["dhcp_dns_servers"] or []]
+    for name, address in ([("dhcp_router", router)] if router else []) + servers:
+        if address in (subnet.network_address, subnet.broadcast_address):
+            problems.append(f"{name} {address} is the network or broadcast address of {subnet}")
+        elif address in subnet and not any(address in r for r in reserved):
+            # The store would hand it to an instance too.
+            problems.append(
+                f"{name} {address} is an address the store hands to instances: "
+                f"add it to reserved (or use one outside the subnet {subnet})"
+            )
+    mac_space = 0 if mac_prefix is None else 1 << suffix_bits(mac_prefix)
+    if 0 < mac_space < allocatable:
+        problems.append(
+            f"mac_prefix {mac_prefix} leaves {mac_space} MAC addresses for the "
+            f"{allocatable} instance addresses of subnet {subnet}: use a shorter prefix "
+            "or a smaller subnet"
+        )
+
+
+def _excluded_ranges(
+    subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]
+) -> tuple[AddressRange, ...]:
+    edges = (
+        AddressRange(subnet.network_address, subnet.network_address),
+        AddressRange(subnet.broadcast_address, subnet.broadcast_address),
     )
-    return settings
+    return tuple(sorted(edges + reserved, key=lambda r: r.first))
+
+
+def _allocatable_count(subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]) -> int:
+    return subnet.num_addresses - _union_size(_excluded_ranges(subnet, reserved))
 
 
 def linux_ifname_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a Linux interface name (the kernel's dev_valid_name), or None."""
+    """Why ``name`` cannot be a Linux interface name (the kernel's dev_valid_name), or None.
+
+    The kernel counts bytes, not characters; anything but printable ASCII is
+    refused too, as the tools around a bridge (dnsmasq, libvirt, OVS) are not
+    all safe with it.
+    """
     if not name:
         return "empty"
-    if len(name) > IFNAMSIZ_MAX:
-        return f"{len(name)} characters, at most {IFNAMSIZ_MAX}"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > IFNAMSIZ_MAX:
+        return f"{size} bytes, at most {IFNAMSIZ_MAX}"
+    if not (name.isascii() and name.isprintable()):
+        return "only printable ASCII characters are allowed"
     if name in (".", ".."):
         return "reserved name"
     if re.search(r"[/:\s]", name):
         return "contains '/', ':' or whitespace"
+    return None
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a host in the port store, or None."""
+    if not name:
+        return "empty"
+    if len(name) > HOST_MAX:
+        return f"{len(name)} characters, at most {HOST_MAX}"
+    if any(ch.isspace() or not ch.isprintable() for ch in name):
+        return "contains whitespace or control characters"
     return None
 
 
@@ -421,6 +644,15 @@ def _parse_mac_prefix(text: str, problems: list[str]) -> str | None:
 
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:
+    # Device names are also the DHCP host names of the reservations: dnsmasq
+    # ignores a host name that is not letters, digits and inner '-'. An empty
+    # prefix is fine: the name is then hex digits of the instance UUID alone.
+    if not re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9-]*)?", prefix):
+        problems.append(
+            f"device_prefix {_shown(prefix)} may hold only ASCII letters, digits and '-' "
+            "(not first): device names are also DHCP host names"
+        )
+        return
     room = IFNAMSIZ_MAX - len(prefix)
     if room < DEVICE_SUFFIX_MIN:
         problems.append(
@@ -428,19 +660,26 @@ def _check_device_prefix(prefix: str, problems: list[str]) -> None:
             f"{IFNAMSIZ_MAX} characters and need {DEVICE_SUFFIX_MIN} for the instance, so the "
             f"prefix can have at most {IFNAMSIZ_MAX - DEVICE_SUFFIX_MIN}"
         )
-    elif prefix and re.search(r"[/:\s]", prefix):
-        problems.append(f"device_prefix {prefix!r} contains '/', ':' or whitespace")
 
 
-def _parse_subnet(text: str, problems: list[str]) -> ipaddress.IPv4Network | None:
+def _parse_subnet(text: str | None, problems: list[str]) -> ipaddress.IPv4Network | None:
+    if text is None:
+        return None
     try:
         subnet = ipaddress.IPv4Network(text, strict=True)
     except ValueError as exc:
-        problems.append(f"subnet {text!r} is not an IPv4 network: {exc}")
+        problems.append(f"subnet {_shown(text)} is not an IPv4 network: {exc}")
         return None
     if subnet.prefixlen > 30:
         problems.append(f"subnet {subnet} has no room for instances (use a /30 or larger)")
         return None
+    for unusable, kind in _UNUSABLE_NETWORKS.items():
+        if subnet.overlaps(unusable):
+            problems.append(
+                f"subnet {subnet} overlaps the {kind} range {unusable}: use a private "
+                "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16) or global unicast range"
+            )
+            return None
     return subnet
 
 
@@ -452,10 +691,10 @@ def _parse_reserved(
         try:
             r = parse_address_range(item)
         except ValueError as exc:
-            problems.append(f"reserved {item!r}: {exc}")
+            problems.append(f"reserved {_shown(item)}: {exc}")
             continue
         if subnet is not None and not (r.first in subnet and r.last in subnet):
-            problems.append(f"reserved {item!r} is outside the subnet {subnet}")
+            problems.append(f"reserved {_shown(item)} is outside the subnet {subnet}")
             continue
         ranges.append(r)
     return tuple(ranges)
@@ -475,26 +714,16 @@ def parse_address_range(text: str) -> AddressRange:
     return AddressRange(first, last)
 
 
-def _parse_address(
-    name: str, value: object, subnet: ipaddress.IPv4Network | None, problems: list[str]
-) -> ipaddress.IPv4Address | None:
-    if value is None:
-        return None
-    try:
-        address = ipaddress.IPv4Address(str(value))
-    except ValueError:
-        problems.append(f"{name} {value!r} is not an IPv4 address")
-        return None
-    if subnet is not None and address not in subnet:
-        problems.append(f"{name} {address} is outside the subnet {subnet}")
-    return address
+def _address(value: object) -> ipaddress.IPv4Address | None:
+    """An address oslo.config's IPOpt already checked, as an ``IPv4Address``."""
+    return None if value is None else ipaddress.IPv4Address(str(value))
 
 
 def _checked_selector(selector: str, problems: list[str]) -> str:
     kind, _, arg = selector.partition(":")
     if not (selector == "all" or (kind in ("name", "metadata") and arg)):
         problems.append(
-            f"agent_selector {selector!r} is not 'all', 'name:<glob>' or 'metadata:<URI>'"
+            f"agent_selector {_shown(selector)} is not 'all', 'name:<glob>' or 'metadata:<URI>'"
         )
     return selector
 
@@ -509,6 +738,72 @@ def _union_size(sorted_ranges: Sequence[AddressRange]) -> int:
     return total
 
 
+def parse_database_url(url: str) -> URL | None:
+    """``url`` parsed by SQLAlchemy, or None when it is not a URL with unambiguous parts.
+
+    An '@' left in the host means the password held a raw '@', so where the
+    password ends (and what of it would be shown as the host) is a guess.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        return None
+    if parsed.host and re.search(r"[@/\s]", parsed.host):
+        return None
+    return parsed
+
+
 def mask_password(url: str) -> str:
-    """A database URL with its password replaced by ***, for messages and output."""
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
+    """A database URL fit for messages, logs and output: no password anywhere in it.
+
+    The password and any ``password`` query parameter become ***; a value that
+    does not parse as a URL is shown as nothing of itself.
+    """
+    parsed = parse_database_url(url)
+    if parsed is None:
+        return UNPARSEABLE_URL
+    secret = {key: _MASK_TOKEN for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secret:  # a token URL quoting leaves alone, so the query reads password=***
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True).replace(_MASK_TOKEN, "***")
+
+
+def database_secrets(url: str) -> list[str]:
+    """The passwords ``url`` holds (user part and query), to scrub from a driver's message."""
+    parsed = parse_database_url(url)
+    if parsed is None:
+        return []
+    found = [parsed.password] + [
+        value for key, value in parsed.query.items() if key.lower() in _SECRET_QUERY_KEYS
+    ]
+    flat = [v for item in found for v in ([item] if isinstance(item, str) else item or [])]
+    return [v for v in flat if v]
+
+
+def database_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the port store (one line, no secret in it), or None."""
+    if not url.strip():
+        return "database is empty"
+    parsed = parse_database_url(url)
+    if parsed is None:
+        return (
+            "database is not a SQLAlchemy URL (driver://user:password@host/name; "
+            "write '@', '/' or ':' in the password as %40, %2F, %3A)"
+        )
+    backend = parsed.get_backend_name()
+    if backend not in DATABASE_BACKENDS:
+        return f"database backend {backend!r} is not sqlite, postgresql or mysql"
+    if backend != "sqlite":
+        return None
+    path = parsed.database or ""
+    if path in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        return (
+            f"database {mask_password(url)} is an in-memory SQLite store: every process "
+            "would get its own; use sqlite:////ABSOLUTE/PATH"
+        )
+    if not os.path.isabs(path):
+        return (
+            f"database {mask_password(url)} has a relative path: every process would find "
+            "its own store from its working directory; use sqlite:////ABSOLUTE/PATH"
+        )
+    return None

@@ -100,3 +100,116 @@ def test_password_is_masked_in_public_output(tmp_path):
     assert settings.database == url
     assert "s3cret" not in str(settings.public_dict())
     assert mask_password(url) == "postgresql+psycopg://cachenet:***@db.example/cachenet"
+
+
+# Values that were accepted and broke something later (issue "hard to misuse").
+@pytest.mark.parametrize(
+    ("body", "option", "expected"),
+    [
+        ("dhcp_lease_time =\n", "dhcp_lease_time", "empty"),
+        ("agent_reconcile_interval =\n", "agent_reconcile_interval", "empty"),
+        ("mtu =\n", "mtu", "empty"),
+        ("dhcp_router = 10.99.0.5\n", "dhcp_router", "add it to reserved"),
+        ("dhcp_dns_servers = 10.99.0.5\n", "dhcp_dns_servers", "add it to reserved"),
+        ("dhcp_router = 10.99.0.0\n", "dhcp_router", "network or broadcast"),
+        ("device_prefix = vm+\n", "device_prefix", "letters, digits"),
+        ("device_prefix = vm=\n", "device_prefix", "letters, digits"),
+        ("device_prefix = -x\n", "device_prefix", "letters, digits"),
+        ("device_prefix = x#\n", "device_prefix", "letters, digits"),
+        ("device_prefix = é\n", "device_prefix", "letters, digits"),
+        ("database = sqlite://\n", "database", "in-memory"),
+        ("database = sqlite:///:memory:\n", "database", "in-memory"),
+        ("database = sqlite:///relative.sqlite\n", "database", "relative path"),
+        ("bridge = ééééééééééééééé\n", "bridge", "30 bytes, at most 15"),
+        ("uplink = ééé\n", "uplink", "printable ASCII"),
+        ("subnet = 224.0.0.0/24\n", "subnet", "multicast"),
+        ("subnet = 127.0.0.0/24\n", "subnet", "loopback"),
+        ("subnet = 0.0.0.0/8\n", "subnet", "'this network'"),
+        ("subnet = 255.255.255.0/24\n", "subnet", "reserved"),
+        ("subnet = 169.254.0.0/16\n", "subnet", "link-local"),
+        ("mac_prefix = fa:17:3e:00:00\n", "mac_prefix", "256 MAC addresses"),
+        ("host =\n", "host", "empty"),
+        ("host = compute 1\n", "host", "whitespace"),
+        (f"host = {'h' * 256}\n", "host", "at most 255"),
+        ("dhcp_state_dir =\n", "dhcp_state_dir", "absolute"),
+        ("dhcp_state_dir = var/dhcp\n", "dhcp_state_dir", "absolute"),
+        ("datapath_type = kernel\n", "datapath_type", "not one of system, netdev"),
+        ("ovsdb_connection = /run/openvswitch/db.sock\n", "ovsdb_connection", "unix:PATH"),
+        ("libvirt_uri = system\n", "libvirt_uri", "libvirt URI"),
+        ("flavor_extra_spec =\n", "flavor_extra_spec", "not a key"),
+        ("exclude_projects = a,,b\n", "exclude_projects", "empty item"),
+        ("nic_model = \x1b[31mvirtio\n", "nic_model", "control characters"),
+    ],
+)
+def test_values_once_accepted_are_refused_naming_the_option(tmp_path, body, option, expected):
+    problems = problems_of(tmp_path, body)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(option) and expected in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "device_prefix =\n",  # device names are then the UUID's first 15 hex digits
+        "device_prefix = vm-\n",
+        "dhcp_router = 10.99.0.1\nreserved = 10.99.0.1\ndhcp_dns_servers = 10.99.0.1, 9.9.9.9\n",
+        "mac_prefix = fa:17:3e:00:00\nsubnet = 10.99.0.0/24\n",  # 256 MACs, 254 addresses
+        "subnet = 100.64.0.0/10\n",
+        "database = sqlite:////var/lib/cachenet/ports.sqlite\n",
+        "database = postgresql+psycopg://cachenet:S3cr%2Fet%40pw@db/cachenet\n",
+        "bridge_type = ovs\nvlan = 4094\nmtu = 9000\n",
+    ],
+)
+def test_good_values_still_load(tmp_path, body):
+    load_settings([write_conf(tmp_path, body)])
+
+
+def test_three_mistakes_of_different_kinds_in_one_message(tmp_path):
+    # An empty number (oslo.config's read), a device prefix (a single option) and
+    # a router the store would hand out (subnet, reserved and router together).
+    conf = write_conf(tmp_path, "mtu =\ndevice_prefix = vm+\ndhcp_router = 10.99.0.5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings([conf])
+    problems = caught.value.problems
+    assert [p.split(" ", 1)[0] for p in problems] == ["mtu", "device_prefix", "dhcp_router"]
+    assert "\n" not in str(caught.value) and str(caught.value).count("; ") >= 2
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "postgresql+psycopg://cachenet:S3cr/et@db.example:5432/cachenet",
+            "postgresql+psycopg://cachenet:***@db.example:5432/cachenet",
+        ),
+        (
+            "mysql+pymysql://cachenet:S3cr%2Fet%40pw:x@db/cachenet",
+            "mysql+pymysql://cachenet:***@db/cachenet",
+        ),
+        ("postgresql+psycopg://:S3cret@db/cachenet", "postgresql+psycopg://:***@db/cachenet"),
+        (
+            "postgresql+psycopg://db/cachenet?user=cachenet&password=S3cret",
+            "postgresql+psycopg://db/cachenet?password=***&user=cachenet",
+        ),
+        ("mysql+pymysql://db/cachenet?passwd=S3cret", "mysql+pymysql://db/cachenet?passwd=***"),
+        ("postgresql+psycopg://u:S3cr@et@db/cachenet", "<unparseable URL>"),  # raw '@'
+        ("S3cret is not a URL", "<unparseable URL>"),
+        ("sqlite:////var/lib/cachenet/ports.sqlite", "sqlite:////var/lib/cachenet/ports.sqlite"),
+    ],
+)
+def test_mask_password_parses_the_url(url, masked):
+    assert mask_password(url) == masked
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "S3cret is not a URL",
+        "postgresql+psycopg://u:S3cr@et@db/cachenet",
+        "postgresql+psycopg://u:S3cret@db:notaport/cachenet",
+    ],
+)
+def test_database_that_does_not_parse_is_refused_without_showing_it(tmp_path, url):
+    problems = problems_of(tmp_path, f"database = {url}\n")
+    assert len(problems) == 1 and problems[0].startswith("database ")
+    assert "S3c" not in problems[0] and "et@db" not in problems[0]

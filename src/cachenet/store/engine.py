@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
-    ArgumentError,
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
@@ -22,7 +21,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import NullPool
 
 from cachenet.errors import ConfigError, StoreError, StoreUnavailable
-from cachenet.settings import mask_password
+from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test checks they agree):
@@ -33,7 +32,7 @@ SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
 T = TypeVar("T")
-SUPPORTED_DRIVERS = ("sqlite", "postgresql", "mysql", "mariadb")
+SUPPORTED_DRIVERS = DATABASE_BACKENDS
 
 
 def make_engine(url: str, hold_connection: bool = False) -> Engine:
@@ -44,13 +43,11 @@ def make_engine(url: str, hold_connection: bool = False) -> Engine:
     compute nodes that allocate a few ports a minute then cost the server a
     few connections at a time, not a thousand idle ones.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError([f"database {mask_password(url)!r} is not a database URL"]) from exc
+    problem = database_problem(url)  # settings checked it; a caller with a bare URL did not
+    if problem:
+        raise ConfigError([problem])
+    parsed = make_url(url)
     backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_DRIVERS:
-        raise ConfigError([f"database backend {backend!r} is not sqlite, postgresql or mysql"])
     try:
         if backend == "sqlite":
             return _sqlite_engine(url, parsed.database)
@@ -64,8 +61,8 @@ def make_engine(url: str, hold_connection: bool = False) -> Engine:
         return create_engine(
             url, isolation_level="READ COMMITTED", connect_args=_timeouts(backend), **pooling
         )
-    except NoSuchModuleError as exc:
-        raise ConfigError([f"database driver of {mask_password(url)!r} is not installed"]) from exc
+    except NoSuchModuleError:
+        raise ConfigError([f"database driver of {mask_password(url)} is not installed"]) from None
 
 
 def _timeouts(backend: str) -> dict[str, Any]:
@@ -74,8 +71,14 @@ def _timeouts(backend: str) -> dict[str, Any]:
 
 
 def _sqlite_engine(url: str, path: str | None) -> Engine:
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path:
+        directory = Path(path).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the port store's directory {directory}: {exc.strerror}"
+            ) from None
     # isolation_level=None hands transaction control to us, so every transaction
     # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
     # failing with "database is locked" when a reader tries to become a writer.
@@ -179,21 +182,36 @@ def _backoff(attempt: int) -> float:
 
 @contextlib.contextmanager
 def translate_errors(url: object) -> Iterator[None]:
-    """Turn "cannot connect" into a ``StoreUnavailable`` naming the URL, password masked."""
+    """Turn "cannot connect" into a ``StoreUnavailable`` naming the URL, password masked.
+
+    A failure to connect is an ``OperationalError``, or another DBAPI error
+    raised before any statement ran (a driver refusing the URL's options).
+    """
     try:
         yield
-    except OperationalError as exc:
+    except DBAPIError as exc:
         if is_transient(exc):
             raise
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if not isinstance(exc, OperationalError) and exc.statement is not None:
+            raise
+        plain = _plain(url)
         raise StoreUnavailable(
-            f"cannot use the port store at {mask_password(str(_plain(url)))}: {reason}"
+            f"cannot use the port store at {mask_password(plain)}: {_reason(exc, plain)}"
         ) from None
 
 
 def _plain(url: object) -> str:
     render = getattr(url, "render_as_string", None)
     return render(hide_password=False) if render else str(url)
+
+
+def _reason(exc: DBAPIError, url: str) -> str:
+    """The driver's first line, any password of ``url`` it echoes masked."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc.orig).__name__
+    for secret in database_secrets(url):
+        reason = reason.replace(secret, "***")
+    return reason
 
 
 # Errors that a retry of the whole transaction fixes: deadlocks, serialisation

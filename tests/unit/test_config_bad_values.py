@@ -1,0 +1,141 @@
+"""Every option of [cachenet], fed bad values through ``cachenet config show`` as a process.
+
+Each bad value must stop the command with exit status 2 and exactly one line
+on stderr that names the option, never a traceback. The generic classes
+(empty, garbage, huge) apply to every option of a type; the specific ones are
+values that were once silently accepted.
+"""
+
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from oslo_config import cfg
+
+from cachenet.settings import ALL_OPTS
+
+HUGE = "x" * 5000
+GARBAGE = ["a\x01b", "\x1b[31mred"]  # control characters (a terminal escape)
+BAD_IFNAMES = ["br/cache", "br cache", ".", "br-cache-too-long-", "é" * 15, "ééé"]
+BAD_KEYS = ["a b", "k" * 256]
+
+GENERIC = {
+    cfg.StrOpt: ["", *GARBAGE, HUGE],
+    cfg.IPOpt: ["", "garbage", "fe80::1", HUGE],
+    cfg.IntOpt: ["", "abc", "1.5", "99999999999999999999999"],
+    cfg.BoolOpt: ["", "maybe"],
+    cfg.ListOpt: ["a,,b", "ok, a\x01b", HUGE],
+}
+
+SPECIFIC = {
+    "bridge": BAD_IFNAMES,
+    "bridge_type": ["macvtap", "OVS"],
+    "uplink": BAD_IFNAMES,
+    "mtu": ["67", "65536"],
+    "vlan": ["0", "4095", "10"],  # 10: a Linux bridge (the default) has no VLAN
+    "datapath_type": ["kernel"],
+    "ovsdb_connection": ["/var/run/openvswitch/db.sock", "tcp:127.0.0.1", "unix:"],
+    "mac_prefix": ["01:00:5e", "fa:17:3e:00:00:00", "fa:zz", "fa:17:3e:00:00", "fa::3e"],
+    "device_prefix": ["vm+", "vm=", "-x", "x#", "é", "vm.", "vm_", "cachenet-ports-"],
+    "subnet": [
+        "224.0.0.0/24",
+        "127.0.0.0/24",
+        "0.0.0.0/8",
+        "255.255.255.0/24",
+        "169.254.0.0/16",
+        "128.0.0.0/1",  # overlaps multicast
+        "10.99.0.1/24",
+        "10.99.0.0/31",
+        "2001:db8::/64",
+    ],
+    "reserved": ["10.100.0.1", "10.99.0.9-10.99.0.1", "nope", "10.99.0.0/16"],
+    "isolate_ports": ["yes please"],
+    "anti_spoofing": ["off-ish"],
+    "nic_model": ["Virtio", "virtio;reboot"],
+    "database": [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///relative.sqlite",
+        "not a url",
+        "oracle://user:pw@db/cachenet",
+        "postgresql+psycopg://user:pw@pw@db/cachenet",  # raw '@' in the password
+        "postgresql+psycopg://user:pw@db:port/cachenet",
+    ],
+    "host": ["compute 1", "h" * 256, "tab\there"],
+    "dhcp_interface": BAD_IFNAMES,
+    "dhcp_lease_time": ["119", "31536001"],
+    "dhcp_router": ["10.99.0.5", "10.100.0.1", "10.99.0.0", "10.99.255.255"],
+    "dhcp_dns_servers": ["10.99.0.5", "1.2.3", "fe80::1"],
+    "dhcp_state_dir": ["relative/dir", "./dhcp"],
+    "dnsmasq": ["  "],
+    "libvirt_uri": ["system", "qemu system"],
+    "agent_selector": ["some", "name:", "metadata:"],
+    "agent_reconcile_interval": ["0", "86401"],
+    "flavor_extra_spec": BAD_KEYS,
+    "image_property": BAD_KEYS,
+    "exclude_flavors": [],
+    "exclude_projects": [],
+    "on_store_error": ["ignore", "FAIL"],
+}
+
+
+def bad_values(opt):
+    """Generic values for the option's type, then the specific ones."""
+    generic = next(values for kind, values in GENERIC.items() if type(opt) is kind)
+    if opt.dest == "device_prefix":  # an empty prefix is valid: names are then UUID hex
+        generic = [v for v in generic if v]
+    return list(dict.fromkeys(generic + SPECIFIC[opt.dest]))
+
+
+def config_show(conf):
+    return subprocess.run(
+        [sys.executable, "-m", "cachenet", "--config-file", str(conf), "config", "show"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        check=False,
+    )
+
+
+def what_is_wrong(result, option):
+    """Why ``result`` is not a one-line error naming ``option`` (None: it is one)."""
+    lines = result.stderr.strip().splitlines()
+    if result.returncode != 2:
+        return f"exit status {result.returncode}"
+    if "Traceback" in result.stderr or len(lines) != 1:
+        return f"{len(lines)} lines on stderr"
+    if not re.search(rf"(?<!\w){option}(?!\w)", lines[0]):
+        return f"option not named in {lines[0]!r}"
+    return None
+
+
+def test_every_option_has_bad_values():
+    assert {opt.dest for opt in ALL_OPTS} == set(SPECIFIC)
+    assert all(type(opt) in GENERIC for opt in ALL_OPTS)
+
+
+@pytest.mark.parametrize("opt", ALL_OPTS, ids=lambda opt: opt.dest)
+def test_each_bad_value_is_one_line_naming_the_option(tmp_path, opt):
+    confs = []
+    for i, value in enumerate(bad_values(opt)):
+        conf = tmp_path / f"bad{i}.conf"
+        conf.write_text(f"[cachenet]\n{opt.dest} = {value}\n")
+        confs.append((value, conf))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda vc: (vc[0], config_show(vc[1])), confs))
+    failures = {
+        value[:40]: why for value, result in results if (why := what_is_wrong(result, opt.dest))
+    }
+    assert not failures, failures
+
+
+def test_three_mistakes_in_one_line(tmp_path):
+    conf = tmp_path / "three.conf"
+    conf.write_text("[cachenet]\ndhcp_lease_time =\nsubnet = 224.0.0.0/24\nhost =\n")
+    result = config_show(conf)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    for option in ("dhcp_lease_time", "subnet", "host"):
+        assert re.search(rf"(?<!\w){option}(?!\w)", line), line
