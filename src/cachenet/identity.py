@@ -143,13 +143,22 @@ def check_device(name: str) -> str:
     return name
 
 
+def host_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a compute host in the port store, or None."""
+    if not name:
+        return "empty"
+    if len(name) > HOST_MAX:
+        return f"{len(name)} characters, at most {HOST_MAX}"
+    if any(ch.isspace() or not ch.isprintable() for ch in name):
+        return "contains whitespace or control characters"
+    return None
+
+
 def check_host(host: str) -> str:
-    """``host`` if it can name a compute host: 1 to 255 printable characters."""
-    if not host or len(host) > HOST_MAX or not host.isprintable():
-        raise IdentityError(
-            f"host {shown(host)} ({len(host)} characters) is not 1 to {HOST_MAX} printable "
-            "characters"
-        )
+    """``host`` if it can name a compute host (see ``host_name_problem``)."""
+    problem = host_name_problem(host)
+    if problem:
+        raise IdentityError(f"host {shown(host)} is not a host name: {problem}")
     return host
 
 

@@ -24,7 +24,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from cachenet.errors import ConfigError, IdentityError
-from cachenet.identity import DEVICE_SUFFIX_MIN, IFNAMSIZ_MAX, parse_mac_prefix, suffix_bits
+from cachenet.identity import (
+    DEVICE_SUFFIX_MIN,
+    HOST_MAX,
+    IFNAMSIZ_MAX,
+    host_name_problem,
+    parse_mac_prefix,
+    shown,
+    suffix_bits,
+)
 
 GROUP = "cachenet"
 DEFAULT_CONFIG_FILE = "/etc/cachenet/cachenet.conf"
@@ -32,7 +40,6 @@ CONFIG_ENV = "CACHENET_CONFIG"
 BRIDGE_TYPES = ("linuxbridge", "ovs")
 ON_STORE_ERROR = ("fail", "skip")
 DATABASE_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
-HOST_MAX = 255  # the store's host column
 TEXT_MAX = 4096  # any string option (PATH_MAX); longer is a pasting accident
 UNPARSEABLE_URL = "<unparseable URL>"
 # Query parameters psycopg and PyMySQL take a password from.
@@ -427,9 +434,7 @@ def _untyped_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, value: object) ->
 
 
 def _shown(value: object) -> str:
-    """``value`` quoted for a one-line message: escapes visible, long values cut short."""
-    text = str(value)
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    return shown(value, limit=60)
 
 
 def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
@@ -624,17 +629,6 @@ def linux_ifname_problem(name: str) -> str | None:
     return None
 
 
-def host_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a host in the port store, or None."""
-    if not name:
-        return "empty"
-    if len(name) > HOST_MAX:
-        return f"{len(name)} characters, at most {HOST_MAX}"
-    if any(ch.isspace() or not ch.isprintable() for ch in name):
-        return "contains whitespace or control characters"
-    return None
-
-
 def _parse_mac_prefix(text: str, problems: list[str]) -> str | None:
     try:
         return parse_mac_prefix(text)
@@ -645,12 +639,12 @@ def _parse_mac_prefix(text: str, problems: list[str]) -> str | None:
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:
     # Device names are also the DHCP host names of the reservations: dnsmasq
-    # ignores a host name that is not letters, digits and inner '-'. An empty
-    # prefix is fine: the name is then hex digits of the instance UUID alone.
-    if not re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9-]*)?", prefix):
+    # ignores a host name that is not letters, digits and inner '-'. Not empty:
+    # the bridge tells instance ports from its uplink by this prefix.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", prefix):
         problems.append(
-            f"device_prefix {_shown(prefix)} may hold only ASCII letters, digits and '-' "
-            "(not first): device names are also DHCP host names"
+            f"device_prefix {_shown(prefix)} must be ASCII letters, digits and '-' (not first), "
+            "at least one: it marks instance ports, and device names are also DHCP host names"
         )
         return
     room = IFNAMSIZ_MAX - len(prefix)

@@ -12,7 +12,10 @@ import uuid
 
 import pytest
 
-HOSTILE_HOSTS = ["[/x]", "[red]x[/red]", "\x1b[31mx", "a\x9bb", "bell\x07", "two\nlines"]
+# Hosts the store accepts, which a terminal library would read as markup.
+MARKUP_HOSTS = ["[/x]", "[red]x[/red]", "[bold]b", "[link=http://x]y"]
+# Hosts the store refuses when it reads the row: they must not reach the terminal either.
+CONTROL_HOSTS = ["\x1b[31mx", "a\x9bb", "bell\x07", "two\nlines"]
 
 
 def run(conf, *args):
@@ -46,7 +49,7 @@ def visible(text):
                    for c in text)  # fmt: skip
 
 
-@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+@pytest.mark.parametrize("host", MARKUP_HOSTS)
 def test_a_hostile_host_is_printed_literally_in_tables(conf, host):
     instance = port_with_host(conf, host)
     for result in (run(conf, "ports", "show", instance), run(conf, "ports", "list")):
@@ -58,14 +61,27 @@ def test_a_hostile_host_is_printed_literally_in_tables(conf, host):
         assert visible(host) in result.stdout
 
 
-@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+@pytest.mark.parametrize("host", MARKUP_HOSTS)
 def test_json_output_is_exact_json_of_the_hostile_host(conf, host):
     instance = port_with_host(conf, host)
     shown = run(conf, "ports", "show", instance, "--json")
     assert json.loads(shown.stdout)["host"] == host
     listed = run(conf, "ports", "list", "--json")
     assert [p["host"] for p in json.loads(listed.stdout)] == [host]
-    assert "\x1b" not in listed.stdout  # JSON escapes it as \u001b
+
+
+@pytest.mark.parametrize("host", CONTROL_HOSTS)
+def test_a_host_with_control_characters_is_refused_and_shown_escaped(conf, host):
+    instance = port_with_host(conf, host)
+    shown = run(conf, "ports", "show", instance)
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr
+    assert len(shown.stderr.splitlines()) == 1 and "is not a host name" in shown.stderr
+    assert visible(shown.stderr.rstrip("\n")) == shown.stderr.rstrip("\n")
+    for as_json in ([], ["--json"]):
+        listed = run(conf, "ports", "list", *as_json)
+        assert listed.returncode == 0 and instance not in listed.stdout  # skipped, logged
+        assert visible(listed.stdout.replace("\n", "")) == listed.stdout.replace("\n", "")
+        assert visible(listed.stderr.replace("\n", "")) == listed.stderr.replace("\n", "")
 
 
 def test_allocate_with_a_markup_host_commits_and_prints_it(conf):

@@ -89,16 +89,16 @@ def test_hostile_host_names_are_refused_and_nothing_is_stored(db_url):
     moved = str(uuid.uuid4())
     store.allocate(moved, "compute-1")
     for host in HOSTILE_HOSTS:
-        with pytest.raises(IdentityError, match="is not 1 to 255 printable characters") as caught:
+        with pytest.raises(IdentityError, match="is not a host name") as caught:
             store.allocate(str(uuid.uuid4()), host)
         assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
-        with pytest.raises(IdentityError, match="is not 1 to 255 printable characters"):
+        with pytest.raises(IdentityError, match="is not a host name"):
             store.move(moved, host)
     assert [p.host for p in store.list()] == ["compute-1"]
     with store.engine.begin() as conn:
         assert conn.execute(select(func.count()).select_from(port_events)).scalar() == 1
     assert store.allocate(str(uuid.uuid4()), "h" * 255).host == "h" * 255
-    assert store.move(moved, "compute-2 (rack 7)").host == "compute-2 (rack 7)"
+    assert store.move(moved, "compute-2.rack7").host == "compute-2.rack7"
 
 
 def cachenet(tmp_path, db_url, *args):

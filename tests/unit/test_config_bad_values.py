@@ -84,8 +84,6 @@ SPECIFIC = {
 def bad_values(opt):
     """Generic values for the option's type, then the specific ones."""
     generic = next(values for kind, values in GENERIC.items() if type(opt) is kind)
-    if opt.dest == "device_prefix":  # an empty prefix is valid: names are then UUID hex
-        generic = [v for v in generic if v]
     return list(dict.fromkeys(generic + SPECIFIC[opt.dest]))
 
 

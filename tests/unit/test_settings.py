@@ -117,6 +117,7 @@ def test_password_is_masked_in_public_output(tmp_path):
         ("device_prefix = -x\n", "device_prefix", "letters, digits"),
         ("device_prefix = x#\n", "device_prefix", "letters, digits"),
         ("device_prefix = é\n", "device_prefix", "letters, digits"),
+        ("device_prefix =\n", "device_prefix", "at least one"),
         ("database = sqlite://\n", "database", "in-memory"),
         ("database = sqlite:///:memory:\n", "database", "in-memory"),
         ("database = sqlite:///relative.sqlite\n", "database", "relative path"),
@@ -150,7 +151,6 @@ def test_values_once_accepted_are_refused_naming_the_option(tmp_path, body, opti
 @pytest.mark.parametrize(
     "body",
     [
-        "device_prefix =\n",  # device names are then the UUID's first 15 hex digits
         "device_prefix = vm-\n",
         "dhcp_router = 10.99.0.1\nreserved = 10.99.0.1\ndhcp_dns_servers = 10.99.0.1, 9.9.9.9\n",
         "mac_prefix = fa:17:3e:00:00\nsubnet = 10.99.0.0/24\n",  # 256 MACs, 254 addresses
