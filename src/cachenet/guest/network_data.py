@@ -1,0 +1,69 @@
+"""The cache NIC in an OpenStack network_data.json document (config drive, metadata).
+
+cloud-init configures only the links network_data.json lists (matched to a NIC by MAC) and never
+falls back to DHCP when a network config exists, so a guest configures its cache NIC only if the
+document names it. The shape follows Nova's ``nova/virt/netutils.py`` (``get_network_metadata``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cachenet.port import Port
+from cachenet.settings import Settings
+
+
+def add_cache_link(network_data: dict[str, Any], port: Port, settings: Settings) -> dict[str, Any]:
+    """A copy of ``network_data`` with the cache NIC's link and its static IPv4 network added.
+
+    The network has no routes, no gateway and no DNS: the cache network is one segment and must
+    never take the guest's default route or name resolution. Adding the same port twice gives one
+    link; the input document is not modified, and nothing else of it changes.
+    """
+    document = copy.deepcopy(network_data)
+    links: list[dict[str, Any]] = document.setdefault("links", [])
+    networks: list[dict[str, Any]] = document.setdefault("networks", [])
+    document.setdefault("services", [])
+    stale = {link.get("id") for link in links if _is_cache_link(link, port)}
+    links[:] = [link for link in links if link.get("id") not in stale]
+    networks[:] = [network for network in networks if network.get("link") not in stale]
+    links.append(_cache_link(port, settings))
+    networks.append(_cache_network(port, settings, _free_network_id(networks)))
+    return document
+
+
+def _is_cache_link(link: dict[str, Any], port: Port) -> bool:
+    mac = str(link.get("ethernet_mac_address") or "").lower()
+    return link.get("id") == port.device or mac == port.mac
+
+
+def _cache_link(port: Port, settings: Settings) -> dict[str, Any]:
+    # Nova names a link after the host-side device (the tap), as cachenet's device name is.
+    return {
+        "id": port.device,
+        "type": "phy",
+        "ethernet_mac_address": port.mac,
+        "mtu": settings.mtu,
+        "vif_id": port.instance_uuid,
+    }
+
+
+def _cache_network(port: Port, settings: Settings, network_id: str) -> dict[str, Any]:
+    return {
+        "id": network_id,
+        "type": "ipv4",
+        "link": port.device,
+        "ip_address": str(port.address),
+        "netmask": str(settings.subnet.netmask),
+        "routes": [],
+    }
+
+
+def _free_network_id(networks: list[dict[str, Any]]) -> str:
+    """Nova numbers its networks network0, network1, ...: the first number not taken."""
+    taken = {network.get("id") for network in networks}
+    number = 0
+    while f"network{number}" in taken:
+        number += 1
+    return f"network{number}"
