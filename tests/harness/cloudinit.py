@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from unittest import mock
 
 CACHE = Path("/var/cache/cachenet-tests")
 UNPACKED = CACHE / "cloud-init"
@@ -58,3 +60,39 @@ def import_cloudinit(module: str = "cloudinit") -> ModuleType:
 def version() -> str:
     """The unpacked package's version, e.g. "22.4.2"."""
     return import_cloudinit("cloudinit.version").version_string()
+
+
+def network_config(network_data: dict[str, Any], known_macs: dict[str, str]) -> dict[str, Any]:
+    """cloud-init's network config (version 1) for an OpenStack network_data.json,
+    ``known_macs`` mapping each MAC to the guest's interface name."""
+    openstack = import_cloudinit("cloudinit.sources.helpers.openstack")
+    net = import_cloudinit("cloudinit.net")
+    # cloud-init also reads the guest's /sys/class/net (for InfiniBand NICs); the
+    # guest's is not this host's: it is given by known_macs alone, so an empty one.
+    with (
+        tempfile.TemporaryDirectory() as guest_sys_class_net,
+        mock.patch.object(net, "SYS_CLASS_NET", guest_sys_class_net + "/"),
+    ):
+        return openstack.convert_net_json(network_data, known_macs=known_macs)
+
+
+RENDERERS = ("netplan", "eni", "networkd")
+
+
+def render(config: dict[str, Any], renderer: str, target: Path) -> dict[str, str]:
+    """The files cloud-init's ``renderer`` writes for ``config`` under ``target``,
+    by path relative to it (nothing is applied: no netplan/ifup/networkctl run)."""
+    network_state = import_cloudinit("cloudinit.net.network_state")
+    module = import_cloudinit(f"cloudinit.net.{renderer}")
+    options: dict[str, dict[str, Any]] = {
+        "netplan": {"postcmds": False, "features": []},  # no `netplan info`/`generate` here
+        "eni": {},  # also writes the udev rule naming each NIC by its MAC
+        "networkd": {},
+    }
+    state = network_state.parse_net_config_data(config)
+    module.Renderer(config=options[renderer]).render_network_state(state, target=str(target))
+    return {
+        str(path.relative_to(target)): path.read_text()
+        for path in sorted(target.rglob("*"))
+        if path.is_file()
+    }

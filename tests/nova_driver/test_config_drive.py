@@ -9,9 +9,11 @@ import ipaddress
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import ClassVar
 
 import fixtures
+import yaml
 from nova import context as nova_context
 from nova import objects
 from nova.tests import fixtures as nova_fixtures
@@ -20,6 +22,7 @@ from test_nova_driver import CacheNicTestBase
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness import cloudinit
 
 SUBNET = "10.77.0.0/22"
 MTU = "9000"
@@ -165,3 +168,78 @@ class StoreDownSkipConfigDriveTest(ConfigDriveTestBase):
         server = self.boot()
         self.assertEqual([], self.cache_macs(server))
         self.assertEqual(self.nova_network_data(server), self.network_data(server))
+
+
+class CloudInitRendersTheDriveTest(ConfigDriveTestBase):
+    """Debian's cloud-init turns the network_data.json Nova built into netplan, ENI and
+    systemd-networkd configuration, as it does on a guest's first boot."""
+
+    NEUTRON_NIC, CACHE_NIC = "ens3", "ens4"
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.boot()
+        self.port = self.store.get(self.server["id"])
+        self.known_macs = {
+            self.neutron.port_1["mac_address"]: self.NEUTRON_NIC,
+            self.port.mac: self.CACHE_NIC,
+        }
+        document = self.network_data(self.server)
+        self.with_cache = cloudinit.network_config(document, self.known_macs)
+        self.nova_alone = cloudinit.network_config(
+            self.nova_network_data(self.server), self.known_macs
+        )
+
+    def render(self, renderer):
+        with_cache = self.useFixture(fixtures.TempDir()).path
+        nova_alone = self.useFixture(fixtures.TempDir()).path
+        return (
+            cloudinit.render(self.with_cache, renderer, Path(with_cache)),
+            cloudinit.render(self.nova_alone, renderer, Path(nova_alone)),
+        )
+
+    @property
+    def cidr(self):
+        return f"{self.port.address}/{ipaddress.ip_network(SUBNET).prefixlen}"
+
+    def test_netplan_gives_the_nic_with_the_mac_its_address_and_nothing_else(self):
+        with_cache, nova_alone = self.render("netplan")
+        (path,) = with_cache
+        ethernets = yaml.safe_load(with_cache[path])["network"]["ethernets"]
+        self.assertEqual(
+            {
+                "addresses": [self.cidr],
+                "match": {"macaddress": self.port.mac},
+                "mtu": 9000,
+                "set-name": self.CACHE_NIC,
+            },
+            ethernets[self.CACHE_NIC],
+        )
+        alone = yaml.safe_load(nova_alone[path])["network"]["ethernets"]
+        self.assertEqual(alone, {self.NEUTRON_NIC: ethernets[self.NEUTRON_NIC]})
+
+    def test_eni_gives_the_nic_a_static_stanza_without_gateway_or_dns(self):
+        with_cache, nova_alone = self.render("eni")
+        interfaces = with_cache["etc/network/interfaces"]
+        stanzas = interfaces.strip().split("\n\n")
+        cache_stanza = (
+            f"auto {self.CACHE_NIC}\niface {self.CACHE_NIC} inet static\n"
+            f"    address {self.cidr}\n    mtu 9000"
+        )
+        self.assertIn(cache_stanza, stanzas)
+        # ENI names interfaces; the udev rule cloud-init writes binds the name to the MAC.
+        rules = with_cache["etc/udev/rules.d/70-persistent-net.rules"]
+        self.assertIn(f'ATTR{{address}}=="{self.port.mac}", NAME="{self.CACHE_NIC}"', rules)
+        alone = nova_alone["etc/network/interfaces"].strip().split("\n\n")
+        self.assertEqual(alone, [s for s in stanzas if s != cache_stanza])
+
+    def test_networkd_matches_the_mac_and_sets_the_address_without_route_or_dns(self):
+        with_cache, nova_alone = self.render("networkd")
+        cache_unit = with_cache.pop(f"etc/systemd/network/10-cloud-init-{self.CACHE_NIC}.network")
+        self.assertEqual(
+            f"[Address]\nAddress={self.cidr}\n\n[Link]\nMTUBytes=9000\n\n"
+            f"[Match]\nMACAddress={self.port.mac}\nName={self.CACHE_NIC}\n\n"
+            "[Network]\nDHCP=no\n\n",
+            cache_unit,
+        )
+        self.assertEqual(nova_alone, with_cache)
