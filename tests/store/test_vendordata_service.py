@@ -150,3 +150,18 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path):
     assert result.stderr == (
         f"cachenet: error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
     )
+
+
+def test_show_prints_what_an_instance_gets(tmp_path):
+    config = write_config(tmp_path / "c.conf", f"sqlite:///{tmp_path}/p.sqlite")
+    settings = load_settings([str(config)])
+    port = open_store(settings).allocate(INSTANCE, "compute-1")
+    command = [sys.executable, "-m", "cachenet", "--config-file", str(config), "vendordata", "show"]
+
+    known = subprocess.run([*command, INSTANCE], capture_output=True, text=True, timeout=30)
+    unknown = subprocess.run([*command, OTHER], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run([*command, "nope"], capture_output=True, text=True, timeout=30)
+
+    assert (known.returncode, known.stdout) == (0, cloud_config(port, settings))
+    assert (unknown.returncode, unknown.stdout) == (0, "\n")
+    assert bad.returncode == 2 and bad.stderr == "cachenet: error: 'nope' is not a UUID\n"
