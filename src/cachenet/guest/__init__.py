@@ -1,1 +1,1 @@
-"""What a guest is told about its cache NIC: config drive network data and vendor data."""
+"""What a guest is told about its cache NIC: network_data.json, vendordata."""
