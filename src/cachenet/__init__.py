@@ -14,9 +14,16 @@ Layout (data flows one way, settings -> port -> interface XML -> libvirt):
 - ``cli``       the ``cachenet`` command
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("cachenet")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read on first use: importlib.metadata costs every command ~30 ms."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cachenet")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"

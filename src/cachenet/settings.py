@@ -170,6 +170,13 @@ _dhcp_opts = [
         help="Directory for dnsmasq's reservations (hosts/) and lease file (absolute path).",
     ),
     cfg.StrOpt("dnsmasq", default="dnsmasq", help="dnsmasq executable."),
+    cfg.BoolOpt(
+        "dhcp_authoritative",
+        default=False,
+        help="Run dnsmasq with --dhcp-authoritative. Leave it false when several nodes "
+        "run `cachenet dhcp serve` on one cache network (the documented topology): "
+        "authoritative servers NAK each other's clients. True only for a single server.",
+    ),
 ]
 
 _libvirt_opts = [
@@ -298,6 +305,7 @@ class Settings:
     dhcp_dns_servers: tuple[ipaddress.IPv4Address, ...]
     dhcp_state_dir: Path
     dnsmasq: str
+    dhcp_authoritative: bool
     libvirt_uri: str
     agent_selector: str
     agent_reconcile_interval: int
@@ -509,6 +517,7 @@ def _settings(
         dhcp_dns_servers=tuple(ipaddress.IPv4Address(s) for s in v["dhcp_dns_servers"]),
         dhcp_state_dir=Path(str(v["dhcp_state_dir"])),
         dnsmasq=str(v["dnsmasq"]),
+        dhcp_authoritative=bool(v["dhcp_authoritative"]),
         libvirt_uri=str(v["libvirt_uri"]),
         agent_selector=str(v["agent_selector"]),
         agent_reconcile_interval=int(v["agent_reconcile_interval"]),

@@ -3,6 +3,7 @@ the server's address; each client is a namespace joined to it by a veth pair.
 """
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -139,3 +140,151 @@ def cache_network(tmp_path):
             yield network
         finally:
             network.stop_server()
+
+
+# A client that stays up (udhcpc without -q): its script records every event and
+# sets the address, so a renew or rebind is told apart from losing the address.
+TRACKING_SCRIPT = """#!/bin/sh
+echo "$1 ${ip:-}" >> "$EVENTS"
+case "$1" in
+  deconfig) ip addr flush dev "$interface" ;;
+  bound|renew) ip addr replace "$ip/${mask:-24}" dev "$interface" ;;
+esac
+"""
+
+
+class DhcpNode:
+    """One `cachenet dhcp serve` on its own namespace, state directory and config file."""
+
+    def __init__(self, network, name, address):
+        self.network = network
+        self.ns = f"{network.prefix}-{name}"
+        self.address = address
+        self.state_dir = Path(tempfile.mkdtemp(prefix=f"cachenet-dhcp-{name}-"))
+        self.state_dir.chmod(0o755)
+        self.conf = network.tmp_path / f"{name}.conf"
+        self.log = network.tmp_path / f"{name}.log"
+        self.process = None
+
+    def write_conf(self, options):
+        options = {**options, "dhcp_interface": "eth0", "dhcp_state_dir": self.state_dir}
+        lines = [f"{name} = {value}" for name, value in options.items()]
+        self.conf.write_text("[cachenet]\n" + "\n".join(lines) + "\n")
+
+    def start(self):
+        log = open(self.log, "w")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "cachenet",
+             "--config-file", str(self.conf), "dhcp", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.network.env,
+        )  # fmt: skip
+        self.network.wait_for(lambda: "dnsmasq started" in self.log.read_text(), "dnsmasq", 10)
+
+    def link(self, state):
+        """Set the node's link on the cache network "up" or "down"."""
+        with NetNS(self.ns) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="eth0")[0], state=state)
+
+    def kill(self):
+        """The node dies: its server and dnsmasq are killed, its link goes down."""
+        self.link("down")
+        pid = self.dnsmasq_pid()
+        self.process.kill()
+        self.process.wait(timeout=10)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+    def dnsmasq_pid(self):
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.state_dir / "dnsmasq.pid").read_text())
+        return None
+
+    def logged(self, text):
+        return text in self.log.read_text()
+
+
+class SharedCacheNetwork(CacheNetwork):
+    """One L2 (a bridge in its own namespace) with several DHCP server nodes on it."""
+
+    def __init__(self, prefix, tmp_path, state_dir):
+        super().__init__(prefix, tmp_path, state_dir)
+        self.server_ns = f"{prefix}-lan"  # holds the bridge the clients plug into
+        self.nodes = []
+        self.events = tmp_path / "events"
+
+    def configure(self, **options):
+        super().configure(**options)
+        for node in getattr(self, "nodes", []):
+            node.write_conf(self.options)
+
+    def build(self, stack):
+        stack.enter_context(netns.namespace(self.server_ns))
+        with NetNS(self.server_ns) as ns:
+            ns.link("add", ifname="br0", kind="bridge")
+            ns.link("set", index=ns.link_lookup(ifname="br0")[0], state="up")
+        self._stack = stack
+
+    def node(self, name, address):
+        """A DHCP server node with ``address`` on the shared L2."""
+        node = DhcpNode(self, name, address)
+        self._stack.enter_context(netns.namespace(node.ns))
+        self._stack.callback(shutil.rmtree, node.state_dir, ignore_errors=True)
+        self._stack.callback(node.stop)
+        with NetNS(self.server_ns) as ns:
+            ns.link("add", ifname=f"p{name}", kind="veth", peer="eth0")
+            ns.link("set", index=ns.link_lookup(ifname="eth0")[0], net_ns_fd=node.ns)
+            index = ns.link_lookup(ifname=f"p{name}")[0]
+            ns.link("set", index=index, master=ns.link_lookup(ifname="br0")[0], state="up")
+        with NetNS(node.ns) as ns:
+            eth0 = ns.link_lookup(ifname="eth0")[0]
+            ns.addr("add", index=eth0, address=address, prefixlen=24)
+            ns.link("set", index=eth0, state="up")
+        node.write_conf(self.options)
+        self.nodes.append(node)
+        return node
+
+    def hold(self, client):
+        """A udhcpc that keeps its lease in ``client``; returns (process, address)."""
+        script = self.tmp_path / "tracking.sh"
+        script.write_text(TRACKING_SCRIPT)
+        script.chmod(0o755)
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "eth0", "-f",
+             "-t", "5", "-T", "1", "-s", str(script)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**self.env, "EVENTS": f"{self.events}.{client}"},
+        )  # fmt: skip
+        self._stack.callback(_end, process)
+        self.wait_for(lambda: self.last_event(client).startswith("bound "), "a lease", 15)
+        return process, self.last_event(client).split()[1]
+
+    def last_event(self, client):
+        events = self.client_events(client)
+        return events[-1] if events else ""
+
+    def client_events(self, client):
+        path = Path(f"{self.events}.{client}")
+        return path.read_text().splitlines() if path.exists() else []
+
+
+def _end(process):
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def shared_cache_network(tmp_path):
+    """Several `cachenet dhcp serve` nodes on one L2, the store on one SQLite file."""
+    state_dir = Path(tempfile.mkdtemp(prefix="cachenet-dhcp-"))
+    network = SharedCacheNetwork(netns.unique_prefix(), tmp_path, state_dir)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, state_dir, ignore_errors=True)
+        network.build(stack)
+        yield network

@@ -71,6 +71,7 @@ SPECIFIC = {
     "dhcp_dns_servers": ["10.99.0.5", "1.2.3", "fe80::1"],
     "dhcp_state_dir": ["relative/dir", "./dhcp"],
     "dnsmasq": ["  "],
+    "dhcp_authoritative": ["sometimes"],
     "libvirt_uri": ["system", "qemu system"],
     "agent_selector": ["some", "name:", "metadata:"],
     "agent_reconcile_interval": ["0", "86401"],

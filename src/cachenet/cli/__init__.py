@@ -1,27 +1,52 @@
-"""The ``cachenet`` command: one click group, one module per subcommand group."""
+"""The ``cachenet`` command: one click group, one module per subcommand group.
+
+Each subcommand's module is imported only when that subcommand runs (or when
+``cachenet --help`` lists them all): ``cachenet ports allocate`` is run for
+every new instance and must not pay for libvirt, pyroute2 or ovsdbapp.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
 
-from cachenet import __version__
-from cachenet.cli.agent_cmd import agent, attach, detach
-from cachenet.cli.bridge_cmd import bridge
-from cachenet.cli.config_cmd import config
 from cachenet.cli.context import CliContext
-from cachenet.cli.dhcp_cmd import dhcp
 from cachenet.cli.output import literal
-from cachenet.cli.ports_cmd import db, ports
-from cachenet.cli.vendordata_cmd import vendordata
-from cachenet.cli.xml_cmd import xml
 from cachenet.errors import CachenetError
+
+# Command name -> "module:attribute" of its click command, imported on demand.
+COMMANDS: dict[str, str] = {
+    "config": "cachenet.cli.config_cmd:config",
+    "xml": "cachenet.cli.xml_cmd:xml",
+    "ports": "cachenet.cli.ports_cmd:ports",
+    "db": "cachenet.cli.ports_cmd:db",
+    "bridge": "cachenet.cli.bridge_cmd:bridge",
+    "dhcp": "cachenet.cli.dhcp_cmd:dhcp",
+    "attach": "cachenet.cli.agent_cmd:attach",
+    "detach": "cachenet.cli.agent_cmd:detach",
+    "agent": "cachenet.cli.agent_cmd:agent",
+    "vendordata": "cachenet.cli.vendordata_cmd:vendordata",
+}
 
 
 class _Group(click.Group):
-    """Turns a ``CachenetError`` into one line on stderr and exit status 2."""
+    """Loads subcommands lazily from ``COMMANDS`` (click's LazyGroup pattern), and
+    turns a ``CachenetError`` into one line on stderr and exit status 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -32,8 +57,25 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version, reading the installed version only when asked (importlib.metadata is slow)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from cachenet import __version__
+
+    click.echo(f"cachenet, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cachenet")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option(
     "--config-file",
     "config_files",
@@ -46,18 +88,6 @@ class _Group(click.Group):
 def cli(ctx: click.Context, config_files: Sequence[str]) -> None:
     """Give every VM a second NIC on the cache network."""
     ctx.obj = CliContext(config_files=tuple(config_files))
-
-
-cli.add_command(config)
-cli.add_command(xml)
-cli.add_command(ports)
-cli.add_command(db)
-cli.add_command(bridge)
-cli.add_command(dhcp)
-cli.add_command(attach)
-cli.add_command(detach)
-cli.add_command(agent)
-cli.add_command(vendordata)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
-from cachenet.settings import Settings, load_settings
-from cachenet.store import PortStore, open_store
+if TYPE_CHECKING:  # imported on first use: --help needs neither oslo.config nor SQLAlchemy
+    from cachenet.settings import Settings
+    from cachenet.store import PortStore
 
 
 @dataclass
@@ -20,6 +22,8 @@ class CliContext:
     def settings(self) -> Settings:
         """Loaded on first use, so ``--help`` works with a broken config."""
         if self._settings is None:
+            from cachenet.settings import load_settings
+
             self._settings = load_settings(self.config_files or None)
         return self._settings
 
@@ -27,6 +31,8 @@ class CliContext:
     def store(self) -> PortStore:
         """The port store, its schema created on first use."""
         if self._store is None:
+            from cachenet.store import open_store
+
             self._store = open_store(self.settings)
         return self._store
 

@@ -15,9 +15,6 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -38,6 +35,11 @@ def emit_rows(
     if as_json:
         click.echo(json.dumps(list(rows), indent=2, default=str))
         return
+    # rich is imported for tables only: --json (what scripts call) does without it.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(literal(title)) if title else None)
     for column in columns:
         table.add_column(Text(literal(column)))

@@ -7,7 +7,6 @@ from typing import BinaryIO
 
 import click
 
-from cachenet.agent.attach import connect, list_domains
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_mapping, emit_rows, json_option
 from cachenet.errors import IdentityError, StoreError
@@ -131,6 +130,9 @@ def gc(
 ) -> None:
     """Release the ports of a host whose instances are gone."""
     if live_file is None:
+        # libvirt is loaded only here: the other ports commands run without it.
+        from cachenet.agent.attach import connect, list_domains
+
         live = [d.UUIDString() for d in list_domains(connect(cli.settings.libvirt_uri))]
     else:
         live = read_live_list(live_file)

@@ -8,6 +8,11 @@ reservation is removed or changed, and stops it on SIGTERM or SIGINT.
 When the store cannot be reached, dnsmasq goes on serving the reservations
 already written (instances keep renewing their leases) while the sync retries;
 once the store answers again, the directory is resynced in full.
+
+Several nodes may serve one cache network (``dhcp_authoritative`` false, the
+default): each dnsmasq starts with a lease file seeded with every reservation
+(see ``cachenet.dhcp.leases``), so it ACKs the rebind of a client another
+server leased to, once that server is gone.
 """
 
 from __future__ import annotations
@@ -24,9 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from pyroute2 import IPRoute
-
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
+from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
 from cachenet.errors import DhcpError, StoreError
 from cachenet.settings import Settings
@@ -38,6 +42,18 @@ RESTART_BACKOFF_MIN = 0.5  # seconds before restarting a dnsmasq that died
 RESTART_BACKOFF_MAX = 10.0  # ... doubling while it keeps dying, up to this
 STABLE_RUN = 30.0  # seconds: a dnsmasq that ran this long is restarted after the minimum again
 STORE_DOWN_LOG_EVERY = 60.0  # seconds between repeats of "the store is still down"
+# dnsmasq reads its lease file only when it starts, and a non-authoritative
+# dnsmasq ignores a REBIND it holds no lease for (rfc2131.c: "A client rebinding
+# will broadcast the request [...] Just ignore it"; measured with 2.90: the client
+# of a port allocated after this server started, leased by another server that
+# then died, is not answered and loses its address). SIGHUP does not reread the
+# lease file, and the other ways in (DBus AddDhcpLease, a --leasefile-ro script's
+# "init") also need a running bus or a restart. So new reservations are seeded by
+# restarting dnsmasq, batched: at most once per RESEED_DELAY. The new client is
+# served at once (the hostsdir is read through inotify); its seed is needed only
+# when it rebinds, no sooner than 7/8 of a lease (>= 105 s) after it was leased.
+# A restart leaves dnsmasq deaf for about 40 ms (measured); clients retransmit.
+RESEED_DELAY = 5.0  # seconds
 
 
 def hosts_dir(settings: Settings) -> Path:
@@ -68,10 +84,11 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
         f"--dhcp-hostsdir={hosts_dir(settings)}",
         f"--dhcp-leasefile={lease_file(settings)}",
         f"--pid-file={pid_file(settings)}",
-        "--dhcp-authoritative",
         "--log-facility=-",
         "--log-dhcp",
     ]
+    if settings.dhcp_authoritative:  # a single server: several would NAK each other's clients
+        command.append("--dhcp-authoritative")
     router = settings.dhcp_router
     command.append(f"--dhcp-option=option:router,{router}" if router else "--dhcp-option=3")
     dns = ",".join(str(d) for d in settings.dhcp_dns_servers)
@@ -107,6 +124,9 @@ def preflight(settings: Settings) -> str:
 
 
 def _interface_addresses(interface: str) -> list[ipaddress.IPv4Address]:
+    # pyroute2 is loaded only by serve: `dhcp sync --once` and `dhcp leases` need no netlink.
+    from pyroute2 import IPRoute
+
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=interface)
         if not found:
@@ -152,6 +172,8 @@ class DhcpServer:
         self._started_at = 0.0
         self._store_down_since: float | None = None
         self._store_down_logged = -STORE_DOWN_LOG_EVERY
+        self._seeded: set[str] = set()  # reservation files the lease file was seeded from
+        self._unseeded_since: float | None = None
 
     def serve(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -180,6 +202,23 @@ class DhcpServer:
             self.process.send_signal(signal.SIGHUP)
         if self.process is not None and self.process.poll() is not None:
             self._restart_dnsmasq(self.process.returncode)
+        elif self._reseed_due():
+            LOG.info("restarting dnsmasq to seed the leases of %d new reservations",
+                     len(self.sync.hostsdir.names() - self._seeded))  # fmt: skip
+            self._stop_dnsmasq()
+            self._start()
+
+    def _reseed_due(self) -> bool:
+        """Whether new reservations have waited RESEED_DELAY for their seed."""
+        if self.settings.dhcp_authoritative:  # an authoritative server ACKs rebinds unseeded
+            return False
+        if self.sync.hostsdir.names() <= self._seeded:
+            self._unseeded_since = None
+            return False
+        now = time.monotonic()
+        if self._unseeded_since is None:
+            self._unseeded_since = now
+        return now - self._unseeded_since >= RESEED_DELAY
 
     def _restart_dnsmasq(self, status: int) -> None:
         """Restart a dnsmasq that died, after a backoff that a stable run resets."""
@@ -224,9 +263,16 @@ class DhcpServer:
         return reload
 
     def _start(self) -> None:
+        self._seed_leases()
         self.process = subprocess.Popen(dnsmasq_command(self.settings, self.executable))
         self._started_at = time.monotonic()
         LOG.info("dnsmasq started (pid %s)", self.process.pid)
+
+    def _seed_leases(self) -> None:
+        """Seed the lease file from the reservations served (dnsmasq not running)."""
+        self._seeded = self.sync.hostsdir.names()
+        self._unseeded_since = None
+        seed_lease_file(lease_file(self.settings), reservations_in(hosts_dir(self.settings)))
 
     def _stop_dnsmasq(self) -> None:
         if self.process is None or self.process.poll() is not None:

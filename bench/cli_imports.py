@@ -1,0 +1,86 @@
+"""Time each cachenet command spends importing modules, per command.
+
+    .venv/bin/python bench/cli_imports.py [--runs N]
+
+Runs each command as an operator would (``python -X importtime -m cachenet
+...``, the store on a throw-away SQLite file) and sums the cumulative times
+of the top-level imports ``-X importtime`` reports: every module the command
+loaded, including those a command imports when it runs, and nothing of the
+command's own work. The anchor is the same sum for ``python -c pass`` (the
+interpreter's own start-up imports: site, encodings). Commands are run
+interleaved, N rounds, and the median of each is printed; ``-X importtime``
+itself slows imports a little, so the figures are upper bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+TARGET = {"ports allocate": 0.15}  # seconds
+XML_PORT = ["--mac", "fa:16:3e:00:00:05", "--ip", "10.99.0.20"]
+DOMAIN = b"<domain type='kvm'><name>d</name><devices/></domain>"
+
+
+def import_seconds(args: list[str], env: dict[str, str], stdin: bytes = b"") -> float:
+    """Sum of the cumulative times of the top-level imports of one run of ``args``."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        input=stdin, capture_output=True, env=env, check=False,
+    )  # fmt: skip
+    total = 0
+    for line in result.stderr.decode().splitlines():
+        if not line.startswith("import time:") or "imported package" in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if not name.startswith("  "):  # one space: a top-level import
+            total += int(cumulative)
+    return total / 1e6
+
+
+def commands(conf: Path) -> dict[str, tuple[list[str], bytes]]:
+    cachenet = ["-m", "cachenet", "--config-file", str(conf)]
+    return {
+        "python -c pass (anchor)": (["-c", "pass"], b""),
+        "--help": ([*cachenet, "--help"], b""),
+        "ports allocate": ([*cachenet, "ports", "allocate", str(uuid.uuid4()), "--json"], b""),
+        "ports list": ([*cachenet, "ports", "list"], b""),
+        "xml add": ([*cachenet, "xml", "add", str(uuid.uuid4()), *XML_PORT], DOMAIN),
+        "bridge status": ([*cachenet, "bridge", "status", "--json"], b""),
+        "dhcp sync --once": ([*cachenet, "dhcp", "sync", "--once"], b""),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cachenet-bench-") as tmp:
+        conf = Path(tmp) / "cachenet.conf"
+        conf.write_text(
+            "[cachenet]\nsubnet = 10.99.0.0/24\nbridge = cnbench0\nmac_prefix = fa:16:3e\n"
+            f"database = sqlite:///{tmp}/ports.sqlite\ndhcp_state_dir = {tmp}/dhcp\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        runs = commands(conf)
+        for argv, stdin in runs.values():  # warm up: byte-code compiled, schema created
+            import_seconds(argv, env, stdin)
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.runs):
+            for name, (argv, stdin) in runs.items():
+                seconds[name].append(import_seconds(argv, env, stdin))
+    print(f"import time per command, median of {args.runs} interleaved runs (python -X importtime)")
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        target = f"  (target < {TARGET[name]:.2f} s)" if name in TARGET else ""
+        print(f"  {name:<26} {median:6.3f} s  min {min(values):.3f}{target}")
+
+
+if __name__ == "__main__":
+    main()
