@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,3 +98,50 @@ def render(config: dict[str, Any], renderer: str, target: Path) -> dict[str, str
         for path in sorted(target.rglob("*"))
         if path.is_file()
     }
+
+
+# consume_vendor_data2 runs this in a subprocess, the unpacked tree first on
+# sys.path: vendor_data2.json on stdin, what cloud-init makes of it on stdout.
+_CONSUME = r"""
+import json, sys
+import yaml
+from cloudinit import helpers, sources, user_data
+from cloudinit.config.schema import SchemaValidationError, get_schema, validate_cloudconfig_schema
+
+raw = sources.convert_vendordata(json.load(sys.stdin))
+result = {"raw": raw, "parts": [], "schema_errors": None}
+if raw is not None:
+    message = user_data.UserDataProcessor(helpers.Paths({})).process(raw)
+    for part in message.walk():
+        if not part.is_multipart():
+            result["parts"].append(part.get_content_type())
+            if part.get_content_type() == "text/cloud-config":
+                try:
+                    validate_cloudconfig_schema(
+                        yaml.safe_load(part.get_payload(decode=True)), get_schema(), strict=True
+                    )
+                    result["schema_errors"] = []
+                except SchemaValidationError as exc:
+                    result["schema_errors"] = [str(exc)]
+print(json.dumps(result))
+"""
+
+
+def consume_vendor_data2(vendor_data2: dict[str, Any]) -> dict[str, Any]:
+    """What cloud-init's OpenStack datasource makes of a vendor_data2.json document.
+
+    ``raw``: what it keeps as vendor data (None: nothing); ``parts``: the MIME
+    types its user-data processor sees; ``schema_errors``: its strict schema
+    check of the cloud-config part (None when there is none).
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cloudinit_site()), *sys.path]))
+    result = subprocess.run(
+        [sys.executable, "-c", _CONSUME],
+        input=json.dumps(vendor_data2),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

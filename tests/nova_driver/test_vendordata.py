@@ -13,7 +13,7 @@ from test_nova_driver import NovaUnderPytest
 from cachenet.guest.vendordata import cloud_config
 from cachenet.settings import load_settings
 from cachenet.store import open_store
-from harness.cloudinit_src import consume_vendor_data2
+from harness.cloudinit import consume_vendor_data2
 from harness.vendordata_service import vendordata_service
 
 TARGET = "cloud-init"  # the key of vendor_data2.json cloud-init reads

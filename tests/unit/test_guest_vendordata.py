@@ -11,7 +11,7 @@ import yaml
 from cachenet.guest import vendordata
 from cachenet.port import Port
 from cachenet.settings import make_settings
-from harness.cloudinit_src import consume_vendor_data2
+from harness.cloudinit import consume_vendor_data2
 
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
 PORT = Port(
