@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+
+from cachenet.port import Port
 
 # Marks what cachenet created, so teardown never removes a bridge an operator made.
 MANAGED_MARK = "cachenet"
@@ -49,3 +52,15 @@ class BridgeBackend(abc.ABC):
     def isolate_instance_ports(self) -> list[str]:
         """With ``isolate_ports``, make the instance ports now on the bridge unable to
         reach each other; returns the ports changed. Call it after a domain starts."""
+
+    def secure_ports(self, ports: Sequence[Port]) -> list[str]:
+        """Make the bridge enforce port security for ``ports``, this host's instance ports
+        as the store holds them: isolation (``isolate_ports``) and anti-spoofing
+        (``anti_spoofing``), the same rules on every bridge type (README, "Port security").
+
+        A reconciliation: rules of new ports added, of ports not listed removed, rules
+        lost (a switch restart, a flush) restored. Safe to call before a port's device
+        exists (rules keyed by device name) and again after libvirt plugged it.
+        Returns the changes made.
+        """
+        return self.isolate_instance_ports()
