@@ -1,0 +1,158 @@
+"""Vendor data that makes cloud-init configure the cache NIC (metadata-service clouds).
+
+Why a script and not network config: cloud-init applies network config only
+from the datasource (network_data.json); "vendor-data cannot change network
+configuration". So the cloud-config carries one ``bootcmd`` script that finds
+the NIC by its MAC and configures it.
+
+Why ``bootcmd``:
+- it runs at every boot, early (cloud-init.service, before sysinit.target), so
+  the cache NIC is up before the user's own ``runcmd``, and a boot where the
+  image's network manager ignored the NIC still ends with the address;
+- user-data overrides vendor-data key by key (cloud-init merges user-data's
+  cloud-config over vendor-data's), and ``bootcmd`` is the command key users set
+  least; ``write_files``/``runcmd`` in user-data would silently drop ours.
+
+What the script does, and why that way:
+- it writes a persistent configuration for the manager the image uses, matched
+  by MAC so a renamed NIC still matches: netplan (Ubuntu; Debian images that
+  ship it) -> /etc/netplan/90-cachenet.yaml + ``netplan generate``;
+  NetworkManager (RHEL family) -> a keyfile profile; systemd-networkd -> a
+  .network file; ifupdown (Debian 12 cloud images) -> an
+  /etc/network/interfaces.d stanza for the NIC's current name. Later boots are
+  the manager's job, like any of its NICs;
+- it then configures the address now with ``ip``: at bootcmd time D-Bus is not
+  up yet (cloud-init.service runs before sysinit.target), so ``netplan apply``,
+  ``networkctl reload`` or ``nmcli`` cannot be relied on, and starting systemd
+  jobs from there can deadlock the boot. ``ip addr replace`` is idempotent.
+It never sets a default route, DNS servers or IPv6 on the NIC: the cache
+network is for the cache nodes only.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from cachenet.port import Port
+from cachenet.settings import Settings
+
+NETPLAN_FILE = "/etc/netplan/90-cachenet.yaml"
+NETWORKD_FILE = "/etc/systemd/network/10-cachenet.network"
+NM_KEYFILE = "/etc/NetworkManager/system-connections/cachenet.nmconnection"
+IFUPDOWN_FILE = "/etc/network/interfaces.d/60-cachenet"
+CONNECTION_NAME = "cachenet"
+
+# POSIX sh (dash on Debian/Ubuntu). Filled with validated values only: a
+# canonical MAC, an IPv4 interface and an integer MTU; no quoting is needed.
+_SCRIPT = """\
+# cachenet: configure the cache NIC (MAC {mac}) with {interface}.
+mac={mac} interface={interface}
+dev=''
+for path in /sys/class/net/*; do
+  # A physical NIC only: a bridge or VLAN on top of it carries the same MAC.
+  if [ -e "$path/device" ] && [ "$(cat "$path/address")" = "$mac" ]; then dev=${{path##*/}}; fi
+done
+if [ -z "$dev" ]; then echo "cachenet: no NIC with MAC $mac" >&2; exit 1; fi
+# put PATH MODE: stdin becomes PATH unless PATH holds it already; true if written.
+put() {{
+  mkdir -p "${{1%/*}}"
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+  chmod "$2" "$tmp" && mv -f "$tmp" "$1"
+}}
+enabled() {{ systemctl is-enabled --quiet "$1" 2>/dev/null; }}
+if command -v netplan >/dev/null 2>&1; then
+  if put {netplan_file} 600 <<'EOF'
+{netplan}EOF
+  then netplan generate; fi
+elif command -v nmcli >/dev/null 2>&1 && enabled NetworkManager; then
+  put {nm_keyfile} 600 <<'EOF' || true
+{nm}EOF
+elif enabled systemd-networkd; then
+  put {networkd_file} 644 <<'EOF' || true
+{networkd}EOF
+elif [ -f /etc/network/interfaces ] && command -v ifup >/dev/null 2>&1; then
+  put {ifupdown_file} 644 <<EOF || true
+{ifupdown}EOF
+  grep -qs '^source.*/etc/network/interfaces.d/' /etc/network/interfaces ||
+    echo 'source /etc/network/interfaces.d/*' >>/etc/network/interfaces
+fi
+{mtu_command}ip link set dev "$dev" up
+ip addr replace "$interface" dev "$dev"
+"""
+
+
+def cloud_config(port: Port, settings: Settings) -> str:
+    """The ``#cloud-config`` vendor data that gives ``port``'s NIC its address."""
+    script = _SCRIPT.format(
+        mac=port.mac,
+        interface=_interface(port, settings),
+        netplan_file=NETPLAN_FILE,
+        netplan=netplan_config(port, settings),
+        nm_keyfile=NM_KEYFILE,
+        nm=nm_keyfile(port, settings),
+        networkd_file=NETWORKD_FILE,
+        networkd=networkd_network(port, settings),
+        ifupdown_file=IFUPDOWN_FILE,
+        ifupdown=ifupdown_stanza("$dev", port, settings),
+        mtu_command=f'ip link set dev "$dev" mtu {settings.mtu}\n' if settings.mtu else "",
+    )
+    return "#cloud-config\nbootcmd:\n  - |\n" + textwrap.indent(script, "    ")
+
+
+def netplan_config(port: Port, settings: Settings) -> str:
+    """A netplan document for the NIC matched by MAC (no rename, no route, no DHCP)."""
+    mtu = f"      mtu: {settings.mtu}\n" if settings.mtu else ""
+    return (
+        "network:\n"
+        "  version: 2\n"
+        "  ethernets:\n"
+        f"    {CONNECTION_NAME}:\n"
+        "      match:\n"
+        f'        macaddress: "{port.mac}"\n'
+        f'      addresses: ["{_interface(port, settings)}"]\n'
+        f"{mtu}"
+        "      dhcp4: false\n"
+        "      dhcp6: false\n"
+        "      accept-ra: false\n"
+        "      link-local: []\n"
+    )
+
+
+def networkd_network(port: Port, settings: Settings) -> str:
+    """A systemd-networkd .network file for the NIC matched by MAC."""
+    link = f"[Link]\nMTUBytes={settings.mtu}\n\n" if settings.mtu else ""
+    return (
+        f"[Match]\nMACAddress={port.mac}\n\n{link}"
+        f"[Network]\nAddress={_interface(port, settings)}\n"
+        "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+    )
+
+
+def nm_keyfile(port: Port, settings: Settings) -> str:
+    """A NetworkManager keyfile profile bound to the NIC's MAC (NM matches exact MACs)."""
+    mtu = f"mtu={settings.mtu}\n" if settings.mtu else ""
+    return (
+        f"[connection]\nid={CONNECTION_NAME}\ntype=ethernet\nautoconnect=true\n\n"
+        f"[ethernet]\nmac-address={port.mac}\n{mtu}\n"
+        f"[ipv4]\nmethod=manual\naddress1={_interface(port, settings)}\n"
+        "never-default=true\nignore-auto-dns=true\n\n"
+        "[ipv6]\nmethod=ignore\n"
+    )
+
+
+def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
+    """An ifupdown stanza for ``device`` (ifupdown names NICs, it cannot match a MAC)."""
+    mtu = f"    mtu {settings.mtu}\n" if settings.mtu else ""
+    return (
+        f"# cachenet: the cache NIC, MAC {port.mac}\n"
+        f"allow-hotplug {device}\n"
+        f"iface {device} inet static\n"
+        f"    address {_interface(port, settings)}\n"
+        f"{mtu}"
+    )
+
+
+def _interface(port: Port, settings: Settings) -> str:
+    return f"{port.address}/{settings.subnet.prefixlen}"

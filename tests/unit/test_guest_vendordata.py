@@ -1,0 +1,119 @@
+"""The cloud-config vendor data: its shape, the script's syntax and the files it writes."""
+
+import configparser
+import ipaddress
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from cachenet.guest import vendordata
+from cachenet.port import Port
+from cachenet.settings import make_settings
+
+UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
+PORT = Port(
+    UUID, "fa:17:3e:00:00:07", ipaddress.IPv4Address("10.99.0.7"), "cache-2a9f4c4e5", "h1", "br"
+)
+PLAIN = make_settings()
+JUMBO = make_settings(subnet="192.168.64.0/20", mtu=9000)
+
+
+def script(settings=PLAIN):
+    document = vendordata.cloud_config(PORT, settings)
+    return yaml.safe_load(document)["bootcmd"][0]
+
+
+def ini(text):
+    parser = configparser.ConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str  # networkd and NM keys are case-sensitive
+    parser.read_string(text)
+    return parser
+
+
+def test_answer_is_cloud_config_with_one_bootcmd_script():
+    document = vendordata.cloud_config(PORT, PLAIN)
+
+    assert document.startswith("#cloud-config\n")
+    parsed = yaml.safe_load(document)
+    assert list(parsed) == ["bootcmd"]
+    assert len(parsed["bootcmd"]) == 1 and isinstance(parsed["bootcmd"][0], str)
+
+
+@pytest.mark.parametrize("settings", [PLAIN, JUMBO], ids=["default", "mtu"])
+def test_script_is_valid_posix_shell(settings):
+    shell = shutil.which("dash") or shutil.which("sh")
+    assert shell, "no POSIX shell"
+    result = subprocess.run([shell, "-n"], input=script(settings), text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_script_finds_the_nic_by_mac_and_sets_the_address_with_the_subnet_prefix():
+    text = script(JUMBO)
+
+    assert "mac=fa:17:3e:00:00:07 interface=10.99.0.7/20" in text
+    assert 'ip addr replace "$interface" dev "$dev"' in text
+    assert 'ip link set dev "$dev" mtu 9000' in text
+    assert "via" not in text and "gateway" not in text.lower()  # no route, no default route
+
+
+def test_no_mtu_command_when_mtu_is_unset():
+    assert "mtu" not in script(PLAIN).lower()
+
+
+def test_embedded_files_reach_the_shell_verbatim():
+    text = script(JUMBO)
+    assert vendordata.netplan_config(PORT, JUMBO) in text
+    assert vendordata.networkd_network(PORT, JUMBO) in text
+    assert vendordata.nm_keyfile(PORT, JUMBO) in text
+    assert vendordata.ifupdown_stanza("$dev", PORT, JUMBO) in text
+
+
+def test_netplan_matches_the_mac_without_dhcp_or_route():
+    doc = yaml.safe_load(vendordata.netplan_config(PORT, JUMBO))
+
+    nic = doc["network"]["ethernets"]["cachenet"]
+    assert doc["network"]["version"] == 2
+    assert nic["match"] == {"macaddress": "fa:17:3e:00:00:07"}
+    assert nic["addresses"] == ["10.99.0.7/20"]
+    assert nic["mtu"] == 9000
+    assert nic["dhcp4"] is False and nic["dhcp6"] is False
+    assert "routes" not in nic and "gateway4" not in nic and "set-name" not in nic
+
+
+def test_netplan_without_mtu_has_none():
+    nic = yaml.safe_load(vendordata.netplan_config(PORT, PLAIN))["network"]["ethernets"]
+    assert "mtu" not in nic["cachenet"]
+
+
+def test_networkd_network_matches_the_mac():
+    parsed = ini(vendordata.networkd_network(PORT, JUMBO))
+
+    assert parsed["Match"]["MACAddress"] == "fa:17:3e:00:00:07"
+    assert parsed["Network"]["Address"] == "10.99.0.7/20"
+    assert parsed["Link"]["MTUBytes"] == "9000"
+    assert "Gateway" not in parsed["Network"] and "DHCP" not in parsed["Network"]
+    assert not ini(vendordata.networkd_network(PORT, PLAIN)).has_section("Link")
+
+
+def test_nm_keyfile_is_bound_to_the_mac_and_never_default():
+    parsed = ini(vendordata.nm_keyfile(PORT, JUMBO))
+
+    assert parsed["ethernet"]["mac-address"] == "fa:17:3e:00:00:07"
+    assert parsed["ethernet"]["mtu"] == "9000"
+    assert parsed["ipv4"]["method"] == "manual"
+    assert parsed["ipv4"]["address1"] == "10.99.0.7/20"
+    assert parsed["ipv4"]["never-default"] == "true"
+
+
+def test_ifupdown_stanza_is_static_for_the_named_nic():
+    stanza = vendordata.ifupdown_stanza("ens4", PORT, JUMBO)
+
+    lines = [line.strip() for line in stanza.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "allow-hotplug ens4",
+        "iface ens4 inet static",
+        "address 10.99.0.7/20",
+        "mtu 9000",
+    ]
