@@ -115,6 +115,8 @@ def assert_neutron_nic_unchanged(report: list[str]) -> None:
 def test_config_drive_gives_the_cache_nic_its_reserved_address(boot):
     booted = boot(lambda port, settings: (add_cache_link(neutron_only(), port, settings), None))
     assert cloud_guest.ipv4_of(booted.report, booted.port.mac) == [f"{booted.port.address}/24"]
+    # cloud-init rendered it, for ifupdown as on Debian 12's cloud images
+    assert f"address {booted.port.address}/24" in cloud_guest.rendered_eni(booted.report)
     assert outcome(booted.report, "PING") == "ok"
     assert_neutron_nic_unchanged(booted.report)
 

@@ -54,6 +54,7 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /var/log/*.log /tmp/*
 """
 IMAGE_HEADROOM_MIB = 256
+ENI_FILE = "/etc/network/interfaces.d/50-cloud-init"  # what cloud-init renders on Debian 12
 # A rule that DHCPs NICs nobody configured (Debian's cloud images have one, from
 # cloud-ifupdown-helper) would make the test prove nothing: the image must have none.
 # ifupdown's own hotplug rule only brings up NICs /etc/network/interfaces names.
@@ -99,7 +100,7 @@ def _build(final: Path) -> None:
     """Build into ``<final>.partial`` and rename it: a crashed build leaves no cache entry."""
     started = time.monotonic()
     partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove_tree(partial)  # what a killed build left
     partial.mkdir()
     rootfs = partial / "rootfs"
     try:
@@ -117,12 +118,16 @@ def _build(final: Path) -> None:
         detail = log.read_text(errors="replace") if log.exists() else exc.stdout or exc.stderr
         raise RuntimeError(f"building the guest image failed: {exc}\n{_tail(detail)}") from exc
     finally:
-        # debootstrap mounts /proc and /sys in the new root while it runs: never cross into them.
-        subprocess.run(["rm", "-rf", "--one-file-system", str(rootfs)], check=False)
+        _remove_tree(rootfs)
     seconds = round(time.monotonic() - started, 1)
     (partial / "manifest.json").write_text(json.dumps({"build_seconds": seconds}))
     os.chmod(partial, 0o755)
     partial.rename(final)
+
+
+def _remove_tree(path: Path) -> None:
+    # debootstrap mounts /proc and /sys in the new root while it runs: never cross into them.
+    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
 
 
 def _tail(output: str | bytes | None, lines: int = 30) -> str:
@@ -241,12 +246,19 @@ def report_user_data(node: str) -> str:
     script = (
         "{ echo; ip -br link | sed 's/^/CACHENET LINK /';"
         " ip -br -4 addr | sed 's/^/CACHENET ADDR /';"
+        f" sed 's/^/CACHENET ENI /' {ENI_FILE};"
         f" if ping -c 1 -W 2 {node} >/dev/null || ping -c 3 -W 2 {node} >/dev/null;"
         " then echo 'CACHENET PING ok'; else echo 'CACHENET PING fail'; fi;"
         " echo \"CACHENET UPTIME $(cut -d' ' -f1 /proc/uptime)\"; echo 'CACHENET DONE'; }"
         " > /dev/ttyS0 2>&1"
     )
     return "#cloud-config\n" + json.dumps({"runcmd": [["sh", "-c", script]]}) + "\n"
+
+
+def rendered_eni(report: list[str]) -> list[str]:
+    """The ifupdown config cloud-init rendered in the guest, from its report."""
+    return [line.removeprefix("CACHENET ENI ").strip() for line in report
+            if line.startswith("CACHENET ENI ")]  # fmt: skip
 
 
 def ipv4_of(report: list[str], mac: str) -> list[str]:
