@@ -15,15 +15,21 @@ Nothing of Nova's is edited: this subclass is named in nova.conf
 - After a live migration Nova counts the guest's interfaces to find SR-IOV
   ports to re-attach; the cache NIC is left out of that count.
 - Only a real delete releases the port; every other destroy keeps it.
+- Every config drive built for a domain with the cache NIC (spawn, rebuild,
+  unshelve, evacuate, rescue, cold migration) lists it in network_data.json,
+  so cloud-init configures it on stock images; nothing else of the drive changes.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, TypeVar
 
 import nova.conf
 from nova import exception
+from nova.api.metadata import base as instance_metadata
 from nova.compute import task_states
 from nova.network import model as network_model
 from nova.virt.libvirt import driver as libvirt_driver
@@ -32,6 +38,7 @@ from oslo_log import log as logging
 from cachenet import domxml
 from cachenet.bridge import backend_for
 from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
+from cachenet.guest.network_data import add_cache_link
 from cachenet.nova.selection import field, wants_cache_nic
 from cachenet.port import Port
 from cachenet.settings import Settings, register_opts, settings_from_conf
@@ -68,6 +75,10 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self._cachenet_settings: Settings | None = None
         self._cachenet_store: PortStore | None = None
         self._cachenet_host = CONF.host
+        # The port each instance's last rendered domain got, by instance UUID: what
+        # its config drive, built right after the domain is defined, must list.
+        self._cachenet_domain_ports: dict[str, Port] = {}
+        _install_config_drive_hook()
 
     # --- configuration and store, read once --------------------------------------
 
@@ -115,6 +126,8 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         xml = super()._get_guest_xml(
             context, instance, network_info, disk_info, image_meta, *args, **kwargs
         )
+        uuid = field(instance, "uuid")
+        self._cachenet_domain_ports.pop(uuid, None)
         if not wants_cache_nic(self.cachenet_settings, instance):
             return xml
         port = self._cache_port(instance)
@@ -124,7 +137,10 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             xml, lambda x: domxml.add_cache_interface(x, port, self.cachenet_settings),
             "Leaving the domain without its cache NIC", instance,
         )  # fmt: skip
-        return xml if with_nic is None else with_nic
+        if with_nic is None:
+            return xml
+        self._cachenet_domain_ports[uuid] = port
+        return with_nic
 
     def _cache_port(self, instance: Any) -> Port | None:
         """The instance's port, on this host; None when the store fails and policy is skip."""
@@ -143,6 +159,23 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             # address (host, user, database), which only the compute log has.
             # "from None": the fault's traceback would otherwise carry it too.
             raise CacheNetworkError(instance_uuid=uuid, reason=_tenant_reason(exc)) from None
+
+    def _create_configdrive(self, context: Any, instance: Any, injection_info: Any,
+                            *args: Any, **kwargs: Any) -> None:  # fmt: skip
+        # Nova builds the drive's InstanceMetadata inside this method and takes no
+        # network metadata from its caller. Rather than copy its body (image
+        # backends, rbd import, rescue naming: all Nova's to change), the hook
+        # installed in Nova's driver module adds the cache link to the
+        # InstanceMetadata it builds, only for the instance named here and only
+        # when its domain got the cache NIC: a link whose MAC the guest lacks
+        # would make cloud-init reject the whole network config.
+        port = self._cachenet_domain_ports.get(field(instance, "uuid"))
+        cache_link = (port, self.cachenet_settings) if port is not None else None
+        token = _CONFIG_DRIVE_CACHE_LINK.set(cache_link)
+        try:
+            super()._create_configdrive(context, instance, injection_info, *args, **kwargs)
+        finally:
+            _CONFIG_DRIVE_CACHE_LINK.reset(token)
 
     def _create_guest(self, context: Any, xml: str, instance: Any, *args: Any,
                       **kwargs: Any) -> Any:  # fmt: skip
@@ -180,6 +213,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             self._release(instance)
 
     def _release(self, instance: Any) -> None:
+        self._cachenet_domain_ports.pop(instance.uuid, None)
         try:
             port = self.cachenet_store.release(instance.uuid)
         except CachenetError as exc:
@@ -255,6 +289,51 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             "Counting the interfaces as if there were no cache NIC", instance,
         )  # fmt: skip
         return 1 if found else 0
+
+
+# The cache port (and settings) of the config drive being built in this thread or
+# green thread; None outside cachenet's _create_configdrive.
+_CONFIG_DRIVE_CACHE_LINK: contextvars.ContextVar[tuple[Port, Settings] | None] = (
+    contextvars.ContextVar("cachenet_config_drive_cache_link", default=None)
+)
+
+
+def _instance_metadata_with_cache_link(*args: Any, **kwargs: Any) -> Any:
+    """Nova's InstanceMetadata; its network_data.json with the cache link when a
+    config drive for an instance with the cache NIC is being built.
+
+    Only ``network_metadata`` changes: EC2 fixed IPs and ``local-ipv4`` come from
+    ``network_info``, which stays Neutron's alone.
+    """
+    metadata = instance_metadata.InstanceMetadata(*args, **kwargs)
+    cache_link = _CONFIG_DRIVE_CACHE_LINK.get()
+    network_metadata = getattr(metadata, "network_metadata", None)
+    # Nova sets a dict, or None for an instance without Neutron ports.
+    if cache_link is not None and isinstance(network_metadata, dict | None):
+        port, settings = cache_link
+        metadata.network_metadata = add_cache_link(network_metadata or {}, port, settings)
+    return metadata
+
+
+class _InstanceMetadataModule(ModuleType):
+    """``nova.api.metadata.base`` as Nova's libvirt driver module sees it, with
+    ``InstanceMetadata`` wrapped; every other name is the real module's, looked up
+    at each use (a test's mock of the real module's class still takes effect)."""
+
+    InstanceMetadata = staticmethod(_instance_metadata_with_cache_link)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(instance_metadata, name)
+
+
+def _install_config_drive_hook() -> None:
+    """Let the libvirt driver module build config drives through the wrapper above.
+
+    Outside cachenet's _create_configdrive the wrapper changes nothing, so Nova's
+    own driver class, if also used in this process, builds the same drives.
+    """
+    if not isinstance(libvirt_driver.instance_metadata, _InstanceMetadataModule):
+        libvirt_driver.instance_metadata = _InstanceMetadataModule(instance_metadata.__name__)
 
 
 class _GuestWithCacheNicAside:
