@@ -219,7 +219,29 @@ _nova_opts = [
     ),
 ]
 
-ALL_OPTS: list[cfg.Opt] = _network_opts + _store_opts + _dhcp_opts + _libvirt_opts + _nova_opts
+_vendordata_opts = [
+    cfg.IPOpt(
+        "vendordata_listen",
+        default="127.0.0.1",
+        help="Address `cachenet vendordata serve` listens on (IPv4 or IPv6).",
+    ),
+    cfg.PortOpt(
+        "vendordata_port",
+        default=8790,
+        min=1,
+        help="TCP port `cachenet vendordata serve` listens on.",
+    ),
+    cfg.ListOpt(
+        "vendordata_allowed_sources",
+        default=["127.0.0.0/8", "::1/128"],
+        help="Networks (CIDRs) whose hosts may ask `cachenet vendordata serve`: those of "
+        "the nova-api metadata and nova-compute hosts. Others get 403.",
+    ),
+]
+
+ALL_OPTS: list[cfg.Opt] = (
+    _network_opts + _store_opts + _dhcp_opts + _libvirt_opts + _nova_opts + _vendordata_opts
+)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -284,6 +306,9 @@ class Settings:
     exclude_flavors: tuple[str, ...]
     exclude_projects: tuple[str, ...]
     on_store_error: str
+    vendordata_listen: ipaddress.IPv4Address | ipaddress.IPv6Address
+    vendordata_port: int
+    vendordata_allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @property
     def excluded_ranges(self) -> tuple[AddressRange, ...]:
@@ -445,11 +470,13 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     _check_store(v, problems)
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
+    _check_vendordata_listen(v["vendordata_listen"], problems)
+    sources = _parse_sources(v["vendordata_allowed_sources"], problems)
     if subnet is not None:
         _check_address_plan(v, subnet, reserved, mac_prefix, problems)
     if problems or subnet is None or mac_prefix is None:
         return None
-    return _settings(v, mac_prefix, subnet, reserved)
+    return _settings(v, mac_prefix, subnet, reserved, sources)
 
 
 def _settings(
@@ -457,6 +484,7 @@ def _settings(
     mac_prefix: str,
     subnet: ipaddress.IPv4Network,
     reserved: tuple[AddressRange, ...],
+    sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
 ) -> Settings:
     return Settings(
         bridge=str(v["bridge"]),
@@ -489,6 +517,9 @@ def _settings(
         exclude_flavors=tuple(v["exclude_flavors"]),
         exclude_projects=tuple(v["exclude_projects"]),
         on_store_error=str(v["on_store_error"]),
+        vendordata_listen=ipaddress.ip_address(str(v["vendordata_listen"])),
+        vendordata_port=int(v["vendordata_port"]),
+        vendordata_allowed_sources=sources,
     )
 
 
@@ -654,6 +685,34 @@ def _check_device_prefix(prefix: str, problems: list[str]) -> None:
             f"{IFNAMSIZ_MAX} characters and need {DEVICE_SUFFIX_MIN} for the instance, so the "
             f"prefix can have at most {IFNAMSIZ_MAX - DEVICE_SUFFIX_MIN}"
         )
+
+
+def _check_vendordata_listen(value: object, problems: list[str]) -> None:
+    if value is not None and ipaddress.ip_address(str(value)).is_link_local:
+        problems.append(
+            f"vendordata_listen {value} is link-local: it needs an interface to bind "
+            "to; use a global or loopback address"
+        )
+
+
+def _parse_sources(
+    items: Iterable[str] | None, problems: list[str]
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``vendordata_allowed_sources`` as networks; an empty list would refuse every caller."""
+    if items is None:
+        return ()
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=True))
+        except ValueError as exc:
+            problems.append(f"vendordata_allowed_sources {_shown(item)} is not a network: {exc}")
+    if not items:
+        problems.append(
+            "vendordata_allowed_sources is empty: no host could ask for vendor data "
+            "(give the CIDRs of the nova-api and nova-compute hosts)"
+        )
+    return tuple(networks)
 
 
 def _parse_subnet(text: str | None, problems: list[str]) -> ipaddress.IPv4Network | None:

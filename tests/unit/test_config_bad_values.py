@@ -25,6 +25,7 @@ GENERIC = {
     cfg.StrOpt: ["", *GARBAGE, HUGE],
     cfg.IPOpt: ["", "garbage", "fe80::1", HUGE],
     cfg.IntOpt: ["", "abc", "1.5", "99999999999999999999999"],
+    cfg.PortOpt: ["", "abc", "1.5", "99999999999999999999999"],
     cfg.BoolOpt: ["", "maybe"],
     cfg.ListOpt: ["a,,b", "ok, a\x01b", HUGE],
 }
@@ -78,6 +79,9 @@ SPECIFIC = {
     "exclude_flavors": [],
     "exclude_projects": [],
     "on_store_error": ["ignore", "FAIL"],
+    "vendordata_listen": ["127.0.0.1:8790", "localhost"],
+    "vendordata_port": ["0", "65536"],
+    "vendordata_allowed_sources": ["", "10.0.0.1/8", "nope", "10.0.0.0/8, ::1/129"],
 }
 
 

@@ -11,6 +11,7 @@ import yaml
 from cachenet.guest import vendordata
 from cachenet.port import Port
 from cachenet.settings import make_settings
+from harness.cloudinit_src import consume_vendor_data2
 
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
 PORT = Port(
@@ -117,3 +118,16 @@ def test_ifupdown_stanza_is_static_for_the_named_nic():
         "address 10.99.0.7/20",
         "mtu 9000",
     ]
+
+
+@pytest.mark.parametrize("settings", [PLAIN, JUMBO], ids=["default", "mtu"])
+def test_cloud_init_takes_it_as_cloud_config_that_passes_its_schema(settings):
+    consumed = consume_vendor_data2({"cloud-init": vendordata.cloud_config(PORT, settings)})
+
+    assert consumed["parts"] == ["text/cloud-config"]
+    assert consumed["schema_errors"] == []
+
+
+def test_cloud_init_schema_check_refuses_a_broken_cloud_config():
+    consumed = consume_vendor_data2({"cloud-init": "#cloud-config\nbootcmd: 5\n"})
+    assert consumed["schema_errors"] and "bootcmd" in consumed["schema_errors"][0]

@@ -15,6 +15,7 @@ from cachenet.cli.context import CliContext
 from cachenet.cli.dhcp_cmd import dhcp
 from cachenet.cli.output import literal
 from cachenet.cli.ports_cmd import db, ports
+from cachenet.cli.vendordata_cmd import vendordata
 from cachenet.cli.xml_cmd import xml
 from cachenet.errors import CachenetError
 
@@ -56,6 +57,7 @@ cli.add_command(dhcp)
 cli.add_command(attach)
 cli.add_command(detach)
 cli.add_command(agent)
+cli.add_command(vendordata)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -73,10 +73,14 @@ elif enabled systemd-networkd; then
   put {networkd_file} 644 <<'EOF' || true
 {networkd}EOF
 elif [ -f /etc/network/interfaces ] && command -v ifup >/dev/null 2>&1; then
-  put {ifupdown_file} 644 <<EOF || true
+  # A second stanza for a NIC ifupdown knows (cloud-init's from a config drive,
+  # the image's hotplug DHCP) would be a duplicate: leave that one in charge.
+  if [ -f {ifupdown_file} ] || ! ifquery "$dev" >/dev/null 2>&1; then
+    put {ifupdown_file} 644 <<EOF || true
 {ifupdown}EOF
-  grep -qs '^source.*/etc/network/interfaces.d/' /etc/network/interfaces ||
-    echo 'source /etc/network/interfaces.d/*' >>/etc/network/interfaces
+    grep -qs '^source.*/etc/network/interfaces.d/' /etc/network/interfaces ||
+      echo 'source /etc/network/interfaces.d/*' >>/etc/network/interfaces
+  fi
 fi
 {mtu_command}ip link set dev "$dev" up
 ip addr replace "$interface" dev "$dev"

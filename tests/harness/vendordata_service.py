@@ -1,0 +1,96 @@
+"""A running ``cachenet vendordata serve`` process on 127.0.0.1, and a client for it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 20.0
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    url: str
+    config_file: Path
+
+    def post(self, body: bytes | dict[str, object], headers: dict[str, str] | None = None):
+        """(status, decoded JSON answer) of a POST, as Nova sends it."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url, data=data, method="POST")
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def stop(self) -> str:
+        """SIGTERM, wait, and return what it logged."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(path: Path, database: str, **options: str) -> Path:
+    lines = ["[cachenet]", f"database = {database}"]
+    lines += [f"{name} = {value}" for name, value in options.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def vendordata_service(directory: Path, database: str, **options: str) -> Iterator[Service]:
+    """The service on a free port of 127.0.0.1, stopped (SIGTERM) afterwards."""
+    port = free_port()
+    config = write_config(
+        directory / "vendordata.conf",
+        database,
+        vendordata_listen="127.0.0.1",
+        vendordata_port=str(port),
+        **options,
+    )
+    command = [sys.executable, "-m", "cachenet", "--config-file", str(config), "vendordata"]
+    process = subprocess.Popen(
+        [*command, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    service = Service(process, f"http://127.0.0.1:{port}/", config)
+    try:
+        _wait_listening(process, port)
+        yield service
+    finally:
+        service.stop()
+
+
+def _wait_listening(process: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited: {process.stderr.read()}")  # type: ignore[union-attr]
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the service did not listen in time")
