@@ -12,6 +12,7 @@ APT_PACKAGES=(
   qemu-system-x86 libxml2-utils
   openvswitch-switch
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
+  debootstrap genisoimage
   postgresql mariadb-server
   genisoimage
 )
