@@ -51,3 +51,7 @@ class DhcpError(CachenetError):
 
 class LibvirtError(CachenetError):
     """libvirt refused an operation on a domain."""
+
+
+class PrivilegeError(CachenetError):
+    """The operation needs a privilege (root, CAP_NET_ADMIN, a group) this process lacks."""
