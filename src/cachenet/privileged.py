@@ -30,7 +30,7 @@ from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.settings import linux_ifname_problem
 
 with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on every CLI run
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from oslo_privsep import capabilities, priv_context
     from oslo_privsep.daemon import FailedToDropPrivileges
 
@@ -39,6 +39,7 @@ NFT_FAMILY = "bridge"
 NFT_TABLE = "cachenet"
 # Rules for thousands of ports are far below this; more is not cachenet's text.
 NFT_MAX_BYTES = 4 * 1024 * 1024
+NFT_CTX_OUTPUT_JSON = 1 << 4  # libnftables' output flag for nft -j
 
 CFG_SECTION = "cachenet_privileged"
 PYPATH = __name__ + ".net_admin"
@@ -87,6 +88,13 @@ def apply_nft(ruleset: str) -> None:
         _apply_nft(ruleset)
 
 
+def list_nft_table() -> str | None:
+    """``nft -j list table bridge cachenet``: the table as nftables' JSON, or None
+    when it does not exist. Reading nftables needs CAP_NET_ADMIN too."""
+    with _privileged("reading nftables rules"):
+        return _list_nft_table()  # type: ignore[no-any-return]
+
+
 def set_port_isolated(ifname: str, isolated: bool) -> None:
     """Set the bridge port ``ifname``'s isolated flag (IFLA_BRPORT_ISOLATED).
 
@@ -98,8 +106,9 @@ def set_port_isolated(ifname: str, isolated: bool) -> None:
 
 @contextlib.contextmanager
 def _privileged(what: str) -> Iterator[None]:
-    """Runs an entrypoint: in-process as root, through the privsep daemon otherwise."""
-    if os.geteuid() == 0 and net_admin.channel is None:
+    """Runs an entrypoint in-process when this process has CAP_NET_ADMIN (root, or a
+    unit's AmbientCapabilities), through the privsep daemon otherwise."""
+    if net_admin.channel is None and _has_net_admin():
         net_admin.set_client_mode(False)
     try:
         yield
@@ -112,6 +121,11 @@ def _privileged(what: str) -> Iterator[None]:
         ) from None
 
 
+def _has_net_admin() -> bool:
+    effective, _permitted, _inheritable = capabilities.get_caps()
+    return capabilities.CAP_NET_ADMIN in effective
+
+
 # --- the privileged side: these run in the daemon, with CAP_NET_ADMIN only ---------
 
 
@@ -121,6 +135,16 @@ def _apply_nft(ruleset: str) -> None:
     if problem:
         raise BridgeError(f"refused nftables rules: {problem}")
     _run_nft(ruleset)
+
+
+@net_admin.entrypoint
+def _list_nft_table() -> str | None:
+    try:
+        return _run_nft(f"list table {NFT_FAMILY} {NFT_TABLE}", json_output=True)
+    except BridgeError as exc:
+        if "No such file or directory" in str(exc):
+            return None
+        raise
 
 
 @net_admin.entrypoint
@@ -147,20 +171,24 @@ def _kind(link: object) -> str | None:
     return info.get_attr("IFLA_INFO_KIND") if info else None
 
 
-def _run_nft(ruleset: str) -> None:
-    """``nft -f -`` in this process (libnftables): no program is executed, so the
-    rules are applied with this daemon's CAP_NET_ADMIN and nothing more."""
+def _run_nft(commands: str, json_output: bool = False) -> str:
+    """``nft -f -`` (``nft -j`` with ``json_output``) in this process, through
+    libnftables: no program is executed, so the rules are applied with this
+    daemon's CAP_NET_ADMIN and nothing more. Returns nft's output."""
     lib = _libnftables()
     ctx = lib.nft_ctx_new(0)
     if not ctx:
         raise BridgeError("cannot apply nftables rules: libnftables failed to start")
     try:
+        if json_output:
+            lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)
-        if lib.nft_run_cmd_from_buffer(ctx, ruleset.encode()) != 0:
+        if lib.nft_run_cmd_from_buffer(ctx, commands.encode()) != 0:
             error = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
             lines = [line.strip() for line in error.splitlines() if line.strip()]
             raise BridgeError(f"nftables refused the rules: {lines[0] if lines else 'no reason'}")
+        return (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
     finally:
         lib.nft_ctx_free(ctx)
 
@@ -185,8 +213,11 @@ def _libnftables() -> ctypes.CDLL:
             getattr(lib, name).restype = ctypes.c_int
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        for name in ("nft_ctx_get_error_buffer", "nft_ctx_get_output_buffer"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+            getattr(lib, name).restype = ctypes.c_char_p
+        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+        lib.nft_ctx_output_set_flags.restype = None
         lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
         lib.nft_ctx_free.restype = None
         _LIB = lib
