@@ -60,7 +60,7 @@ def default_helper_path() -> str:
 # A fixed command line (no --config-file: the daemon needs no configuration), so
 # the sudoers line can match it exactly. nova.conf's [cachenet_privileged]
 # helper_command overrides it (e.g. to go through nova-rootwrap).
-cfg.CONF.set_default("helper_command", f"sudo {default_helper_path()}", group=CFG_SECTION)
+cfg.CONF.set_default("helper_command", f"sudo -n {default_helper_path()}", group=CFG_SECTION)
 
 
 def sudoers_line(user: str, helper_path: str | None = None) -> str:

@@ -42,9 +42,10 @@ def pythonpath() -> str:
 
 
 def run_as(
-    uid: int, argv: list[str], gid: int | None = None, **kwargs
+    uid: int, argv: list[str], gid: int | None = None, netns: str | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
-    """``argv`` as ``uid`` (no supplementary groups), in /tmp, with a plain environment."""
+    """``argv`` as ``uid`` (no supplementary groups), in /tmp, with a plain environment;
+    in the network namespace ``netns`` if given."""
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "PYTHONPATH": pythonpath(),
@@ -54,6 +55,8 @@ def run_as(
     }
     group = uid if gid is None else gid
     setpriv = ["setpriv", f"--reuid={uid}", f"--regid={group}", "--clear-groups"]
+    if netns:
+        setpriv = ["ip", "netns", "exec", netns, *setpriv]
     return subprocess.run([*setpriv, *argv], env=env, cwd="/tmp", capture_output=True,
                           text=True, check=False, **kwargs)  # fmt: skip
 
