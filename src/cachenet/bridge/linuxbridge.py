@@ -7,8 +7,14 @@ from typing import Any
 from pyroute2 import IPRoute, NetNS
 
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
-from cachenet.errors import BridgeError
+from cachenet.errors import BridgeError, privilege_needed, refused
 from cachenet.settings import Settings
+
+# Creating, changing and removing a bridge: what a non-root user is told.
+NEEDS_ROOT_TO_ENSURE = (
+    "bridge ensure needs CAP_NET_ADMIN: run it as root (the cachenet-bridge unit does, at boot)"
+)
+NEEDS_ROOT_TO_TEARDOWN = "bridge teardown needs CAP_NET_ADMIN: run it as root"
 
 
 class LinuxBridge(BridgeBackend):
@@ -26,7 +32,7 @@ class LinuxBridge(BridgeBackend):
         return NetNS(self.netns) if self.netns else IPRoute()
 
     def ensure(self) -> list[str]:
-        with self._ipr() as ipr:
+        with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
             bridge = _link(ipr, self.settings.bridge)
             self._check_preconditions(ipr, bridge)
             changes: list[str] = []
@@ -39,6 +45,8 @@ class LinuxBridge(BridgeBackend):
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
                     ipr.link("del", index=_index(ipr, self.settings.bridge))
+                if refused(exc):
+                    raise
                 raise BridgeError(
                     f"setting up bridge {self.settings.bridge} failed: {exc}"
                 ) from exc
@@ -79,7 +87,7 @@ class LinuxBridge(BridgeBackend):
         return changes
 
     def teardown(self, force: bool = False) -> list[str]:
-        with self._ipr() as ipr:
+        with privilege_needed(NEEDS_ROOT_TO_TEARDOWN), self._ipr() as ipr:
             bridge = _link(ipr, self.settings.bridge)
             if bridge is None:
                 return []
