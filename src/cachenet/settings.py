@@ -91,6 +91,14 @@ _network_opts = [
         help="OVSDB server of the local Open vSwitch.",
     ),
     cfg.StrOpt(
+        "openflow_listen",
+        default="127.0.0.1:6634",
+        help="Loopback ADDRESS:PORT of the OVS cache bridge's OpenFlow listener, which "
+        "'cachenet bridge ensure' sets (the bridge's controller ptcp:PORT:ADDRESS); through it "
+        "nova-compute and the agent manage the port-security flows without root. Not 6633, "
+        "where Neutron's OVS agent listens (ovs only).",
+    ),
+    cfg.StrOpt(
         "mac_prefix",
         default="fa:17:3e",
         help="Leading octets (1 to 5) of every cache NIC's MAC address. Must be unicast; "
@@ -290,6 +298,7 @@ class Settings:
     vlan: int | None
     datapath_type: str
     ovsdb_connection: str
+    openflow_listen: str
     mac_prefix: str
     device_prefix: str
     subnet: ipaddress.IPv4Network
@@ -502,6 +511,7 @@ def _settings(
         vlan=v["vlan"],
         datapath_type=str(v["datapath_type"]),
         ovsdb_connection=str(v["ovsdb_connection"]),
+        openflow_listen=str(v["openflow_listen"]),
         mac_prefix=mac_prefix,
         device_prefix=str(v["device_prefix"]),
         subnet=subnet,
@@ -552,6 +562,10 @@ def _check_network(v: dict[str, Any], problems: list[str]) -> str | None:
             f"ovsdb_connection {_shown(v['ovsdb_connection'])} is not unix:PATH, "
             "tcp:HOST:PORT or ssl:HOST:PORT"
         )
+    if v["openflow_listen"] is not None:
+        reason = _loopback_listen_problem(str(v["openflow_listen"]))
+        if reason:
+            problems.append(f"openflow_listen {_shown(v['openflow_listen'])} {reason}")
     if v["nic_model"] is not None and not re.fullmatch(
         r"[a-z0-9][a-z0-9_-]{0,63}", str(v["nic_model"])
     ):
@@ -675,6 +689,20 @@ def _parse_mac_prefix(text: str, problems: list[str]) -> str | None:
     except IdentityError as exc:
         problems.append(f"mac_prefix: {exc}")
         return None
+
+
+def _loopback_listen_problem(text: str) -> str | None:
+    """Why ``text`` is not a loopback ADDRESS:PORT, or None: an OpenFlow listener takes
+    commands from whoever connects, so it must never be reachable from another host."""
+    host, _, port = text.rpartition(":")
+    try:
+        if not ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return "is not on a loopback address (anyone reaching it could change the flows)"
+    except ValueError:
+        return "is not ADDRESS:PORT"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return "has no port between 1 and 65535"
+    return None
 
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:

@@ -38,6 +38,7 @@ SPECIFIC = {
     "vlan": ["0", "4095", "10"],  # 10: a Linux bridge (the default) has no VLAN
     "datapath_type": ["kernel"],
     "ovsdb_connection": ["/var/run/openvswitch/db.sock", "tcp:127.0.0.1", "unix:"],
+    "openflow_listen": ["10.0.0.1:6634", "0.0.0.0:6634", "127.0.0.1", "127.0.0.1:0", "x:1"],
     "mac_prefix": ["01:00:5e", "fa:17:3e:00:00:00", "fa:zz", "fa:17:3e:00:00", "fa::3e"],
     "device_prefix": ["vm+", "vm=", "-x", "x#", "é", "vm.", "vm_", "cachenet-ports-"],
     "subnet": [
