@@ -28,6 +28,9 @@ class BridgeStatus:
     instance_ports: list[str] = field(default_factory=list)
     # Instance ports that can reach other instance ports (isolate_ports not applied).
     unisolated_ports: list[str] = field(default_factory=list)
+    # Instance ports plugged in without their port-security rules (secure_ports not run
+    # since they were plugged, or the switch lost its rules).
+    unsecured_ports: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
