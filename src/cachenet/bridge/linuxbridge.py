@@ -1,14 +1,24 @@
-"""The cache bridge as a Linux bridge, through netlink (pyroute2)."""
+"""The cache bridge as a Linux bridge, through netlink (pyroute2); its port security
+as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 from pyroute2 import IPRoute, NetNS
 
+from cachenet.bridge import nft_rules
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
+from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
 from cachenet.errors import BridgeError
+from cachenet.port import Port
 from cachenet.settings import Settings
+
+LOG = logging.getLogger(__name__)
+TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
 
 
 class LinuxBridge(BridgeBackend):
@@ -42,7 +52,8 @@ class LinuxBridge(BridgeBackend):
                 raise BridgeError(
                     f"setting up bridge {self.settings.bridge} failed: {exc}"
                 ) from exc
-            return changes
+        # Default deny for instance devices from boot on; the ports' rules are kept.
+        return changes + self._reconcile(wanted=None)
 
     def _check_preconditions(self, ipr: IPRoute, bridge: Any) -> None:
         name, uplink = self.settings.bridge, self.settings.uplink
@@ -94,7 +105,11 @@ class LinuxBridge(BridgeBackend):
                     "use --force to remove it anyway"
                 )
             ipr.link("del", index=bridge["index"])  # the kernel releases the uplink
-            return [f"removed Linux bridge {self.settings.bridge}"]
+        changes = [f"removed Linux bridge {self.settings.bridge}"]
+        if self._installed() is not None:
+            self._apply(nft_rules.delete_script())
+            changes.append(f"removed nftables table {TABLE_NAME}")
+        return changes
 
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
@@ -106,18 +121,72 @@ class LinuxBridge(BridgeBackend):
             status.state = bridge.get_attr("IFLA_OPERSTATE")
             status.mtu = bridge.get_attr("IFLA_MTU")
             status.instance_ports = self._instance_ports(ipr, bridge["index"])
-            status.unisolated_ports = [p for p in status.instance_ports if not _isolated(ipr, p)]
             uplink = self.settings.uplink
             if uplink:
                 link = _link(ipr, uplink)
                 if link is not None and link.get_attr("IFLA_MASTER") == bridge["index"]:
                     status.uplink = uplink
                     status.uplink_state = link.get_attr("IFLA_OPERSTATE")
-            return status
+        if status.instance_ports and not self._isolating():
+            status.unisolated_ports = list(status.instance_ports)
+        return status
 
     def isolate_instance_ports(self) -> list[str]:
-        # libvirt isolates each port as it plugs it (<port isolated="yes"/>).
+        # The nftables table isolates every instance device from the start (secure_ports).
         return []
+
+    # --- port security: the nftables table -------------------------------------------
+
+    def secure_ports(self, ports: Sequence[Port]) -> list[str]:
+        return self._reconcile(wanted=Elements.of(ports))
+
+    def _reconcile(self, wanted: Elements | None, attempts: int = 3) -> list[str]:
+        """Make the table hold the chains of the settings and ``wanted``'s elements
+        (None: the elements it holds). Rewritten whole only when missing or changed."""
+        options = _rule_options(self.settings)
+        installed = self._installed()
+        if not options.enabled:
+            if installed is None:
+                return []
+            self._apply(nft_rules.delete_script())
+            return [f"removed nftables table {TABLE_NAME}: isolate_ports and anti_spoofing are off"]
+        if installed is None or not _intact(installed, options):
+            elements = wanted if wanted is not None else _kept(installed)
+            self._apply(nft_rules.table_script(options, elements))
+            verb = "created" if installed is None else "restored"
+            return [f"{verb} nftables table {TABLE_NAME} ({len(elements)} instance ports)"]
+        if wanted is None:
+            return []
+        script = nft_rules.element_script(installed.elements, wanted)
+        if not script:
+            return []
+        try:
+            self._apply(script)
+        except BridgeError:
+            # Another process changed the sets since they were read (a deleted
+            # element is gone twice): read them again.
+            if attempts <= 1:
+                raise
+            return self._reconcile(wanted, attempts - 1)
+        return _port_changes(installed.elements, wanted)
+
+    def _isolating(self) -> bool:
+        """Whether the table now keeps instance ports from reaching each other."""
+        if not self.settings.isolate_ports:
+            return False
+        try:
+            installed = self._installed()
+        except BridgeError as exc:  # e.g. run without CAP_NET_ADMIN: cannot tell
+            LOG.warning("%s", exc)
+            return False
+        return installed is not None and _intact(installed, _rule_options(self.settings))
+
+    def _installed(self) -> InstalledTable | None:
+        listing = run_nft(["-j", "list", "table", *TABLE_NAME.split()], None, self.netns)
+        return None if listing is None else nft_rules.parse_table(listing)
+
+    def _apply(self, script: str) -> None:
+        run_nft(["-f", "-"], script, self.netns)
 
     def _instance_ports(self, ipr: IPRoute, bridge_index: int) -> list[str]:
         prefix = self.settings.device_prefix
@@ -125,13 +194,54 @@ class LinuxBridge(BridgeBackend):
         return sorted(n for n in names if n.startswith(prefix))
 
 
-def _isolated(ipr: IPRoute, port: str) -> bool:
-    """Whether the bridge port forwards only to non-isolated ports (IFLA_BRPORT_ISOLATED)."""
-    for message in ipr.brport("show", index=_index(ipr, port)):
-        info = message.get_attr("IFLA_PROTINFO")
-        if info is not None and info.get_attr("IFLA_BRPORT_ISOLATED"):
-            return True
-    return False
+def _rule_options(settings: Settings) -> RuleOptions:
+    return RuleOptions(settings.device_prefix, settings.isolate_ports, settings.anti_spoofing)
+
+
+def _intact(installed: InstalledTable, options: RuleOptions) -> bool:
+    """Whether the table's chains are those of ``options``, none lost."""
+    return installed.signature == nft_rules.signature(
+        options
+    ) and installed.rule_count == nft_rules.rule_count(options)
+
+
+def _kept(installed: InstalledTable | None) -> Elements:
+    return installed.elements if installed is not None else Elements()
+
+
+def _port_changes(before: Elements, after: Elements) -> list[str]:
+    changed = [d for d in sorted(after.ports) if _rules_of(before, d) != _rules_of(after, d)]
+    changes = [f"secured {device}" for device in changed]
+    changes += [f"removed the rules of {device}" for device in sorted(before.ports - after.ports)]
+    return changes
+
+
+def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
+    return (
+        {mac for name, mac in elements.macs if name == device},
+        {address for name, address in elements.addresses if name == device},
+    )
+
+
+def run_nft(args: list[str], script: str | None, netns: str | None) -> str | None:
+    """``nft ARGS`` (with ``script`` on its stdin); its output, or None when the table
+    does not exist. Writing and reading nftables needs CAP_NET_ADMIN.
+    """
+    command = ["nft", *args]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    try:
+        result = subprocess.run(command, input=script, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BridgeError("nft is not installed (Debian package nftables)") from None
+    if result.returncode == 0:
+        return result.stdout
+    error = " ".join(result.stderr.split())
+    if "No such file or directory" in error and args[:1] == ["-j"]:
+        return None
+    if "Operation not permitted" in error:
+        raise BridgeError(f"changing nftables table {TABLE_NAME} needs CAP_NET_ADMIN (root)")
+    raise BridgeError(f"nft {' '.join(args)} failed: {error}")
 
 
 def _link(ipr: IPRoute, name: str) -> Any:
