@@ -17,7 +17,9 @@ start with ``CACHENET``; then it powers off (``reboot -f`` under
                      ``CACHENET spoof-ip A reach cache-node=yes|no``
   ``spoof-mac:M``    the same with MAC M: ``CACHENET spoof-mac M reach cache-node=yes|no``
   ``reach:A[+A...]`` ping other VMs: ``CACHENET reach A=yes|no`` for each
-  ``pause:S``        wait S seconds (for the host to do something first)
+  ``pause:S``        wait S seconds
+  ``await:A``        wait (up to 2 minutes) until A answers a ping: the host's signal
+                     that it is time to go on (``CacheLab.signal_guests``)
   ``garp:A``         keep claiming address A (gratuitous ARP requests and replies every
                      second until power-off): ``CACHENET garp A claiming``
   ``rogue-dhcp:A``   serve DHCP (busybox udhcpd, a pool from A) on the NIC until
@@ -132,12 +134,18 @@ rogue_dhcp() {
     echo "CACHENET rogue-dhcp $1 failed"
   fi
 }
+await() {
+  i=0
+  until ping -c 1 -W 1 "$1" >/dev/null 2>&1 || [ $i -ge 120 ]; do i=$((i + 1)); done
+  echo "CACHENET await $1 after $i"
+}
 for b in $(arg behave | tr ',' ' '); do
   case "$b" in
     spoof-ip:*) spoof_ip "${b#*:}" ;;
     spoof-mac:*) spoof_mac "${b#*:}" ;;
     reach:*) reach_peers "${b#*:}" ;;
     pause:*) sleep "${b#*:}" ;;
+    await:*) await "${b#*:}" ;;
     garp:*) garp "${b#*:}" ;;
     rogue-dhcp:*) rogue_dhcp "${b#*:}" ;;
     *) echo "CACHENET unknown behaviour $b" ;;

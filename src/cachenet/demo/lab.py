@@ -32,6 +32,7 @@ from cachenet.demo.guest import Guest, build_guest, console_lines, domain_xml
 
 SUBNET = "10.77.0.0/24"
 NODE_ADDRESS = "10.77.0.1"
+GO_ADDRESS = "10.77.0.2"  # guests waiting with ``await:`` go on once it answers
 
 
 class CacheLab:
@@ -211,6 +212,10 @@ class CacheLab:
         )  # fmt: skip
         lines = [line for line in result.stdout.splitlines() if " from " in line]
         return lines[0].strip() if lines else None
+
+    def signal_guests(self) -> None:
+        """Let guests waiting with ``behave=await:GO_ADDRESS`` go on (the node answers it)."""
+        netns.add_address(f"{self.prefix}cn", GO_ADDRESS, 32, ns=self.node_ns)
 
     def _node_ip(self, *args: str) -> str:
         return subprocess.run(["ip", "-n", self.node_ns, *args], capture_output=True, text=True,
