@@ -13,7 +13,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
-from cachenet.errors import BridgeError
+from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.settings import Settings
 
 with warnings.catch_warnings():
@@ -174,6 +174,11 @@ def _connect(remote: str) -> impl_idl.OvsdbIdl:
     path = remote.removeprefix("unix:")
     if remote.startswith("unix:") and not os.path.exists(path):
         raise BridgeError(f"Open vSwitch database is not running: no socket at {path}")
+    if remote.startswith("unix:") and not os.access(path, os.R_OK | os.W_OK):
+        raise PrivilegeError(
+            f"this user may not open the Open vSwitch database socket {path}: run as root, or set "
+            "ovsdb_connection = tcp:127.0.0.1:6640 (README, 'Running as the nova user')"
+        )
     try:
         idl = connection.OvsdbIdl.from_server(remote, "Open_vSwitch")
     except Exception as exc:  # ovsdbapp raises a bare Exception when the server is down
