@@ -10,17 +10,17 @@ from cachenet.bridge.ovs import OvsBridge
 from cachenet.demo import netns
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
-from harness.ovs import vsctl
+from harness.ovs import ofctl, vsctl
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def ovs_bridge(ovsdb, prefix, root_veth):
-    def make(**overrides):
+    def make(openflow_listen=None, **overrides):
         options = {"bridge": f"{prefix}br", "uplink": root_veth, "bridge_type": "ovs"}
         options.update(datapath_type="netdev", ovsdb_connection=ovsdb, **overrides)
-        return OvsBridge(make_settings(**options))
+        return OvsBridge(make_settings(**options), openflow_listen)
 
     yield make
     vsctl("--if-exists", "del-br", f"{prefix}br")
@@ -40,6 +40,21 @@ def test_ensure_builds_the_bridge_with_a_vlan_access_uplink(ovs_bridge, prefix, 
     assert (status.exists, status.managed, status.uplink, status.vlan) == (
         True, True, root_veth, 42,
     )  # fmt: skip
+
+
+def test_ensure_makes_an_existing_bridge_fail_closed(ovs_bridge, prefix):
+    vsctl("add-br", f"{prefix}br", "--", "set", "Bridge", f"{prefix}br", "datapath_type=netdev")
+    assert "actions=NORMAL" in ofctl("dump-flows", f"{prefix}br")  # standalone: fails open
+    bridge = ovs_bridge(openflow_listen="127.0.0.1:16999")
+    changes = bridge.ensure()
+    assert f"set fail_mode secure on {prefix}br (fails closed)" in changes
+    assert changes[-1] == f"installed the flows of {prefix}br (default deny)"
+    assert vsctl("get", "Bridge", f"{prefix}br", "fail_mode") == "secure"
+    assert vsctl("get-controller", f"{prefix}br") == "ptcp:16999:127.0.0.1"
+    assert "NORMAL" not in ofctl("dump-flows", f"{prefix}br")
+    assert bridge.ensure() == []
+    ofctl("del-flows", f"{prefix}br")  # flushed: ensure puts the base flows back
+    assert bridge.ensure() == [f"installed the flows of {prefix}br (default deny)"]
 
 
 def test_ensure_puts_back_a_changed_vlan_tag(ovs_bridge, root_veth):
@@ -131,8 +146,6 @@ def test_command_line_with_ovs(ovsdb, prefix, root_veth, tmp_path):
     try:
         first = run_cachenet(conf, "bridge", "ensure")
         assert first.returncode == 0
-        # anti_spoofing is on by default; libvirt's nwfilter does not work on OVS
-        assert "warning: anti_spoofing is enforced on Linux bridges only" in first.stderr
         assert run_cachenet(conf, "bridge", "ensure").stdout.startswith("nothing to do")
         status = json.loads(run_cachenet(conf, "bridge", "status", "--json").stdout)
         assert (status["type"], status["vlan"], status["uplink"]) == ("ovs", 5, root_veth)

@@ -28,6 +28,9 @@ class BridgeStatus:
     instance_ports: list[str] = field(default_factory=list)
     # Instance ports that can reach other instance ports (isolate_ports not applied).
     unisolated_ports: list[str] = field(default_factory=list)
+    # Instance ports plugged in without their port-security rules (secure_ports not run
+    # since they were plugged, or the switch lost its rules).
+    unsecured_ports: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -49,10 +52,6 @@ class BridgeBackend(abc.ABC):
         """The bridge as it is now."""
 
     @abc.abstractmethod
-    def isolate_instance_ports(self) -> list[str]:
-        """With ``isolate_ports``, make the instance ports now on the bridge unable to
-        reach each other; returns the ports changed. Call it after a domain starts."""
-
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         """Make the bridge enforce port security for ``ports``, this host's instance ports
         as the store holds them: isolation (``isolate_ports``) and anti-spoofing
@@ -63,4 +62,3 @@ class BridgeBackend(abc.ABC):
         exists (rules keyed by device name) and again after libvirt plugged it.
         Returns the changes made.
         """
-        return self.isolate_instance_ports()

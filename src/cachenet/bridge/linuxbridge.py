@@ -136,10 +136,6 @@ class LinuxBridge(BridgeBackend):
             status.unisolated_ports = list(status.instance_ports)
         return status
 
-    def isolate_instance_ports(self) -> list[str]:
-        # The nftables table isolates every instance device from the start (secure_ports).
-        return []
-
     # --- port security: the nftables table -------------------------------------------
 
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
