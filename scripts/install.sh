@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3-venv python3-dev gcc pkg-config make
-  iproute2 ethtool iptables ebtables kmod systemd
+  iproute2 ethtool iptables ebtables nftables kmod systemd sudo
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 libxml2-utils
   openvswitch-switch

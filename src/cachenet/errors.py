@@ -5,6 +5,12 @@ that is down) is a ``CachenetError`` whose message is one line naming the
 problem; the CLI prints it without a traceback and exits with status 2.
 """
 
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterator
+
 
 class CachenetError(Exception):
     """An error with a message meant for the operator."""
@@ -51,3 +57,26 @@ class DhcpError(CachenetError):
 
 class LibvirtError(CachenetError):
     """libvirt refused an operation on a domain."""
+
+
+class PrivilegeError(CachenetError):
+    """The operation needs a privilege (root, CAP_NET_ADMIN, a group) this process lacks."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is the kernel refusing this process (EPERM/EACCES): a file, a
+    socket, or a netlink request (pyroute2's NetlinkError carries the errno as ``code``)."""
+    code = exc.errno if isinstance(exc, OSError) else getattr(exc, "code", None)
+    return code in (errno.EPERM, errno.EACCES)
+
+
+@contextlib.contextmanager
+def privilege_needed(message: str) -> Iterator[None]:
+    """Turns the kernel refusing what the block does into ``PrivilegeError(message)``,
+    which should name what is missing and how to get it."""
+    try:
+        yield
+    except Exception as exc:
+        if not refused(exc):
+            raise
+        raise PrivilegeError(message) from None

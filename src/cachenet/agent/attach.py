@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import libvirt
 
 from cachenet import domxml
 from cachenet.bridge import secure_host_ports
-from cachenet.errors import DomainXMLError, LibvirtError
+from cachenet.errors import DomainXMLError, LibvirtError, PrivilegeError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 
@@ -27,7 +28,31 @@ def libvirt_errors(what: str) -> Iterator[None]:
     try:
         yield
     except libvirt.libvirtError as exc:
+        if _access_denied(exc):
+            raise PrivilegeError(
+                f"{what}: {exc.get_error_message()}: this user may not manage libvirt's "
+                "domains; run it as root or as a member of the libvirt group"
+            ) from None
         raise LibvirtError(f"{what}: {exc.get_error_message()}") from None
+
+
+_ACCESS_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_AUTH_FAILED,
+        libvirt.VIR_ERR_AUTH_CANCELLED,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+        libvirt.VIR_ERR_ACCESS_DENIED,
+    }
+)
+
+
+def _access_denied(exc: libvirt.libvirtError) -> bool:
+    """Whether libvirt refused this user rather than failed: polkit or its socket said no."""
+    message = exc.get_error_message() or ""
+    if exc.get_error_code() in _ACCESS_CODES or "Permission denied" in message:
+        return True
+    # Only a user other than root is checked by polkit, which needs the system bus.
+    return os.geteuid() != 0 and "system bus" in message
 
 
 def connect(uri: str) -> libvirt.virConnect:

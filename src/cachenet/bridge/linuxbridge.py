@@ -3,7 +3,6 @@ as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -13,12 +12,16 @@ from pyroute2 import IPRoute, NetNS
 from cachenet.bridge import nft_rules
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
 from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
-from cachenet.errors import BridgeError
+from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
 from cachenet.port import Port
 from cachenet.settings import Settings
 
-LOG = logging.getLogger(__name__)
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
+# Creating, changing and removing a bridge: what a non-root user is told.
+NEEDS_ROOT_TO_ENSURE = (
+    "bridge ensure needs CAP_NET_ADMIN: run it as root (the cachenet-bridge unit does, at boot)"
+)
+NEEDS_ROOT_TO_TEARDOWN = "bridge teardown needs CAP_NET_ADMIN: run it as root"
 
 
 class LinuxBridge(BridgeBackend):
@@ -36,7 +39,7 @@ class LinuxBridge(BridgeBackend):
         return NetNS(self.netns) if self.netns else IPRoute()
 
     def ensure(self) -> list[str]:
-        with self._ipr() as ipr:
+        with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
             bridge = _link(ipr, self.settings.bridge)
             self._check_preconditions(ipr, bridge)
             changes: list[str] = []
@@ -49,6 +52,8 @@ class LinuxBridge(BridgeBackend):
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
                     ipr.link("del", index=_index(ipr, self.settings.bridge))
+                if refused(exc):
+                    raise
                 raise BridgeError(
                     f"setting up bridge {self.settings.bridge} failed: {exc}"
                 ) from exc
@@ -90,7 +95,7 @@ class LinuxBridge(BridgeBackend):
         return changes
 
     def teardown(self, force: bool = False) -> list[str]:
-        with self._ipr() as ipr:
+        with privilege_needed(NEEDS_ROOT_TO_TEARDOWN), self._ipr() as ipr:
             bridge = _link(ipr, self.settings.bridge)
             if bridge is None:
                 return []
@@ -130,10 +135,6 @@ class LinuxBridge(BridgeBackend):
         if status.instance_ports and not self._isolating():
             status.unisolated_ports = list(status.instance_ports)
         return status
-
-    def isolate_instance_ports(self) -> list[str]:
-        # The nftables table isolates every instance device from the start (secure_ports).
-        return []
 
     # --- port security: the nftables table -------------------------------------------
 
@@ -176,17 +177,16 @@ class LinuxBridge(BridgeBackend):
             return False
         try:
             installed = self._installed()
-        except BridgeError as exc:  # e.g. run without CAP_NET_ADMIN: cannot tell
-            LOG.warning("%s", exc)
+        except CachenetError:  # e.g. run without CAP_NET_ADMIN: cannot tell, so not shown as
             return False
         return installed is not None and _intact(installed, _rule_options(self.settings))
 
     def _installed(self) -> InstalledTable | None:
-        listing = run_nft(["-j", "list", "table", *TABLE_NAME.split()], None, self.netns)
+        listing = list_nft_table(self.netns)
         return None if listing is None else nft_rules.parse_table(listing)
 
     def _apply(self, script: str) -> None:
-        run_nft(["-f", "-"], script, self.netns)
+        apply_nft(script, self.netns)
 
     def _instance_ports(self, ipr: IPRoute, bridge_index: int) -> list[str]:
         prefix = self.settings.device_prefix
@@ -223,13 +223,28 @@ def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
     )
 
 
-def run_nft(args: list[str], script: str | None, netns: str | None) -> str | None:
-    """``nft ARGS`` (with ``script`` on its stdin); its output, or None when the table
-    does not exist. Writing and reading nftables needs CAP_NET_ADMIN.
-    """
-    command = ["nft", *args]
-    if netns:
-        command = ["ip", "netns", "exec", netns, *command]
+def apply_nft(script: str, netns: str | None) -> None:
+    """Apply an ``nft -f`` script in one transaction (needs CAP_NET_ADMIN)."""
+    if netns is None:
+        from cachenet import privileged  # oslo.privsep: imported only when needed
+
+        privileged.apply_nft(script)
+    else:
+        _nft_in_namespace(["-f", "-"], script, netns)
+
+
+def list_nft_table(netns: str | None) -> str | None:
+    """``nft -j list table bridge cachenet``, or None when the table does not exist."""
+    if netns is None:
+        from cachenet import privileged
+
+        return privileged.list_nft_table()
+    return _nft_in_namespace(["-j", "list", "table", *TABLE_NAME.split()], None, netns)
+
+
+def _nft_in_namespace(args: list[str], script: str | None, netns: str) -> str | None:
+    """``nft ARGS`` in the network namespace ``netns`` (tests; run as root)."""
+    command = ["ip", "netns", "exec", netns, "nft", *args]
     try:
         result = subprocess.run(command, input=script, capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -237,11 +252,9 @@ def run_nft(args: list[str], script: str | None, netns: str | None) -> str | Non
     if result.returncode == 0:
         return result.stdout
     error = " ".join(result.stderr.split())
-    if "No such file or directory" in error and args[:1] == ["-j"]:
+    if "No such file or directory" in error and args[0] == "-j":
         return None
-    if "Operation not permitted" in error:
-        raise BridgeError(f"changing nftables table {TABLE_NAME} needs CAP_NET_ADMIN (root)")
-    raise BridgeError(f"nft {' '.join(args)} failed: {error}")
+    raise BridgeError(f"nftables refused the rules: {error}")
 
 
 def _link(ipr: IPRoute, name: str) -> Any:

@@ -21,7 +21,8 @@ alike): source MAC its own; ARP with its own MAC and address as sender; IPv4
 from its own address, or DHCP DISCOVER/REQUEST from 0.0.0.0; never a DHCP server
 reply; nothing else (IPv6, VLAN tags, other protocols). Frames to an instance
 port (postrouting: from the uplink and from the host alike): unicast only to its
-MAC, broadcast and multicast; with isolation, never from another instance port.
+MAC, broadcast and multicast. With isolation (forward), no frame from one
+instance port to another.
 """
 
 from __future__ import annotations
@@ -107,28 +108,27 @@ def chains(options: RuleOptions) -> list[Chain]:
         "udp sport 68 udp dport 67 accept",  # DHCP DISCOVER / REQUEST
         "drop",
     )
-    to_instance: tuple[str, ...] = ()
-    if options.isolate_ports:
-        to_instance += (f"iifname {prefix} drop",)
-    if options.anti_spoofing:
-        to_instance += (
-            "oifname != @ports drop",  # a port without rules receives nothing either
-            "oifname . ether daddr @macs accept",
-            "ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 accept",
-            "drop",
-        )
+    to_instance = (
+        "oifname != @ports drop",  # a port without rules receives nothing either
+        "oifname . ether daddr @macs accept",
+        "ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 accept",
+        "drop",
+    )
     found = []
     if options.anti_spoofing:
         found += [
             Chain("prerouting", "filter hook prerouting priority filter; policy accept;",
                   (f"iifname {prefix} jump from_instance",)),
             Chain("from_instance", None, from_instance),
+            # postrouting: frames forwarded from the uplink and sent by the host alike.
+            Chain("postrouting", "filter hook postrouting priority filter; policy accept;",
+                  (f"oifname {prefix} jump to_instance",)),
+            Chain("to_instance", None, to_instance),
         ]  # fmt: skip
-    found += [
-        Chain("postrouting", "filter hook postrouting priority filter; policy accept;",
-              (f"oifname {prefix} jump to_instance",)),
-        Chain("to_instance", None, to_instance),
-    ]  # fmt: skip
+    if options.isolate_ports:
+        # forward: the only hook that knows both ports (postrouting has no input port).
+        found.append(Chain("forward", "filter hook forward priority filter; policy accept;",
+                           (f"iifname {prefix} oifname {prefix} drop",)))  # fmt: skip
     return found
 
 

@@ -28,7 +28,7 @@ from pyroute2 import IPRoute
 from cachenet.bridge import ovs_flows
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
-from cachenet.errors import BridgeError
+from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
 from cachenet.settings import Settings
 
@@ -410,10 +410,9 @@ def _connect(remote: str) -> impl_idl.OvsdbIdl:
     if remote.startswith("unix:") and not os.path.exists(path):
         raise BridgeError(f"Open vSwitch database is not running: no socket at {path}")
     if remote.startswith("unix:") and not os.access(path, os.R_OK | os.W_OK):
-        raise BridgeError(
-            f"no permission to open the Open vSwitch database socket {path} (root only): "
-            "set ovsdb_connection = tcp:127.0.0.1:6640 and run `cachenet bridge ensure` as "
-            "root, which adds that listener"
+        raise PrivilegeError(
+            f"this user may not open the Open vSwitch database socket {path}: run as root, or set "
+            "ovsdb_connection = tcp:127.0.0.1:6640 (README, 'Running as the nova user')"
         )
     if remote.startswith("tcp:"):
         _check_reachable(remote)

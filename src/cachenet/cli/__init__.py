@@ -15,7 +15,7 @@ import click
 
 from cachenet.cli.context import CliContext
 from cachenet.cli.output import literal
-from cachenet.errors import CachenetError
+from cachenet.errors import CachenetError, refused
 
 # Command name -> "module:attribute" of its click command, imported on demand.
 COMMANDS: dict[str, str] = {
@@ -55,6 +55,14 @@ class _Group(click.Group):
             # literal(): a message may quote what a user typed or a row held.
             click.echo(f"cachenet: error: {literal(exc)}", err=True)
             sys.exit(exc.exit_code)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            # The system refused this user something no command translated: still one line.
+            command = ctx.invoked_subcommand
+            message = f"{command} was refused a privilege ({literal(exc)}): run it as root"
+            click.echo(f"cachenet: error: {message}", err=True)
+            sys.exit(CachenetError.exit_code)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

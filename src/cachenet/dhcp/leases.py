@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cachenet.dhcp.hostsdir import _atomic_write, is_own
+from cachenet.errors import privilege_needed
 from cachenet.port import Port
 
 SEED_EXPIRY = "0"
@@ -47,11 +48,13 @@ def read_leases(path: Path, ports: list[Port]) -> list[Lease]:
 
     Each line: ``<expiry epoch> <mac> <ip> <hostname|*> <client-id|*>``.
     """
-    if not path.exists():
-        return []
+    with privilege_needed(f"this user may not read dnsmasq's leases {path}: run it as root"):
+        if not path.exists():
+            return []
+        text = path.read_text()
     by_mac = {p.mac: p.instance_uuid for p in ports}
     leases = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         fields = line.split()
         if len(fields) < 4 or fields[0] in ("duid", SEED_EXPIRY):
             continue

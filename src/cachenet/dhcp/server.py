@@ -32,7 +32,7 @@ from types import FrameType
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
-from cachenet.errors import DhcpError, StoreError
+from cachenet.errors import DhcpError, PrivilegeError, StoreError, refused
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 
@@ -100,6 +100,11 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
 
 def preflight(settings: Settings) -> str:
     """Check what dnsmasq needs before starting it; returns the dnsmasq executable."""
+    if os.geteuid() != 0:  # not a failure to retry forever: dnsmasq would exit at once
+        raise PrivilegeError(
+            "dhcp serve needs root: dnsmasq binds the DHCP port and then drops to its own "
+            "user; run it as root (the cachenet-dhcp unit does)"
+        )
     executable = shutil.which(settings.dnsmasq)
     if executable is None:
         raise DhcpError(f"dnsmasq not found ({settings.dnsmasq!r}); install dnsmasq-base")
@@ -149,13 +154,18 @@ def _check_readable_by_dnsmasq(directory: Path) -> None:
 
 def _check_writable(state_dir: Path) -> None:
     hosts = state_dir / "hosts"
-    refuse_symlinks(hosts)  # before mkdir: nothing is created where a link points
     try:
+        refuse_symlinks(hosts)  # before mkdir: nothing is created where a link points
         hosts.mkdir(parents=True, exist_ok=True)
         probe = hosts / ".probe"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
+        if refused(exc):
+            raise PrivilegeError(
+                f"this user may not write reservations under dhcp_state_dir {state_dir}: "
+                "run it as root (the cachenet-dhcp unit does) or as the directory's owner"
+            ) from None
         raise DhcpError(f"cannot write reservations under {state_dir}: {exc.strerror}") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +66,24 @@ def make_engine(url: str, hold_connection: bool = False) -> Engine:
         raise ConfigError([f"database driver of {mask_password(url)} is not installed"]) from None
 
 
+def _check_sqlite_access(path: Path) -> None:
+    """SQLite in WAL mode writes beside the file (-wal, -shm), even to read: this
+    user must be able to write each of them, or the directory to create them."""
+    if str(path) == ":memory:":
+        return
+    beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    needed = [p for p in (path, *beside) if os.path.exists(p)]  # False when unreachable
+    if len(needed) < 3:
+        needed.append(path.parent)
+    for where in needed:
+        mode = os.W_OK | os.X_OK if where == path.parent else os.R_OK | os.W_OK
+        if not os.access(where, mode):
+            raise StoreUnavailable(
+                f"cannot use the port store {path}: this user may not read and write {where} "
+                "(run as root, or as a user that may)"
+            )
+
+
 def _timeouts(backend: str) -> dict[str, Any]:
     # Fail in seconds, not minutes, when the server is down.
     return {"connect_timeout": 5}
@@ -79,6 +98,7 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
             raise StoreUnavailable(
                 f"cannot create the port store's directory {directory}: {exc.strerror}"
             ) from None
+        _check_sqlite_access(Path(path))
     # isolation_level=None hands transaction control to us, so every transaction
     # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
     # failing with "database is locked" when a reader tries to become a writer.
