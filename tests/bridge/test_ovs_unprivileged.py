@@ -105,7 +105,7 @@ def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
     common = f"bridge_type = ovs\nbridge = {prefix}br\ndatapath_type = netdev\n"
 
     root_socket = cachenet_as_nobody(readable_dir, common, "bridge", "status")
-    assert "no permission to open the Open vSwitch database socket" in one_line_error(root_socket)
+    assert "may not open the Open vSwitch database socket" in one_line_error(root_socket)
     assert "ovsdb_connection = tcp:127.0.0.1:6640" in one_line_error(root_socket)
 
     unused = f"tcp:127.0.0.1:{free_tcp_port()}"
