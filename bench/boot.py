@@ -1,29 +1,87 @@
-"""Boot and hot-plug latency of a VM on the cache network (real libvirt + QEMU).
+"""Boot and hot-plug latency on the cache network, against a libvirt managed network.
 
     .venv/bin/python bench/boot.py [--runs N]
 
-Builds a Linux bridge cache network with cachenet (as the demonstration
-does) and prints the median over N runs of:
-- domain start -> the guest holds its cache address (its DHCP lease line);
-- ``cachenet attach`` on a running VM -> the guest sees the new NIC;
-  and the attach command's own duration.
-The guest is the tiny busybox guest under QEMU's software emulation.
+Builds a Linux bridge cache network with cachenet (as the demonstration does,
+isolation and anti-spoofing on) and, beside it, a libvirt managed network
+(``<network>`` with a DHCP host entry per guest, libvirt's own dnsmasq). The
+same tiny busybox guest (QEMU software emulation) is measured on both, the
+runs interleaved, and the medians printed with their ratios:
+
+- boot: domain start -> the guest holds its address (its DHCP lease line);
+  cachenet's NIC is attached (``cachenet attach``) before the start, the
+  managed network's interface is in the domain XML;
+- hot-plug: ``cachenet attach`` on a running guest -> the guest sees the NIC,
+  against ``virsh attach-interface`` -> the guest sees the NIC; both include
+  the command's own process start.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import time
+from collections.abc import Callable
+
+import libvirt
+from lxml import etree
 
 from cachenet.demo import netns
+from cachenet.demo.guest import domain_xml
 from cachenet.demo.lab import CacheLab, lease_of
 from cachenet.demo.services import ensure_libvirtd
 
+MANAGED_ADDRESS = "10.78.0.1"
+URI = "qemu:///system"
 
-def until(lab: CacheLab, name: str, condition: str) -> float:
+
+def managed_network(lab: CacheLab, macs: list[str]) -> libvirt.virNetwork:
+    """An isolated libvirt network with a DHCP host entry for each of ``macs``."""
+    hosts = "".join(f"<host mac='{mac}' ip='10.78.0.{10 + n}'/>" for n, mac in enumerate(macs))
+    xml = (
+        f"<network><name>{lab.prefix}-net</name><bridge name='{lab.prefix}nb'/>"
+        f"<ip address='{MANAGED_ADDRESS}' netmask='255.255.255.0'><dhcp>"
+        f"<range start='10.78.0.200' end='10.78.0.250'/>{hosts}</dhcp></ip></network>"
+    )
+    network = lab.conn.networkDefineXML(xml)
+    network.create()
+    return network
+
+
+def define_on_network(lab: CacheLab, short_name: str, mac: str | None, **options: str) -> str:
+    """A guest whose NIC (when ``mac``) is on the managed network; its name."""
+    name = f"{lab.prefix}-{short_name}"
+    options.setdefault("node", MANAGED_ADDRESS)
+    root = etree.fromstring(domain_xml(name, lab.guest, lab.console(name), options).encode())
+    if mac:
+        iface = etree.SubElement(root.find("devices"), "interface", type="network")
+        etree.SubElement(iface, "source", network=f"{lab.prefix}-net")
+        etree.SubElement(iface, "mac", address=mac)
+        etree.SubElement(iface, "model", type="virtio")
+    lab.conn.defineXML(etree.tostring(root, encoding="unicode"))
+    lab.domains.append(name)
+    return name
+
+
+def until(lab: CacheLab, name: str, condition: str, timeout: float = 120) -> None:
+    lab.wait_for(lambda: any(condition in line for line in lab.report(name)), condition, timeout)
+
+
+def boot(lab: CacheLab, domain: libvirt.virDomain) -> float:
     started = time.perf_counter()
-    lab.wait_for(lambda: any(condition in line for line in lab.report(name)), condition, 120)
+    domain.create()
+    lab.wait_for(lambda: lease_of(lab.report(domain.name())) is not None, "lease", 120)
+    return time.perf_counter() - started
+
+
+def hot_plug(lab: CacheLab, name: str, plug: Callable[[], object]) -> float:
+    domain = lab.conn.lookupByName(name)
+    domain.create()
+    until(lab, name, "CACHENET BOOTED")
+    started = time.perf_counter()
+    plug()
+    until(lab, name, "CACHENET HOTPLUG", 60)
     return time.perf_counter() - started
 
 
@@ -32,33 +90,44 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     ensure_libvirtd()
-    lab = CacheLab(netns.unique_prefix())
-    boot, hotplug, attach = [], [], []
+    lab = CacheLab(netns.unique_prefix(), libvirt_uri=URI)
+    macs = [f"52:54:00:78:{run:02x}:{kind:02x}" for run in range(args.runs) for kind in (1, 2)]
+    times: dict[str, list[float]] = {k: [] for k in ("boot", "mboot", "plug", "mplug")}
+    network = None
     try:
         lab.build()
+        network = managed_network(lab, macs)
         for run in range(args.runs):
             domain = lab.define(f"boot{run}")
             lab.cachenet("attach", domain.name(), check=True)
-            started = time.perf_counter()
-            domain.create()
-            lab.wait_for(lambda d=domain: lease_of(lab.report(d.name())) is not None, "lease", 120)
-            boot.append(time.perf_counter() - started)
+            times["boot"].append(boot(lab, domain))
 
-            domain = lab.define(f"plug{run}", wait="120")
-            domain.create()
-            until(lab, domain.name(), "BOOTED")
-            started = time.perf_counter()
-            lab.cachenet("attach", domain.name(), check=True)
-            attach.append(time.perf_counter() - started)
-            lab.wait_for(lambda d=domain: any("HOTPLUG" in x for x in lab.report(d.name())),
-                         "hot-plugged NIC", 60)  # fmt: skip
-            hotplug.append(time.perf_counter() - started)
+            name = define_on_network(lab, f"mboot{run}", macs[2 * run])
+            times["mboot"].append(boot(lab, lab.conn.lookupByName(name)))
+
+            name = lab.define(f"plug{run}", wait="120").name()
+            attach = lambda n=name: lab.cachenet("attach", n, check=True)  # noqa: E731
+            times["plug"].append(hot_plug(lab, name, attach))
+
+            name = define_on_network(lab, f"mplug{run}", None, wait="120")
+            virsh = ["virsh", "-c", URI, "attach-interface", name, "network", f"{lab.prefix}-net",
+                     "--mac", macs[2 * run + 1], "--model", "virtio", "--live"]  # fmt: skip
+            plug = lambda v=virsh: subprocess.run(v, check=True, capture_output=True)  # noqa: E731
+            times["mplug"].append(hot_plug(lab, name, plug))
     finally:
         lab.close()
-    print(f"runs: {args.runs}")
-    print(f"  domain start -> cache address held:    median {statistics.median(boot):5.2f} s")
-    print(f"  cachenet attach (running VM), command: median {statistics.median(attach):5.2f} s")
-    print(f"  cachenet attach -> guest sees the NIC: median {statistics.median(hotplug):5.2f} s")
+        if network is not None:
+            network.destroy()
+            network.undefine()
+    median = {k: statistics.median(v) for k, v in times.items()}
+    print(f"runs: {args.runs} (interleaved), medians; ratio = cachenet / libvirt network")
+    for what, ours, theirs, label in (
+        ("boot -> lease", "boot", "mboot", "libvirt network"),
+        ("hot-plug -> NIC", "plug", "mplug", "virsh attach-interface"),
+    ):
+        ratio = median[ours] / median[theirs]
+        print(f"  {what:16} cachenet {median[ours]:5.2f} s   {label} {median[theirs]:5.2f} s   "
+              f"ratio {ratio:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

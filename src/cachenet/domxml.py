@@ -47,8 +47,9 @@ class CacheInterface:
     bridge: str
     device: str | None
     model: str | None
-    # The anti-spoofing filter's IP parameter, when present, as written: libvirt
-    # takes values that are not addresses ('any', a variable) too.
+    # The IP parameter of libvirt's clean-traffic filter, which interfaces added
+    # before port security moved to nftables carry, as written: libvirt takes
+    # values that are not addresses ('any', a variable) too. None otherwise.
     address: str | None
     xml: str
 
@@ -71,10 +72,10 @@ def interface_element(port: Port, settings: Settings) -> etree._Element:
     etree.SubElement(iface, "model", type=settings.nic_model)
     if settings.mtu:
         etree.SubElement(iface, "mtu", size=str(settings.mtu))
+    # On a Linux bridge, isolation and anti-spoofing are the host's nftables table
+    # (bridge/nft_rules.py), keyed by the device name: nothing in the domain.
     if settings.bridge_type == "ovs":
         _add_ovs_parts(iface, port, settings)
-    else:
-        _add_linuxbridge_parts(iface, port, settings)
     return iface
 
 
@@ -86,14 +87,6 @@ def _add_ovs_parts(iface: etree._Element, port: Port, settings: Settings) -> Non
     if settings.vlan is not None:
         vlan = etree.SubElement(iface, "vlan")
         etree.SubElement(vlan, "tag", id=str(settings.vlan))
-
-
-def _add_linuxbridge_parts(iface: etree._Element, port: Port, settings: Settings) -> None:
-    if settings.isolate_ports:
-        etree.SubElement(iface, "port", isolated="yes")
-    if settings.anti_spoofing:
-        filterref = etree.SubElement(iface, "filterref", filter="clean-traffic")
-        etree.SubElement(filterref, "parameter", name="IP", value=str(port.address))
 
 
 def interface_xml(port: Port, settings: Settings) -> str:

@@ -127,13 +127,13 @@ _network_opts = [
     cfg.BoolOpt(
         "isolate_ports",
         default=True,
-        help="Instances reach the uplink (cache nodes) but not each other (linuxbridge).",
+        help="Instances reach the uplink (cache nodes) but not each other.",
     ),
     cfg.BoolOpt(
         "anti_spoofing",
         default=True,
         help="Drop traffic from an instance that does not use its own MAC and address "
-        "(libvirt's clean-traffic filter, linuxbridge).",
+        "(linuxbridge: an nftables table; ovs: OpenFlow rules).",
     ),
     cfg.StrOpt("nic_model", default="virtio", help="Device model of the cache NIC."),
 ]

@@ -29,6 +29,8 @@ def test_ensure_builds_the_bridge_with_its_uplink_and_is_idempotent(ns, prefix):
     bridge = backend(ns, prefix, mtu=9000)
     changes = bridge.ensure()
     assert f"created Linux bridge {prefix}br" in changes
+    # Port security's table, default deny for instance devices, from the start.
+    assert changes[-1] == "created nftables table bridge cachenet (0 instance ports)"
     br, up = link(ns, f"{prefix}br"), link(ns, f"{prefix}up")
     assert br.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "bridge"
     assert br["flags"] & 1 and up["flags"] & 1  # both up
@@ -52,7 +54,10 @@ def test_ensure_repairs_a_bridge_that_went_down(ns, prefix):
 def test_teardown_removes_only_what_cachenet_made(ns, prefix):
     bridge = backend(ns, prefix)
     bridge.ensure()
-    assert bridge.teardown() == [f"removed Linux bridge {prefix}br"]
+    assert bridge.teardown() == [
+        f"removed Linux bridge {prefix}br",
+        "removed nftables table bridge cachenet",
+    ]
     assert link(ns, f"{prefix}br") is None
     uplink = link(ns, f"{prefix}up")
     assert uplink is not None and not uplink.get_attr("IFLA_MASTER")
@@ -75,7 +80,7 @@ def test_teardown_refuses_while_instance_ports_are_attached(ns, prefix):
     with pytest.raises(BridgeError, match=r"still has instance ports \(cache-0123abcd\)"):
         bridge.teardown()
     assert link(ns, f"{prefix}br") is not None
-    assert bridge.teardown(force=True) == [f"removed Linux bridge {prefix}br"]
+    assert bridge.teardown(force=True)[0] == f"removed Linux bridge {prefix}br"
 
 
 def test_status_names_the_instance_ports_that_are_not_isolated(ns, prefix):
@@ -86,12 +91,13 @@ def test_status_names_the_instance_ports_that_are_not_isolated(ns, prefix):
         for n, port in enumerate(["cache-0000000a", "cache-0000000b"]):
             ipr.link("add", ifname=port, kind="veth", peer=f"{prefix}vm{n}")
             ipr.link("set", index=ipr.link_lookup(ifname=port)[0], master=br)
-    # What libvirt does for <port isolated="yes"/>, on one of the two.
-    subprocess.run(["ip", "netns", "exec", ns, "bridge", "link", "set", "dev",
-                    "cache-0000000a", "isolated", "on"], check=True)  # fmt: skip
     status = bridge.status()
     assert status.instance_ports == ["cache-0000000a", "cache-0000000b"]
-    assert status.unisolated_ports == ["cache-0000000b"]
+    assert status.unisolated_ports == []  # the table isolates every device under the prefix
+    # Without the table (flushed by hand, say), nothing isolates them.
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "bridge", "cachenet"],
+                   check=True)  # fmt: skip
+    assert bridge.status().unisolated_ports == ["cache-0000000a", "cache-0000000b"]
 
 
 def test_missing_uplink_is_an_error_and_leaves_no_bridge(ns, prefix):
@@ -124,6 +130,7 @@ def test_command_line_ensure_status_teardown(ns, prefix, tmp_path):
     first = run_cachenet(conf, "bridge", "ensure", ns=ns)
     assert first.stderr == ""  # isolation and anti-spoofing hold on a Linux bridge
     assert first.returncode == 0 and f"created Linux bridge {prefix}br" in first.stdout
+    assert "created nftables table bridge cachenet" in first.stdout
     second = run_cachenet(conf, "bridge", "ensure", ns=ns)
     assert second.stdout.startswith("nothing to do")
     status = json.loads(run_cachenet(conf, "bridge", "status", "--json", ns=ns).stdout)

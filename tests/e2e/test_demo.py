@@ -11,15 +11,36 @@ from cachenet.demo import netns
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def test_demo_boots_two_vms_that_get_their_addresses_and_cleans_up(libvirtd):
+def test_demo_shows_addresses_isolation_and_anti_spoofing_and_cleans_up(libvirtd):
     result = subprocess.run(
         [sys.executable, "-m", "cachenet.demo"], capture_output=True, text=True, timeout=300,
         check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "both VMs got their reserved address and reached the cache node" in result.stdout
-    table = [line for line in result.stdout.splitlines() if "-vm" in line and "│" in line]
-    assert len(table) == 2 and all("yes" in line for line in table)
+    assert "every VM got its reserved address and reached the cache node" in result.stdout
+    assert "none reached another VM, and the forged address got nowhere" in result.stdout
+    rows = {
+        cells[0]: cells
+        for line in result.stdout.splitlines()
+        if "-vm" in line and "│" in line
+        for cells in [[cell.strip() for cell in line.strip("│ ").split("│")]]
+    }
+    assert len(rows) == 3, result.stdout
+    header = [
+        "VM", "MAC", "reserved address", "DHCP gave", "reached cache node", "reached other VMs",
+        "forged address", "lease after (s)",
+    ]  # fmt: skip
+    column = {name: header.index(name) for name in header}
+    for name, cells in rows.items():
+        assert cells[column["DHCP gave"]] == cells[column["reserved address"]], cells
+        assert cells[column["reached cache node"]] == "yes", cells
+        assert cells[column["reached other VMs"]] == "no (blocked)", cells
+        vm1_address = next(c for n, c in rows.items() if n.endswith("-vm1"))[2]
+        forged = cells[column["forged address"]]
+        if name.endswith("-vm3"):
+            assert forged == f"vm1's {vm1_address}: blocked", cells
+        else:
+            assert forged == "-", cells
     assert not [name for name in netns.links() if name.startswith("cndemo")]
     conn = libvirt.open(libvirtd)
     assert not [d for d in conn.listAllDomains() if d.name().startswith("cndemo")]

@@ -1,14 +1,14 @@
 """``cachenet agent``: gives every selected domain its cache NIC as it is defined.
 
 It follows libvirt's lifecycle events on libvirt's default event loop:
-DEFINED adds the cache interface to the persistent config, UNDEFINED releases
-the port, STARTED isolates the ports the domain plugged (OVS; see
-BridgeBackend.isolate_instance_ports). On (re)connection, and every
+DEFINED adds the cache interface to the persistent config (the port's rules
+first), UNDEFINED releases the port, STARTED secures the ports the domain
+plugged (see BridgeBackend.secure_ports). On (re)connection, and every
 ``agent_reconcile_interval`` seconds after, it reconciles: selected domains
-that lack the interface get it, unisolated ports are isolated, and ports of
-this host whose domain no longer exists are released, so an event handled
-while the store was down is made up for. It reconnects, with backoff, when
-libvirtd restarts.
+that lack the interface get it, ports of this host whose domain no longer
+exists are released, and the bridge's port security is made to match the
+store's ports (lost rules restored), so an event handled while the store was
+down is made up for. It reconnects, with backoff, when libvirtd restarts.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import libvirt
 
-from cachenet.agent.attach import attach, isolate_ports, libvirt_errors, list_domains
+from cachenet.agent.attach import ATTACHED, attach, libvirt_errors, list_domains, secure_ports
 from cachenet.errors import CachenetError
 from cachenet.port import Port
 from cachenet.settings import Settings
@@ -50,19 +50,20 @@ def selected(settings: Settings, domain: libvirt.virDomain) -> bool:
 def reconcile(
     settings: Settings, store: PortStore, conn: libvirt.virConnect, grace: float = GC_GRACE
 ) -> tuple[list[str], list[Port]]:
-    """Attach the interface where it is missing; release ports of vanished domains."""
+    """Attach the interface where it is missing; release ports of vanished domains;
+    secure the ports left."""
     changes: list[str] = []
     domains = list_domains(conn)
     for domain in domains:
         if selected(settings, domain):
             changes += _attach_logged(settings, store, domain)
-    _isolate_logged(settings)
     released = store.gc(settings.host, [d.UUIDString() for d in domains], grace)
+    changes += _secure_logged(settings, store)
     return changes, released
 
 
-def _isolate_logged(settings: Settings) -> list[str]:
-    return _logged(lambda: isolate_ports(settings))
+def _secure_logged(settings: Settings, store: PortStore) -> list[str]:
+    return _logged(lambda: secure_ports(settings, store))
 
 
 def _attach_logged(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> list[str]:
@@ -164,9 +165,10 @@ class Agent:
             return
         for port in released:
             LOG.info("released the port of vanished domain %s (%s)", port.instance_uuid, port.mac)
+        added = [change for change in changes if change.startswith(ATTACHED)]
         if changes or released or self._first_since_connect:
             LOG.info("reconciled: %d interfaces added, %d ports released",
-                     len(changes), len(released))  # fmt: skip
+                     len(added), len(released))  # fmt: skip
         self._first_since_connect = False
 
     def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
@@ -184,7 +186,7 @@ class Agent:
                 elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
                     self._release(domain.UUIDString(), domain.name())
                 elif event == libvirt.VIR_DOMAIN_EVENT_STARTED:  # its ports were just plugged
-                    _isolate_logged(self.settings)
+                    _secure_logged(self.settings, self.store)
         except CachenetError as exc:  # the store is down: the next reconciliation makes up
             LOG.error("handling event %d of %s: %s", event, domain.name(), exc)
         except Exception:  # an event must never kill the event loop

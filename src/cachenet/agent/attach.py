@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import libvirt
 
 from cachenet import domxml
-from cachenet.bridge import backend_for
+from cachenet.bridge import secure_host_ports
 from cachenet.errors import DomainXMLError, LibvirtError, PrivilegeError
 from cachenet.settings import Settings
 from cachenet.store import PortStore
@@ -19,6 +19,7 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 AFFECT_CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+ATTACHED = "attached"  # how attach()'s changes that added an interface begin
 
 
 @contextlib.contextmanager
@@ -83,25 +84,29 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
     if port.host != settings.host:  # the domain moved here (migration)
         port = store.move(port.instance_uuid, settings.host)
     wanted = domxml.interface_xml(port, settings)
-    changes = []
+    missing = [(flag, where, found) for flag, where, found in targets
+               if found is None or found.mac != port.mac]  # fmt: skip
+    if not missing:
+        return []
+    # The port's rules before libvirt creates its device (a Linux bridge's table
+    # is keyed by device name; a device without rules forwards nothing).
+    changes = secure_ports(settings, store)
     hot_plugged = False
     with libvirt_errors(f"attaching the cache interface to {name}"):
-        for flag, where, found in targets:
-            if found is not None and found.mac == port.mac:
-                continue
+        for flag, where, found in missing:
             if found is not None:  # a stale interface with another MAC
                 domain.detachDeviceFlags(found.xml, flag)
             domain.attachDeviceFlags(wanted, flag)
-            changes.append(f"attached {port.mac} ({port.address}) to {name} ({where})")
+            changes.append(f"{ATTACHED} {port.mac} ({port.address}) to {name} ({where})")
             hot_plugged |= flag == AFFECT_LIVE
-    if hot_plugged:  # a new port on the bridge
-        changes += isolate_ports(settings)
+    if hot_plugged:  # a new port on the bridge: what needs the device (OVS) now
+        changes += secure_ports(settings, store)
     return changes
 
 
-def isolate_ports(settings: Settings) -> list[str]:
-    """Isolate the instance ports that appeared on the bridge (see BridgeBackend)."""
-    return [f"isolated {port}" for port in backend_for(settings).isolate_instance_ports()]
+def secure_ports(settings: Settings, store: PortStore) -> list[str]:
+    """Port security for this host's ports as the store holds them (BridgeBackend.secure_ports)."""
+    return secure_host_ports(settings, store, settings.host)
 
 
 def detach(

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cachenet.bridge.base import BridgeBackend, BridgeStatus
+from cachenet.port import Port
 from cachenet.settings import Settings
+
+if TYPE_CHECKING:
+    from cachenet.store import PortStore
+
+# Listing the store and applying the list are one step per process: a list taken
+# before another thread allocated a port must not remove that port's new rules.
+_SECURING = threading.Lock()
 
 
 @functools.cache
@@ -24,4 +35,16 @@ def backend_for(settings: Settings) -> BridgeBackend:
     return LinuxBridge(settings)
 
 
-__all__ = ["BridgeBackend", "BridgeStatus", "backend_for"]
+def secure_host_ports(
+    settings: Settings, store: PortStore, host: str, extra: Sequence[Port] = ()
+) -> list[str]:
+    """Port security for ``host``'s instance ports as the store holds them (and
+    ``extra``, e.g. a port migrating in): the changes made (BridgeBackend.secure_ports)."""
+    with _SECURING:
+        ports = store.list(host)
+        known = {port.instance_uuid for port in ports}
+        ports += [port for port in extra if port.instance_uuid not in known]
+        return backend_for(settings).secure_ports(ports)
+
+
+__all__ = ["BridgeBackend", "BridgeStatus", "backend_for", "secure_host_ports"]

@@ -52,10 +52,6 @@ class BridgeBackend(abc.ABC):
         """The bridge as it is now."""
 
     @abc.abstractmethod
-    def isolate_instance_ports(self) -> list[str]:
-        """With ``isolate_ports``, make the instance ports now on the bridge unable to
-        reach each other; returns the ports changed. Call it after a domain starts."""
-
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         """Make the bridge enforce port security for ``ports``, this host's instance ports
         as the store holds them: isolation (``isolate_ports``) and anti-spoofing
@@ -66,4 +62,3 @@ class BridgeBackend(abc.ABC):
         exists (rules keyed by device name) and again after libvirt plugged it.
         Returns the changes made.
         """
-        return self.isolate_instance_ports()

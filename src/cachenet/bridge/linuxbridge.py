@@ -1,15 +1,22 @@
-"""The cache bridge as a Linux bridge, through netlink (pyroute2)."""
+"""The cache bridge as a Linux bridge, through netlink (pyroute2); its port security
+as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 from pyroute2 import IPRoute, NetNS
 
+from cachenet.bridge import nft_rules
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
-from cachenet.errors import BridgeError, privilege_needed, refused
+from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
+from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
+from cachenet.port import Port
 from cachenet.settings import Settings
 
+TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
 # Creating, changing and removing a bridge: what a non-root user is told.
 NEEDS_ROOT_TO_ENSURE = (
     "bridge ensure needs CAP_NET_ADMIN: run it as root (the cachenet-bridge unit does, at boot)"
@@ -50,7 +57,8 @@ class LinuxBridge(BridgeBackend):
                 raise BridgeError(
                     f"setting up bridge {self.settings.bridge} failed: {exc}"
                 ) from exc
-            return changes
+        # Default deny for instance devices from boot on; the ports' rules are kept.
+        return changes + self._reconcile(wanted=None)
 
     def _check_preconditions(self, ipr: IPRoute, bridge: Any) -> None:
         name, uplink = self.settings.bridge, self.settings.uplink
@@ -102,7 +110,11 @@ class LinuxBridge(BridgeBackend):
                     "use --force to remove it anyway"
                 )
             ipr.link("del", index=bridge["index"])  # the kernel releases the uplink
-            return [f"removed Linux bridge {self.settings.bridge}"]
+        changes = [f"removed Linux bridge {self.settings.bridge}"]
+        if self._installed() is not None:
+            self._apply(nft_rules.delete_script())
+            changes.append(f"removed nftables table {TABLE_NAME}")
+        return changes
 
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
@@ -114,18 +126,67 @@ class LinuxBridge(BridgeBackend):
             status.state = bridge.get_attr("IFLA_OPERSTATE")
             status.mtu = bridge.get_attr("IFLA_MTU")
             status.instance_ports = self._instance_ports(ipr, bridge["index"])
-            status.unisolated_ports = [p for p in status.instance_ports if not _isolated(ipr, p)]
             uplink = self.settings.uplink
             if uplink:
                 link = _link(ipr, uplink)
                 if link is not None and link.get_attr("IFLA_MASTER") == bridge["index"]:
                     status.uplink = uplink
                     status.uplink_state = link.get_attr("IFLA_OPERSTATE")
-            return status
+        if status.instance_ports and not self._isolating():
+            status.unisolated_ports = list(status.instance_ports)
+        return status
 
-    def isolate_instance_ports(self) -> list[str]:
-        # libvirt isolates each port as it plugs it (<port isolated="yes"/>).
-        return []
+    # --- port security: the nftables table -------------------------------------------
+
+    def secure_ports(self, ports: Sequence[Port]) -> list[str]:
+        return self._reconcile(wanted=Elements.of(ports))
+
+    def _reconcile(self, wanted: Elements | None, attempts: int = 3) -> list[str]:
+        """Make the table hold the chains of the settings and ``wanted``'s elements
+        (None: the elements it holds). Rewritten whole only when missing or changed."""
+        options = _rule_options(self.settings)
+        installed = self._installed()
+        if not options.enabled:
+            if installed is None:
+                return []
+            self._apply(nft_rules.delete_script())
+            return [f"removed nftables table {TABLE_NAME}: isolate_ports and anti_spoofing are off"]
+        if installed is None or not _intact(installed, options):
+            elements = wanted if wanted is not None else _kept(installed)
+            self._apply(nft_rules.table_script(options, elements))
+            verb = "created" if installed is None else "restored"
+            return [f"{verb} nftables table {TABLE_NAME} ({len(elements)} instance ports)"]
+        if wanted is None:
+            return []
+        script = nft_rules.element_script(installed.elements, wanted)
+        if not script:
+            return []
+        try:
+            self._apply(script)
+        except BridgeError:
+            # Another process changed the sets since they were read (a deleted
+            # element is gone twice): read them again.
+            if attempts <= 1:
+                raise
+            return self._reconcile(wanted, attempts - 1)
+        return _port_changes(installed.elements, wanted)
+
+    def _isolating(self) -> bool:
+        """Whether the table now keeps instance ports from reaching each other."""
+        if not self.settings.isolate_ports:
+            return False
+        try:
+            installed = self._installed()
+        except CachenetError:  # e.g. run without CAP_NET_ADMIN: cannot tell, so not shown as
+            return False
+        return installed is not None and _intact(installed, _rule_options(self.settings))
+
+    def _installed(self) -> InstalledTable | None:
+        listing = list_nft_table(self.netns)
+        return None if listing is None else nft_rules.parse_table(listing)
+
+    def _apply(self, script: str) -> None:
+        apply_nft(script, self.netns)
 
     def _instance_ports(self, ipr: IPRoute, bridge_index: int) -> list[str]:
         prefix = self.settings.device_prefix
@@ -133,13 +194,67 @@ class LinuxBridge(BridgeBackend):
         return sorted(n for n in names if n.startswith(prefix))
 
 
-def _isolated(ipr: IPRoute, port: str) -> bool:
-    """Whether the bridge port forwards only to non-isolated ports (IFLA_BRPORT_ISOLATED)."""
-    for message in ipr.brport("show", index=_index(ipr, port)):
-        info = message.get_attr("IFLA_PROTINFO")
-        if info is not None and info.get_attr("IFLA_BRPORT_ISOLATED"):
-            return True
-    return False
+def _rule_options(settings: Settings) -> RuleOptions:
+    return RuleOptions(settings.device_prefix, settings.isolate_ports, settings.anti_spoofing)
+
+
+def _intact(installed: InstalledTable, options: RuleOptions) -> bool:
+    """Whether the table's chains are those of ``options``, none lost."""
+    return installed.signature == nft_rules.signature(
+        options
+    ) and installed.rule_count == nft_rules.rule_count(options)
+
+
+def _kept(installed: InstalledTable | None) -> Elements:
+    return installed.elements if installed is not None else Elements()
+
+
+def _port_changes(before: Elements, after: Elements) -> list[str]:
+    changed = [d for d in sorted(after.ports) if _rules_of(before, d) != _rules_of(after, d)]
+    changes = [f"secured {device}" for device in changed]
+    changes += [f"removed the rules of {device}" for device in sorted(before.ports - after.ports)]
+    return changes
+
+
+def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
+    return (
+        {mac for name, mac in elements.macs if name == device},
+        {address for name, address in elements.addresses if name == device},
+    )
+
+
+def apply_nft(script: str, netns: str | None) -> None:
+    """Apply an ``nft -f`` script in one transaction (needs CAP_NET_ADMIN)."""
+    if netns is None:
+        from cachenet import privileged  # oslo.privsep: imported only when needed
+
+        privileged.apply_nft(script)
+    else:
+        _nft_in_namespace(["-f", "-"], script, netns)
+
+
+def list_nft_table(netns: str | None) -> str | None:
+    """``nft -j list table bridge cachenet``, or None when the table does not exist."""
+    if netns is None:
+        from cachenet import privileged
+
+        return privileged.list_nft_table()
+    return _nft_in_namespace(["-j", "list", "table", *TABLE_NAME.split()], None, netns)
+
+
+def _nft_in_namespace(args: list[str], script: str | None, netns: str) -> str | None:
+    """``nft ARGS`` in the network namespace ``netns`` (tests; run as root)."""
+    command = ["ip", "netns", "exec", netns, "nft", *args]
+    try:
+        result = subprocess.run(command, input=script, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BridgeError("nft is not installed (Debian package nftables)") from None
+    if result.returncode == 0:
+        return result.stdout
+    error = " ".join(result.stderr.split())
+    if "No such file or directory" in error and args[0] == "-j":
+        return None
+    raise BridgeError(f"nftables refused the rules: {error}")
 
 
 def _link(ipr: IPRoute, name: str) -> Any:

@@ -17,16 +17,10 @@ def bridge() -> None:
 @bridge.command()
 @pass_cli
 def ensure(cli: CliContext) -> None:
-    """Create the bridge and attach the uplink as configured; safe to run at every boot."""
+    """Create the bridge, attach the uplink and lay down port security's default deny;
+    safe to run at every boot."""
     settings = cli.settings
     emit_lines(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
-    if settings.bridge_type == "ovs" and settings.anti_spoofing:
-        # libvirt's nwfilter, which does it, filters only on a Linux bridge.
-        click.echo(
-            "warning: anti_spoofing is enforced on Linux bridges only: on the OVS bridge "
-            f"{settings.bridge} an instance can send from addresses other than its own",
-            err=True,
-        )
 
 
 @bridge.command()

@@ -10,6 +10,25 @@ start with ``CACHENET``; then it powers off (``reboot -f`` under
 - ``cachenet.spoof=A``  after DHCP, switch to address A and ping the node again
 - ``cachenet.wait=S``   wait up to S seconds for a NIC to be hot-plugged
 - ``cachenet.linger=S`` stay up S seconds before powering off
+- ``cachenet.behave=B[,B...]`` misbehave, in this order, after the checks above
+  (port security tests and the demonstration); each prints one result line:
+
+  ``spoof-ip:A``     switch to address A, ping the node, switch back:
+                     ``CACHENET spoof-ip A reach cache-node=yes|no``
+  ``spoof-mac:M``    the same with MAC M: ``CACHENET spoof-mac M reach cache-node=yes|no``
+  ``reach:A[+A...]`` ping other VMs: ``CACHENET reach A=yes|no`` for each
+  ``pause:S``        wait S seconds
+  ``await:A``        wait (up to 2 minutes) until A answers a ping: the host's signal
+                     that it is time to go on (``CacheLab.signal_guests``)
+  ``garp:A``         keep claiming address A (gratuitous ARP requests and replies every
+                     second until power-off): ``CACHENET garp A claiming``
+  ``rogue-dhcp:A``   serve DHCP (busybox udhcpd, a pool from A) on the NIC until
+                     power-off: ``CACHENET rogue-dhcp A serving``
+
+The well-behaved guest also reports which server gave its lease
+(``CACHENET SERVER nic address``) and, before DONE, the MAC its neighbour table
+holds for the node (``CACHENET NEIGH node mac``): the traces of a rogue DHCP
+server or of ARP poisoning.
 """
 
 from __future__ import annotations
@@ -70,7 +89,72 @@ if [ -n "$SPOOF" ]; then
   ip addr add "$SPOOF/${MASK:-24}" dev "$nic"
   if reach "$NODE"; then echo "CACHENET SPOOF ok"; else echo "CACHENET SPOOF fail"; fi
 fi
+NIC=$(nics | head -n 1)
+MYMAC=$(cat /sys/class/net/$NIC/address 2>/dev/null)
+MYIP=$(ip -4 -o addr show dev "$NIC" 2>/dev/null |
+  sed -n 's/.* inet \([0-9.]*\/[0-9]*\).*/\1/p' | head -n 1)
+yesno() { if "$@"; then echo yes; else echo no; fi; }
+# The neighbour cache is flushed around each identity change: the guest then ARPs
+# as its new self, which is what makes the node answer it if nothing blocks it.
+set_ip() { ip addr flush dev "$NIC"; ip addr add "$1" dev "$NIC"; ip neigh flush dev "$NIC"; }
+set_mac() {
+  ip link set "$NIC" down; ip link set "$NIC" address "$1"; ip link set "$NIC" up
+  ip neigh flush dev "$NIC"
+}
+spoof_ip() {
+  set_ip "$1/${MYIP#*/}"
+  echo "CACHENET spoof-ip $1 reach cache-node=$(yesno reach "$NODE")"
+  set_ip "$MYIP"
+}
+spoof_mac() {
+  set_mac "$1"
+  echo "CACHENET spoof-mac $1 reach cache-node=$(yesno reach "$NODE")"
+  set_mac "$MYMAC"
+}
+reach_peers() {
+  for a in $(echo "$1" | tr '+' ' '); do echo "CACHENET reach $a=$(yesno reach "$a")"; done
+}
+garp() {
+  # arping binds to the address it claims: allowed without adding it to the NIC (where
+  # the guest would keep the claimed address's traffic to itself).
+  echo 1 >/proc/sys/net/ipv4/ip_nonlocal_bind
+  while :; do arping -U -c 1 -I "$NIC" "$1"; arping -A -c 1 -I "$NIC" "$1"; sleep 1; done \
+    >/dev/null 2>&1 &
+  echo "CACHENET garp $1 claiming"
+}
+rogue_dhcp() {
+  printf 'interface %s\nstart %s\nend %s.250\noption subnet 255.255.255.0\noption lease 60\n' \
+    "$NIC" "$1" "${1%.*}" >/tmp/udhcpd.conf
+  printf 'lease_file /tmp/udhcpd.leases\npidfile /tmp/udhcpd.pid\n' >>/tmp/udhcpd.conf
+  touch /tmp/udhcpd.leases
+  # -a: offer after 0.1 s of ARP probing for the address, not the default 2 s.
+  if udhcpd -a 100 /tmp/udhcpd.conf; then
+    echo "CACHENET rogue-dhcp $1 serving"
+  else
+    echo "CACHENET rogue-dhcp $1 failed"
+  fi
+}
+await() {
+  i=0
+  until ping -c 1 -W 1 "$1" >/dev/null 2>&1 || [ $i -ge 120 ]; do i=$((i + 1)); done
+  echo "CACHENET await $1 after $i"
+}
+for b in $(arg behave | tr ',' ' '); do
+  case "$b" in
+    spoof-ip:*) spoof_ip "${b#*:}" ;;
+    spoof-mac:*) spoof_mac "${b#*:}" ;;
+    reach:*) reach_peers "${b#*:}" ;;
+    pause:*) sleep "${b#*:}" ;;
+    await:*) await "${b#*:}" ;;
+    garp:*) garp "${b#*:}" ;;
+    rogue-dhcp:*) rogue_dhcp "${b#*:}" ;;
+    *) echo "CACHENET unknown behaviour $b" ;;
+  esac
+done
 [ -n "$LINGER" ] && sleep "$LINGER"
+if [ -n "$NODE" ]; then
+  echo "CACHENET NEIGH $NODE $(ip neigh show "$NODE" | sed -n 's/.* lladdr \([0-9a-f:]*\).*/\1/p')"
+fi
 echo "CACHENET DONE"
 reboot -f
 """
@@ -81,6 +165,7 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     echo "CACHENET LEASE $interface $ip $(cat /sys/class/net/$interface/address)" >/dev/console
+    echo "CACHENET SERVER $interface $serverid" >/dev/console
     ;;
 esac
 """
@@ -170,15 +255,22 @@ def console_lines(path: Path) -> list[str]:
 
 
 def domain_xml(
-    name: str, guest: Guest, console: Path, options: dict[str, str], memory_mib: int = 128
-) -> str:
-    """A domain that boots the guest with ``options`` (cachenet.<key>=<value>) and no NIC."""
+    name: str, guest: Guest, console: Path, options: dict[str, str], memory_mib: int = 128,
+    uuid: str | None = None,
+) -> str:  # fmt: skip
+    """A domain that boots the guest with ``options`` (cachenet.<key>=<value>) and no NIC.
+
+    ``uuid``: the instance UUID when its port was allocated first (libvirt makes
+    one up otherwise).
+    """
     from lxml import etree
 
     # Software emulation: the guest boots in seconds, and nested KVM is not always
     # sound where this runs (seen: a KVM guest hanging before the kernel printed anything).
     domain = etree.Element("domain", type="qemu")
     etree.SubElement(domain, "name").text = name
+    if uuid is not None:
+        etree.SubElement(domain, "uuid").text = uuid
     etree.SubElement(domain, "memory", unit="MiB").text = str(memory_mib)
     etree.SubElement(domain, "vcpu").text = "1"
     os_element = etree.SubElement(domain, "os")

@@ -13,12 +13,15 @@ Traffic stays inside the namespace and the bridge.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from cachenet.demo.guest import Guest, build_guest, console_lines, domain_xml
 
 SUBNET = "10.77.0.0/24"
 NODE_ADDRESS = "10.77.0.1"
+GO_ADDRESS = "10.77.0.2"  # guests waiting with ``await:`` go on once it answers
 
 
 class CacheLab:
@@ -133,14 +137,23 @@ class CacheLab:
 
     # --- virtual machines ------------------------------------------------------------
 
-    def define(self, short_name: str, **options: str) -> libvirt.virDomain:
-        """Define a VM (no NIC yet) that reports to ``<state>/<name>.console``."""
+    def define(self, short_name: str, uuid: str | None = None, **options: str) -> libvirt.virDomain:
+        """Define a VM (no NIC yet) that reports to ``<state>/<name>.console``.
+
+        ``uuid``: an instance whose port is already allocated (``allocate``), so
+        that its options can name other VMs' addresses.
+        """
         name = f"{self.prefix}-{short_name}"
         options.setdefault("node", NODE_ADDRESS)
-        xml = domain_xml(name, self.guest, self.console(name), options)
+        xml = domain_xml(name, self.guest, self.console(name), options, uuid=uuid)
         domain = self.conn.defineXML(xml)
         self.domains.append(name)
         return domain
+
+    def allocate(self) -> dict[str, str]:
+        """A port for a new instance (``cachenet ports allocate``), before its domain exists."""
+        instance = str(uuidlib.uuid4())
+        return json.loads(self.cachenet("ports", "allocate", instance, "--json", check=True))
 
     def _remove_domain(self, name: str, timeout: float = 10) -> None:
         """Destroy and undefine ``name``, until libvirt no longer knows it.
@@ -167,6 +180,46 @@ class CacheLab:
                 print(f"warning: could not remove the domain {name}", file=sys.stderr)
                 return
             time.sleep(0.1)
+
+    # --- what the cache node sees (port security checks) -------------------------------
+
+    def node_mac(self) -> str:
+        return self._node_ip("-o", "link", "show", f"{self.prefix}cn").split("link/ether ")[1][:17]
+
+    def node_neighbour(self, address: str) -> str | None:
+        """The MAC the cache node would send ``address``'s traffic to, if it has one."""
+        found = re.search(r"lladdr (\S+)", self._node_ip("neigh", "show", address))
+        return found.group(1) if found else None
+
+    def seed_node_neighbour(self, address: str, mac: str) -> None:
+        """A stale entry, as if the node had talked to ``address``: ARP may override it."""
+        self._node_ip("neigh", "replace", address, "lladdr", mac, "dev", f"{self.prefix}cn",
+                      "nud", "stale")  # fmt: skip
+
+    def dhcp_offer_to_node(self, seconds: int = 4) -> str | None:
+        """Ask for an address as a DHCP client on the cache node's NIC.
+
+        The node's own dnsmasq serves reservations only (and does not see what its
+        NIC sends), so any lease is a rogue server's: "<address> from <server>".
+        """
+        script = self.state / "probe-dhcp.sh"
+        script.write_text('#!/bin/sh\n[ "$1" = bound ] && echo "$ip from $serverid"\nexit 0\n')
+        script.chmod(0o755)
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.node_ns, "busybox", "udhcpc", "-i", f"{self.prefix}cn",
+             "-n", "-q", "-f", "-t", str(seconds), "-T", "1", "-A", "1", "-s", str(script)],
+            capture_output=True, text=True, check=False, timeout=seconds + 10,
+        )  # fmt: skip
+        lines = [line for line in result.stdout.splitlines() if " from " in line]
+        return lines[0].strip() if lines else None
+
+    def signal_guests(self) -> None:
+        """Let guests waiting with ``behave=await:GO_ADDRESS`` go on (the node answers it)."""
+        netns.add_address(f"{self.prefix}cn", GO_ADDRESS, 32, ns=self.node_ns)
+
+    def _node_ip(self, *args: str) -> str:
+        return subprocess.run(["ip", "-n", self.node_ns, *args], capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
 
     def console(self, name: str) -> Path:
         return self.state / f"{name}.console"
@@ -195,6 +248,48 @@ def lease_of(report: list[str]) -> tuple[str, str] | None:
         parts = line.split()
         if parts[:2] == ["CACHENET", "LEASE"] and len(parts) >= 5:
             return parts[3], parts[4]
+    return None
+
+
+def server_of(report: list[str]) -> str | None:
+    """The DHCP server that gave the guest its lease (its SERVER line)."""
+    return _field(report, "SERVER", 3)
+
+
+def node_neighbour_of(report: list[str]) -> str | None:
+    """The MAC the guest held for the cache node as it finished (its NEIGH line)."""
+    return _field(report, "NEIGH", 3)
+
+
+def behaviour(report: list[str], name: str) -> str | None:
+    """The result of a misbehaviour (``cachenet.behave``): the last word of its line.
+
+    "yes"/"no" for spoof-ip and spoof-mac (did the node answer), "claiming" for
+    garp, "serving" for rogue-dhcp; None when the guest did not report it.
+    """
+    for line in report:
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == name:
+            return parts[-1].rsplit("=", 1)[-1]
+    return None
+
+
+def reached(report: list[str]) -> dict[str, bool]:
+    """Per address pinged with ``reach:``: whether it answered."""
+    found = {}
+    for line in report:
+        parts = line.split()
+        if parts[:2] == ["CACHENET", "reach"] and len(parts) == 3 and "=" in parts[2]:
+            address, answer = parts[2].split("=", 1)
+            found[address] = answer == "yes"
+    return found
+
+
+def _field(report: list[str], tag: str, index: int) -> str | None:
+    for line in report:
+        parts = line.split()
+        if parts[:2] == ["CACHENET", tag] and len(parts) > index:
+            return parts[index]
     return None
 
 

@@ -14,6 +14,9 @@ Nothing of Nova's is edited: this subclass is named in nova.conf
   back, unchanged, before the migration starts.
 - After a live migration Nova counts the guest's interfaces to find SR-IOV
   ports to re-attach; the cache NIC is left out of that count.
+- Port security (BridgeBackend.secure_ports) follows the store's ports of this
+  host: right after a port is allocated (before libvirt creates its device),
+  after a domain starts, at service start, and for a port migrating in.
 - Only a real delete releases the port; every other destroy keeps it.
 - Every config drive built for a domain with the cache NIC (spawn, rebuild,
   unshelve, evacuate, rescue, cold migration) lists it in network_data.json,
@@ -36,7 +39,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from cachenet import domxml
-from cachenet.bridge import backend_for
+from cachenet.bridge import backend_for, secure_host_ports
 from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
 from cachenet.guest.network_data import add_cache_link
 from cachenet.nova.selection import field, wants_cache_nic
@@ -102,6 +105,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         problem = self._cache_bridge_problem()
         if problem:  # instances can still run; those with a cache NIC fail to start
             LOG.error("%s: instances with a cache NIC cannot start here", problem)
+        self._secure_cache_ports()  # rules lost while the service was down (a reboot)
 
     def _cache_bridge_problem(self) -> str | None:
         """Why this host's cache bridge cannot take instances, or None."""
@@ -133,6 +137,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         port = self._cache_port(instance)
         if port is None:
             return xml
+        self._secure_cache_ports(instance)  # the port's rules before its device exists
         with_nic = _edit_or_keep(
             xml, lambda x: domxml.add_cache_interface(x, port, self.cachenet_settings),
             "Leaving the domain without its cache NIC", instance,
@@ -182,16 +187,21 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         # Every path that starts a domain (spawn, hard reboot, resume, rescue,
         # unrescue, resize and revert) comes here; the domain's ports now exist.
         guest = super()._create_guest(context, xml, instance, *args, **kwargs)
-        self._isolate_cache_ports(instance)
+        self._secure_cache_ports(instance)
         return guest
 
-    def _isolate_cache_ports(self, instance: Any) -> None:
-        """On OVS, keep instances from reaching each other (see isolate_instance_ports)."""
+    def _secure_cache_ports(self, instance: Any = None, extra: tuple[Port, ...] = ()) -> None:
+        """Port security for this host's cache ports (and ``extra``); logged, never raised:
+        a port left without rules forwards nothing, and the next call makes up for it."""
         try:
-            for port in backend_for(self.cachenet_settings).isolate_instance_ports():
-                LOG.info("Isolated cache port %s", port, instance=instance)
+            changes = secure_host_ports(
+                self.cachenet_settings, self.cachenet_store, self._cachenet_host, extra
+            )
         except CachenetError as exc:
-            LOG.error("Could not isolate the cache ports: %s", exc, instance=instance)
+            LOG.error("Could not secure the cache ports: %s", exc, instance=instance)
+            return
+        for change in changes:
+            LOG.info("Cache port security: %s", change, instance=instance)
 
     # --- only a delete releases the port --------------------------------------------
 
@@ -249,6 +259,24 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             disk_over_commit,
         )  # fmt: skip
 
+    def pre_live_migration(
+        self, context: Any, instance: Any, block_device_info: Any, network_info: Any,
+        disk_info: Any, migrate_data: Any,
+    ) -> Any:  # fmt: skip
+        # Runs on the destination before libvirt creates the domain's devices here:
+        # the migrating port's rules first (its store row still names the source).
+        if wants_cache_nic(self.cachenet_settings, instance):
+            try:
+                incoming = self.cachenet_store.get(field(instance, "uuid"))
+            except CachenetError as exc:
+                LOG.error("Could not secure the cache port: %s", exc, instance=instance)
+                incoming = None
+            if incoming is not None:
+                self._secure_cache_ports(instance, extra=(incoming,))
+        return super().pre_live_migration(
+            context, instance, block_device_info, network_info, disk_info, migrate_data
+        )
+
     def post_live_migration_at_destination(
         self, context: Any, instance: Any, network_info: Any, block_migration: bool = False,
         block_device_info: Any = None,
@@ -256,12 +284,12 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         result = super().post_live_migration_at_destination(
             context, instance, network_info, block_migration, block_device_info
         )
-        self._isolate_cache_ports(instance)  # libvirt plugged its ports during the migration
         try:
             if self.cachenet_store.get(instance.uuid) is not None:
                 self.cachenet_store.move(instance.uuid, self._cachenet_host)
         except CachenetError as exc:
             LOG.error("Could not move the cache port here: %s", exc, instance=instance)
+        self._secure_cache_ports(instance)  # libvirt plugged its ports during the migration
         return result
 
     def _reattach_instance_vifs(self, context: Any, instance: Any, network_info: Any) -> None:

@@ -1,0 +1,92 @@
+"""The nftables text of Linux bridge port security (pure)."""
+
+import ipaddress
+import json
+
+import pytest
+
+from cachenet import privileged
+from cachenet.bridge import nft_rules
+from cachenet.bridge.nft_rules import Elements, RuleOptions
+from cachenet.errors import BridgeError
+from cachenet.port import Port
+
+BOTH = RuleOptions("cache-", isolate_ports=True, anti_spoofing=True)
+
+
+def port(n, device=None):
+    address = ipaddress.IPv4Address(f"10.99.0.{n}")
+    device = device or f"cache-{n:09x}"
+    return Port(f"00000000-0000-0000-0000-{n:012x}", f"fa:17:3e:00:00:{n:02x}", address, device,
+                "h", "br")  # fmt: skip
+
+
+def test_every_script_names_only_cachenets_table_as_the_privileged_side_requires():
+    elements = Elements.of([port(7), port(8)])
+    scripts = [
+        nft_rules.table_script(BOTH, elements),
+        nft_rules.table_script(RuleOptions("vm-", False, True), Elements()),
+        nft_rules.element_script(Elements.of([port(7)]), elements),
+        nft_rules.element_script(elements, Elements()),
+        nft_rules.delete_script(),
+    ]
+    for script in scripts:
+        assert privileged.nft_ruleset_problem(script) is None, script
+
+
+def test_the_table_holds_each_ports_device_mac_and_address():
+    script = nft_rules.table_script(BOTH, Elements.of([port(7)]))
+    assert 'elements = { "cache-000000007" }' in script
+    assert 'elements = { "cache-000000007" . fa:17:3e:00:00:07 }' in script
+    assert 'elements = { "cache-000000007" . 10.99.0.7 }' in script
+    assert 'iifname "cache-*" jump from_instance' in script
+    assert 'iifname "cache-*" oifname "cache-*" drop' in script  # isolation
+
+
+def test_adding_a_port_is_an_element_update_and_a_moved_one_is_replaced():
+    before = Elements.of([port(7), port(8)])
+    after = Elements.of([port(7), port(9, device="cache-000000008")])
+    script = nft_rules.element_script(before, after)
+    assert script.splitlines() == [
+        'delete element bridge cachenet macs { "cache-000000008" . fa:17:3e:00:00:08 }',
+        'delete element bridge cachenet addresses { "cache-000000008" . 10.99.0.8 }',
+        'add element bridge cachenet macs { "cache-000000008" . fa:17:3e:00:00:09 }',
+        'add element bridge cachenet addresses { "cache-000000008" . 10.99.0.9 }',
+    ]
+    assert nft_rules.element_script(after, after) == ""
+
+
+def test_the_signature_follows_the_settings_that_shape_the_chains():
+    signatures = {
+        nft_rules.signature(options)
+        for options in (
+            BOTH,
+            RuleOptions("vm-", True, True),
+            RuleOptions("cache-", False, True),
+            RuleOptions("cache-", True, False),
+        )
+    }
+    assert len(signatures) == 4
+    assert nft_rules.rule_count(RuleOptions("cache-", True, False)) == 1
+
+
+def test_parse_reads_nfts_json_listing():
+    listing = {"nftables": [
+        {"metainfo": {"version": "1.0.6"}},
+        {"table": {"family": "bridge", "name": "cachenet", "handle": 1}},
+        {"set": {"name": "ports", "type": "ifname", "elem": ["cache-000000007"]}},
+        {"set": {"name": "macs", "type": ["ifname", "ether_addr"],
+                 "elem": [{"concat": ["cache-000000007", "FA:17:3E:00:00:07"]}]}},
+        {"set": {"name": "addresses", "type": ["ifname", "ipv4_addr"],
+                 "elem": [{"concat": ["cache-000000007", "10.99.0.7"]}]}},
+        {"rule": {"chain": "prerouting", "comment": "cachenet rules abc", "expr": []}},
+        {"rule": {"chain": "from_instance", "expr": []}},
+    ]}  # fmt: skip
+    table = nft_rules.parse_table(json.dumps(listing))
+    assert (table.signature, table.rule_count) == ("abc", 2)
+    assert table.elements == Elements.of([port(7)])
+
+
+def test_a_name_nft_cannot_quote_is_one_clear_error():
+    with pytest.raises(BridgeError, match="cannot write the interface name"):
+        nft_rules.table_script(RuleOptions('ca"che', True, True), Elements())
