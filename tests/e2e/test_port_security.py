@@ -39,13 +39,6 @@ ROGUE_POOL = "10.77.0.100"
 RECONCILE_INTERVAL = 3  # seconds (agent_reconcile_interval)
 
 
-def start_agent(lab: CacheLab) -> None:
-    """``cachenet agent``, as a plain libvirt host runs it, once it has reconciled."""
-    lab.start("agent")
-    log = lab.state / "agent.log"
-    lab.wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
-
-
 @dataclass
 class Observed:
     good_port: dict[str, str]
@@ -106,7 +99,7 @@ def test_misbehaving_guest_neither_reaches_nor_poisons_the_node_or_a_good_guest(
     make_lab, bridge_type
 ):
     lab = make_lab(bridge_type, agent_reconcile_interval=str(RECONCILE_INTERVAL))
-    start_agent(lab)
+    lab.start_agent()
     seen = misbehave_beside_a_good_guest(lab)
     assert_the_misbehaviour_happened(seen)
     good, bad = seen.good_port, seen.bad_port
@@ -156,7 +149,7 @@ def flows(bridge: str) -> list[str] | None:
 
 def test_after_ovs_vswitchd_restarts_the_rules_are_back_and_spoofing_stays_blocked(make_lab):
     lab = make_lab("ovs", agent_reconcile_interval=str(RECONCILE_INTERVAL))
-    start_agent(lab)
+    lab.start_agent()
     # The guest pauses while ovs-vswitchd restarts, then uses the network and misbehaves.
     bad = lab.define("bad", behave=",".join([
         "pause:25", f"reach:{NODE_ADDRESS}", f"spoof-ip:{SPOOFED_ADDRESS}",

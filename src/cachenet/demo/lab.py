@@ -126,6 +126,14 @@ class CacheLab:
         self._servers.append(process)
         return process
 
+    def start_agent(self) -> Path:
+        """``cachenet agent``, as a plain libvirt host runs it, once it has reconciled;
+        returns its log file."""
+        self.start("agent")
+        log = self.state / "agent.log"
+        self.wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
+        return log
+
     def _show(self, args: tuple[str, ...], ns: str | None) -> None:
         if self.echo is not None:
             where = f"ip netns exec {ns} " if ns else ""
