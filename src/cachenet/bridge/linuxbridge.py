@@ -3,6 +3,8 @@ as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +20,8 @@ from cachenet.settings import Settings
 
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
 CAP_NET_ADMIN = 12  # linux/capability.h
+# nft lives in sbin, which a service's or a user's PATH may lack.
+NFT_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 # Creating, changing and removing a bridge: what a non-root user is told.
 NEEDS_ROOT_TO_ENSURE = (
     "bridge ensure needs CAP_NET_ADMIN: run it as root (the cachenet-bridge unit does, at boot)"
@@ -262,7 +266,7 @@ def _has_net_admin() -> bool:
 def _nft(args: list[str], script: str | None, netns: str | None) -> str | None:
     """``nft ARGS`` (in the network namespace ``netns``, when given); its output, or
     None when the table listed does not exist."""
-    command = ["nft", *args]
+    command = [shutil.which("nft", path=NFT_PATH) or "nft", *args]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     try:
