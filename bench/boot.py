@@ -37,10 +37,13 @@ URI = "qemu:///system"
 
 
 def managed_network(lab: CacheLab, macs: list[str]) -> libvirt.virNetwork:
-    """An isolated libvirt network with a DHCP host entry for each of ``macs``."""
+    """An isolated libvirt network with a DHCP host entry for each of ``macs``.
+
+    STP off, as on cachenet's bridge: libvirt's default (on) holds a new port back.
+    """
     hosts = "".join(f"<host mac='{mac}' ip='10.78.0.{10 + n}'/>" for n, mac in enumerate(macs))
     xml = (
-        f"<network><name>{lab.prefix}-net</name><bridge name='{lab.prefix}nb'/>"
+        f"<network><name>{lab.prefix}-net</name><bridge name='{lab.prefix}nb' stp='off'/>"
         f"<ip address='{MANAGED_ADDRESS}' netmask='255.255.255.0'><dhcp>"
         f"<range start='10.78.0.200' end='10.78.0.250'/>{hosts}</dhcp></ip></network>"
     )

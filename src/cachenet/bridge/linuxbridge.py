@@ -3,6 +3,8 @@ as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +19,9 @@ from cachenet.port import Port
 from cachenet.settings import Settings
 
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
+CAP_NET_ADMIN = 12  # linux/capability.h
+# nft lives in sbin, which a service's or a user's PATH may lack.
+NFT_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 # Creating, changing and removing a bridge: what a non-root user is told.
 NEEDS_ROOT_TO_ENSURE = (
     "bridge ensure needs CAP_NET_ADMIN: run it as root (the cachenet-bridge unit does, at boot)"
@@ -225,26 +230,45 @@ def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
 
 def apply_nft(script: str, netns: str | None) -> None:
     """Apply an ``nft -f`` script in one transaction (needs CAP_NET_ADMIN)."""
-    if netns is None:
+    if netns is None and not _has_net_admin():
         from cachenet import privileged  # oslo.privsep: imported only when needed
 
         privileged.apply_nft(script)
     else:
-        _nft_in_namespace(["-f", "-"], script, netns)
+        _nft(["-f", "-"], script, netns)
 
 
 def list_nft_table(netns: str | None) -> str | None:
     """``nft -j list table bridge cachenet``, or None when the table does not exist."""
-    if netns is None:
+    if netns is None and not _has_net_admin():
         from cachenet import privileged
 
         return privileged.list_nft_table()
-    return _nft_in_namespace(["-j", "list", "table", *TABLE_NAME.split()], None, netns)
+    return _nft(["-j", "list", "table", *TABLE_NAME.split()], None, netns)
 
 
-def _nft_in_namespace(args: list[str], script: str | None, netns: str) -> str | None:
-    """``nft ARGS`` in the network namespace ``netns`` (tests; run as root)."""
-    command = ["ip", "netns", "exec", netns, "nft", *args]
+def _has_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (root, or a unit's ambient capability).
+
+    It then runs nft itself: importing the privsep machinery costs more than half
+    a second, which every ``cachenet attach`` (a hot-plug) would pay.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << CAP_NET_ADMIN))
+    except OSError:
+        pass
+    return False
+
+
+def _nft(args: list[str], script: str | None, netns: str | None) -> str | None:
+    """``nft ARGS`` (in the network namespace ``netns``, when given); its output, or
+    None when the table listed does not exist."""
+    command = [shutil.which("nft", path=NFT_PATH) or "nft", *args]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
     try:
         result = subprocess.run(command, input=script, capture_output=True, text=True, check=False)
     except FileNotFoundError:
