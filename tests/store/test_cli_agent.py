@@ -15,21 +15,13 @@ import uuid
 
 import pytest
 
+from harness.cli import run_cachenet as run
+
 ODD_INTERFACE = (
     "<interface type='bridge'><mac address='{mac}'/><source bridge='br-cache'/>"
     "<filterref filter='clean-traffic'><parameter name='IP' value='any'/></filterref>"
     "</interface>"
 )
-
-
-def run(conf, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
 
 
 def domain(name, devices="", description="", instance=None):

@@ -1,6 +1,5 @@
 """``cachenet ports gc`` refuses what looks like a mistake rather than instances gone."""
 
-import subprocess
 import sys
 import uuid
 
@@ -8,18 +7,13 @@ import pytest
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness.cli import run_cachenet
 
 HOST = "compute-1"
 
 
 def run(conf, *args, stdin=None):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        input=stdin,
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    return run_cachenet(conf, *args, stdin=stdin, text=False)
 
 
 @pytest.fixture

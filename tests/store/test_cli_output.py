@@ -6,26 +6,16 @@ the shared database's credentials could: the command line must not trust rows.
 
 import json
 import sqlite3
-import subprocess
-import sys
 import uuid
 
 import pytest
+
+from harness.cli import run_cachenet as run
 
 # Hosts the store accepts, which a terminal library would read as markup.
 MARKUP_HOSTS = ["[/x]", "[red]x[/red]", "[bold]b", "[link=http://x]y"]
 # Hosts the store refuses when it reads the row: they must not reach the terminal either.
 CONTROL_HOSTS = ["\x1b[31mx", "a\x9bb", "bell\x07", "two\nlines"]
-
-
-def run(conf, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
 
 
 @pytest.fixture

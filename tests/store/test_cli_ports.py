@@ -1,23 +1,16 @@
 """``cachenet ports`` and ``cachenet xml add`` with the store, as a user runs them."""
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
+
+from harness.cli import run_cachenet
 
 NOVA_XML = (Path(__file__).parents[1] / "unit" / "data" / "nova-domain.xml").read_text()
 
 
 def run(conf, *args, stdin=""):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    return run_cachenet(conf, *args, stdin=stdin)
 
 
 def write_conf(tmp_path, **options):
@@ -50,7 +43,7 @@ def test_xml_add_takes_the_port_from_the_store(tmp_path):
     assert added.returncode == 0, added.stderr
     port = json.loads(run(conf, "ports", "show", instance, "--json").stdout)
     shown = json.loads(run(conf, "xml", "show", "--json", stdin=added.stdout).stdout)
-    assert (shown["mac"], shown["address"]) == (port["mac"], port["address"])
+    assert (shown["mac"], shown["device"]) == (port["mac"], port["device"])
     again = run(conf, "xml", "add", instance, stdin=added.stdout)
     assert again.stdout == added.stdout
 

@@ -10,8 +10,6 @@ stderr, and no form of the password may appear anywhere.
 """
 
 import socket
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from harness.cli import run_cachenet
 from harness.databases import server_or_skip
 
 NOVA_XML = (Path(__file__).parents[1] / "unit" / "data" / "nova-domain.xml").read_text()
@@ -86,15 +85,7 @@ COMMANDS = [
 
 
 def run(conf, args):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        input=NOVA_XML,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-        timeout=120,
-    )
+    return run_cachenet(conf, *args, stdin=NOVA_XML)
 
 
 def spellings(password):

@@ -1,0 +1,27 @@
+"""``cachenet`` run as a process, as an operator runs it: one helper for every test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from os import PathLike
+
+
+def run_cachenet(
+    conf: str | PathLike[str],
+    *args: str,
+    stdin: str | bytes | None = None,
+    text: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """``cachenet --config-file CONF ARGS...`` with a minimal environment; never raises
+    on a non-zero exit (the tests assert the status and the output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
+        input=stdin,
+        capture_output=True,
+        text=text,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
+        check=False,
+        timeout=timeout,
+    )
