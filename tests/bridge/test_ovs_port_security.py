@@ -60,7 +60,9 @@ class Net:
         return f"{self.prefix}{ns[-1]}"
 
     def pings(self, ns: str, dst: str) -> bool:
-        return run_in(ns, "busybox", "ping", "-c1", "-W1", dst).returncode == 0
+        # Three echoes, 0.2 s apart: the userspace datapath revalidates its cached
+        # flows a moment after a rule change, so one lost echo proves nothing.
+        return run_in(ns, "busybox", "ping", "-c3", "-i0.2", "-W1", dst).returncode == 0
 
     def neighbour_mac(self, ns: str, ip: str) -> str | None:
         out = run_in(ns, "ip", "neigh", "show", ip).stdout.split()
@@ -172,7 +174,9 @@ def test_a_plugged_port_forwards_nothing_until_it_is_secured(make_net):
     changes = net.secure()
     assert changes[:2] == [f"secured {net.prefix}-a", f"secured {net.prefix}-b"]
     assert net.bridge.status().unsecured_ports == []
-    assert net.pings(net.a, CACHE_IP)
+    # The denied attempt left the cache node's neighbour entry FAILED in the
+    # instance; the kernel resolves it again at its own pace: a few tries.
+    assert any(net.pings(net.a, CACHE_IP) for _ in range(4))
     assert net.secure() == []  # a reconciliation with nothing to do changes nothing
 
 
