@@ -114,9 +114,14 @@ def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
     )
     assert f"cannot reach the Open vSwitch database at {unused}" in one_line_error(no_ovsdb)
 
-    # OVSDB reachable, but not the OpenFlow listener the settings name
+    # OVSDB reachable, but not the OpenFlow listener the settings name (a free port:
+    # the default one may belong to another bridge of this machine)
+    nobody_listens = f"openflow_listen = 127.0.0.1:{free_tcp_port()}\n"
     no_openflow = cachenet_as_nobody(
-        readable_dir, common + f"ovsdb_connection = {OVSDB_TCP}\n", "bridge", "status"
+        readable_dir,
+        common + f"ovsdb_connection = {OVSDB_TCP}\n" + nobody_listens,
+        "bridge",
+        "status",
     )
     assert "cannot reach the OpenFlow listener" in one_line_error(no_openflow)
     assert "run `cachenet bridge ensure` as root" in one_line_error(no_openflow)
