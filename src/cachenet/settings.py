@@ -201,7 +201,8 @@ _libvirt_opts = [
         min=1,
         max=86400,
         help="Seconds between the agent's reconciliations (interfaces missing, ports of "
-        "vanished domains); also how soon an event missed while the store was down is made up.",
+        "vanished domains); also how soon an event missed while the store was down is made up, "
+        "and how soon the agent or nova-compute restores lost port security rules.",
     ),
 ]
 

@@ -9,6 +9,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 import uuid
 from typing import ClassVar
 
@@ -407,3 +408,29 @@ class MigrationTest(CacheNicTestBase):
     def _port_host_and_mac(self, server):
         port = self.store.get(server["id"])
         return port.host, port.mac
+
+
+class RestoreRulesTest(CacheNicTestBase):
+    """nova-compute puts back port security rules lost while it runs, within an interval."""
+
+    cachenet_options: ClassVar[dict[str, str]] = {"agent_reconcile_interval": "1"}
+
+    def setUp(self):
+        self.bridge = make_bridge(self)
+        super().setUp()
+
+    def table(self):
+        listed = subprocess.run(["nft", "list", "table", "bridge", "cachenet"],
+                                capture_output=True, text=True)  # fmt: skip
+        return listed.stdout if listed.returncode == 0 else None
+
+    def test_a_flushed_table_comes_back_within_the_reconcile_interval(self):
+        server = self._create_server(networks="none")
+        device = self.store.get(server["id"]).device
+        self.assertIn(device, self.table() or "")
+        subprocess.run(["nft", "delete", "table", "bridge", "cachenet"], check=True)
+        self.assertIsNone(self.table())
+        deadline = time.monotonic() + 5  # the interval is 1 s
+        while device not in (self.table() or "") and time.monotonic() < deadline:
+            time.sleep(0.1)  # eventlet's sleep: nova-compute's green threads run
+        self.assertIn(device, self.table() or "")

@@ -37,6 +37,7 @@ from nova.compute import task_states
 from nova.network import model as network_model
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
+from oslo_service import loopingcall
 
 from cachenet import domxml
 from cachenet.bridge import backend_for, secure_host_ports
@@ -78,6 +79,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self._cachenet_settings: Settings | None = None
         self._cachenet_store: PortStore | None = None
         self._cachenet_host = CONF.host
+        self._cachenet_restorer: loopingcall.FixedIntervalLoopingCall | None = None
         # The port each instance's last rendered domain got, by instance UUID: what
         # its config drive, built right after the domain is defined, must list.
         self._cachenet_domain_ports: dict[str, Port] = {}
@@ -106,6 +108,26 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         if problem:  # instances can still run; those with a cache NIC fail to start
             LOG.error("%s: instances with a cache NIC cannot start here", problem)
         self._secure_cache_ports()  # rules lost while the service was down (a reboot)
+        self._start_restoring_cache_port_rules()
+
+    def _start_restoring_cache_port_rules(self) -> None:
+        """Reconcile port security every ``agent_reconcile_interval`` seconds, as the
+        agent does on plain libvirt hosts: rules lost while nova-compute runs (an
+        ovs-vswitchd restart, an ``nft flush ruleset``) come back within an interval."""
+        if self._cachenet_restorer is not None:
+            return
+        interval = self.cachenet_settings.agent_reconcile_interval
+        self._cachenet_restorer = loopingcall.FixedIntervalLoopingCall(self._secure_cache_ports)
+        # _secure_cache_ports logs its own errors; anything else must not end the loop.
+        self._cachenet_restorer.start(
+            interval=interval, initial_delay=interval, stop_on_exception=False
+        )
+
+    def cleanup_host(self, host: str) -> None:
+        if self._cachenet_restorer is not None:
+            self._cachenet_restorer.stop()
+            self._cachenet_restorer = None
+        super().cleanup_host(host)
 
     def _cache_bridge_problem(self) -> str | None:
         """Why this host's cache bridge cannot take instances, or None."""
