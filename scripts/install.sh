@@ -14,7 +14,6 @@ APT_PACKAGES=(
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
   postgresql mariadb-server
-  genisoimage
 )
 
 missing=()

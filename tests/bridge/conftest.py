@@ -1,5 +1,8 @@
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,13 @@ def run_cachenet(conf, *args, ns=None):
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)},
         check=False,
     )
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory of root's that every user can read (tmp_path is root's only): config
+    files, scripts and wrappers for the tests that run as an unprivileged user."""
+    path = Path(tempfile.mkdtemp(prefix="cachenet-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)

@@ -8,10 +8,8 @@ the README gives operators. The test then reads the kernel as root.
 """
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,15 +67,6 @@ print(json.dumps(out))
 def nova_user():
     with service_user() as user:
         yield user
-
-
-@pytest.fixture
-def shared_dir():
-    """Root's own directory every user can read: the helper wrapper, nova.conf, the script."""
-    path = Path(tempfile.mkdtemp(prefix="cachenet-nova-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ SQLite and file system; what it refused must be left as it was.
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -19,15 +16,6 @@ from cachenet.settings import make_settings
 from harness.unprivileged import NOBODY, cachenet_as
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def shared_dir():
-    """A directory every user can read (the test's own tmp_path is root's only)."""
-    path = Path(tempfile.mkdtemp(prefix="cachenet-unpriv-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 @pytest.fixture
