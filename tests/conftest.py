@@ -4,6 +4,8 @@ import subprocess
 
 import pytest
 
+from cachenet.demo.services import ensure_libvirtd
+
 
 def _root_table_exists() -> bool | None:
     """Whether this namespace has cachenet's nftables table (None: cannot tell)."""
@@ -26,3 +28,10 @@ def _no_port_security_table_left_behind():
     if existed is False and _root_table_exists():
         subprocess.run(["nft", "delete", "table", "bridge", "cachenet"], capture_output=True,
                        check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def libvirtd():
+    """libvirtd and virtlogd, started if not running (a fresh machine has no init system)."""
+    ensure_libvirtd()
+    return "qemu:///system"

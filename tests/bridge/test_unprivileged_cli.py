@@ -139,9 +139,9 @@ def test_dhcp_serve_says_it_needs_root(shared_dir, writable):
     assert_one_line_error(result, "dhcp serve needs root")
 
 
-def test_libvirt_refusing_the_user(shared_dir, writable):
+def test_libvirt_refusing_the_user(shared_dir, writable, libvirtd):
     conf = write_conf(shared_dir)
     result = cachenet_as(NOBODY, conf, "attach", "no-such-domain")
     assert_one_line_error(
-        result, "cannot connect to libvirt at qemu:///system", "may not manage libvirt's domains"
+        result, f"cannot connect to libvirt at {libvirtd}", "may not manage libvirt's domains"
     )

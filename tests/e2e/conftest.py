@@ -4,15 +4,7 @@ import pytest
 
 from cachenet.demo import netns
 from cachenet.demo.lab import CacheLab
-from cachenet.demo.services import ensure_libvirtd
 from harness import ovs
-
-
-@pytest.fixture(scope="session")
-def libvirtd():
-    """libvirtd and virtlogd, started if not running (there is no init system)."""
-    ensure_libvirtd()
-    return "qemu:///system"
 
 
 @pytest.fixture
