@@ -111,18 +111,20 @@ _network_opts = [
         "host names); the rest is taken from the instance UUID "
         f"(at least {DEVICE_SUFFIX_MIN} characters, {IFNAMSIZ_MAX} in all).",
     ),
-    cfg.StrOpt(
+    cfg.ListOpt(
         "subnet",
-        default="10.99.0.0/16",
-        help="IPv4 cache subnet (CIDR): private or global unicast, not loopback, "
-        "link-local, multicast or 0.0.0.0/8.",
+        default=["10.99.0.0/16"],
+        help="The cache pool: one or more IPv4 subnets (CIDRs, comma-separated, not "
+        "overlapping), filled in this order. Private or global unicast, not loopback, "
+        "link-local, multicast or 0.0.0.0/8. A subnet is added by appending it and "
+        "restarting; one still holding ports cannot be removed.",
     ),
     cfg.ListOpt(
         "reserved",
         default=[],
-        help="Addresses of the subnet never handed to an instance: gateway, DHCP servers, "
-        "cache nodes. Single addresses, ranges (a-b) or CIDRs. The network and broadcast "
-        "addresses are always excluded.",
+        help="Addresses of the pool never handed to an instance: gateways, DHCP servers, "
+        "cache nodes. Single addresses, ranges (a-b) or CIDRs, each inside one subnet. "
+        "The network and broadcast addresses are always excluded.",
     ),
     cfg.BoolOpt(
         "isolate_ports",
@@ -302,7 +304,7 @@ class Settings:
     openflow_listen: str
     mac_prefix: str
     device_prefix: str
-    subnet: ipaddress.IPv4Network
+    subnets: tuple[ipaddress.IPv4Network, ...]  # the pool, in filling order
     reserved: tuple[AddressRange, ...]
     isolate_ports: bool
     anti_spoofing: bool
@@ -328,16 +330,6 @@ class Settings:
     vendordata_port: int
     vendordata_allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
-    @property
-    def excluded_ranges(self) -> tuple[AddressRange, ...]:
-        """Reserved ranges plus the network and broadcast addresses, sorted."""
-        return _excluded_ranges(self.subnet, self.reserved)
-
-    @property
-    def allocatable_count(self) -> int:
-        """How many addresses of the subnet can be handed to instances."""
-        return _allocatable_count(self.subnet, self.reserved)
-
     def public_dict(self) -> dict[str, object]:
         """The settings as plain values, the database password masked."""
         values: dict[str, object] = {}
@@ -349,6 +341,9 @@ class Settings:
                 value = str(value)
             values[field.name] = value
         values["database"] = mask_password(self.database)
+        # Under the option's name and as the option is written, as before pools.
+        del values["subnets"]
+        values["subnet"] = ",".join(str(s) for s in self.subnets)
         return values
 
 
@@ -483,24 +478,24 @@ def _shown(value: object) -> str:
 def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     """The ``Settings`` of the values read, or None with ``problems`` saying why."""
     mac_prefix = _check_network(v, problems)
-    subnet = _parse_subnet(v["subnet"], problems)
-    reserved = _parse_reserved(v["reserved"] or [], subnet, problems)
+    subnets = _parse_subnets(v["subnet"], problems)
+    reserved = _parse_reserved(v["reserved"] or [], subnets, problems)
     _check_store(v, problems)
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
     _check_vendordata_listen(v["vendordata_listen"], problems)
     sources = _parse_sources(v["vendordata_allowed_sources"], problems)
-    if subnet is not None:
-        _check_address_plan(v, subnet, reserved, mac_prefix, problems)
-    if problems or subnet is None or mac_prefix is None:
+    if subnets:
+        _check_address_plan(v, subnets, reserved, mac_prefix, problems)
+    if problems or not subnets or mac_prefix is None:
         return None
-    return _settings(v, mac_prefix, subnet, reserved, sources)
+    return _settings(v, mac_prefix, subnets, reserved, sources)
 
 
 def _settings(
     v: dict[str, Any],
     mac_prefix: str,
-    subnet: ipaddress.IPv4Network,
+    subnets: tuple[ipaddress.IPv4Network, ...],
     reserved: tuple[AddressRange, ...],
     sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
 ) -> Settings:
@@ -515,7 +510,7 @@ def _settings(
         openflow_listen=str(v["openflow_listen"]),
         mac_prefix=mac_prefix,
         device_prefix=str(v["device_prefix"]),
-        subnet=subnet,
+        subnets=subnets,
         reserved=reserved,
         isolate_ports=bool(v["isolate_ports"]),
         anti_spoofing=bool(v["anti_spoofing"]),
@@ -615,52 +610,47 @@ def _check_agent_and_nova(v: dict[str, Any], problems: list[str]) -> None:
 
 def _check_address_plan(
     v: dict[str, Any],
-    subnet: ipaddress.IPv4Network,
+    subnets: tuple[ipaddress.IPv4Network, ...],
     reserved: tuple[AddressRange, ...],
     mac_prefix: str | None,
     problems: list[str],
 ) -> None:
-    """What needs the subnet with reserved, the router, DNS servers or the MAC prefix."""
-    allocatable = _allocatable_count(subnet, reserved)
-    if allocatable <= 0:
-        problems.append(
-            f"subnet {subnet} has no address left for instances once the network, broadcast "
-            "and reserved addresses are taken out"
-        )
+    """What needs the pool with reserved, the router, DNS servers or the MAC prefix."""
+    # The IPAM layer does the range arithmetic; it imports this module, hence here.
+    from cachenet.store.addresses import AddressPool
+
+    pool = AddressPool.of(subnets, reserved)
+    for space in pool.spaces:
+        if space.size <= 0:
+            problems.append(
+                f"subnet {space.subnet} has no address left for instances once the network, "
+                "broadcast and reserved addresses are taken out"
+            )
     router = _address(v["dhcp_router"])
-    if router is not None and router not in subnet:
-        problems.append(f"dhcp_router {router} is outside the subnet {subnet}")
+    if router is not None and pool.space_of(router) is None:
+        problems.append(f"dhcp_router {router} is outside the {pool}")
     servers = [("dhcp_dns_servers", _address(a)) for a in v["dhcp_dns_servers"] or []]
     for name, address in ([("dhcp_router", router)] if router else []) + servers:
-        if address in (subnet.network_address, subnet.broadcast_address):
-            problems.append(f"{name} {address} is the network or broadcast address of {subnet}")
-        elif address in subnet and not any(address in r for r in reserved):
+        space = None if address is None else pool.space_of(address)
+        if space is None or address is None:
+            continue
+        if not space.is_host(address):
+            problems.append(
+                f"{name} {address} is the network or broadcast address of {space.subnet}"
+            )
+        elif not any(address in r for r in reserved):
             # The store would hand it to an instance too.
             problems.append(
                 f"{name} {address} is an address the store hands to instances: "
-                f"add it to reserved (or use one outside the subnet {subnet})"
+                f"add it to reserved (or use one outside the {pool})"
             )
     mac_space = 0 if mac_prefix is None else 1 << suffix_bits(mac_prefix)
-    if 0 < mac_space < allocatable:
+    if 0 < mac_space < pool.size:
         problems.append(
             f"mac_prefix {mac_prefix} leaves {mac_space} MAC addresses for the "
-            f"{allocatable} instance addresses of subnet {subnet}: use a shorter prefix "
-            "or a smaller subnet"
+            f"{pool.size} instance addresses of the {pool}: use a shorter "
+            "prefix or fewer addresses"
         )
-
-
-def _excluded_ranges(
-    subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]
-) -> tuple[AddressRange, ...]:
-    edges = (
-        AddressRange(subnet.network_address, subnet.network_address),
-        AddressRange(subnet.broadcast_address, subnet.broadcast_address),
-    )
-    return tuple(sorted(edges + reserved, key=lambda r: r.first))
-
-
-def _allocatable_count(subnet: ipaddress.IPv4Network, reserved: tuple[AddressRange, ...]) -> int:
-    return subnet.num_addresses - _union_size(_excluded_ranges(subnet, reserved))
 
 
 def linux_ifname_problem(name: str) -> str | None:
@@ -753,11 +743,29 @@ def _parse_sources(
     return tuple(networks)
 
 
-def _parse_subnet(text: str | None, problems: list[str]) -> ipaddress.IPv4Network | None:
-    if text is None:
-        return None
+def _parse_subnets(
+    items: Sequence[str] | None, problems: list[str]
+) -> tuple[ipaddress.IPv4Network, ...]:
+    """The pool; empty when the option is unset or any subnet is invalid (a problem)."""
+    if items is None:
+        return ()
+    if not items:
+        problems.append("subnet is empty: give at least one IPv4 subnet (CIDR)")
+        return ()
+    subnets = [_parse_subnet(item, problems) for item in items]
+    valid = [s for s in subnets if s is not None]
+    for i, subnet in enumerate(valid):
+        for other in valid[:i]:
+            if subnet.overlaps(other):
+                problems.append(
+                    f"subnet {subnet} overlaps {other}: the subnets of the pool must be disjoint"
+                )
+    return tuple(valid) if len(valid) == len(subnets) else ()
+
+
+def _parse_subnet(text: str, problems: list[str]) -> ipaddress.IPv4Network | None:
     try:
-        subnet = ipaddress.IPv4Network(text, strict=True)
+        subnet = ipaddress.IPv4Network(text.strip(), strict=True)
     except ValueError as exc:
         problems.append(f"subnet {_shown(text)} is not an IPv4 network: {exc}")
         return None
@@ -775,7 +783,7 @@ def _parse_subnet(text: str | None, problems: list[str]) -> ipaddress.IPv4Networ
 
 
 def _parse_reserved(
-    items: Iterable[str], subnet: ipaddress.IPv4Network | None, problems: list[str]
+    items: Iterable[str], subnets: tuple[ipaddress.IPv4Network, ...], problems: list[str]
 ) -> tuple[AddressRange, ...]:
     ranges = []
     for item in items:
@@ -784,8 +792,12 @@ def _parse_reserved(
         except ValueError as exc:
             problems.append(f"reserved {_shown(item)}: {exc}")
             continue
-        if subnet is not None and not (r.first in subnet and r.last in subnet):
-            problems.append(f"reserved {_shown(item)} is outside the subnet {subnet}")
+        if subnets and not any(r.first in s and r.last in s for s in subnets):
+            where = "the subnet" if len(subnets) == 1 else "every subnet of the pool"
+            problems.append(
+                f"reserved {_shown(item)} is outside {where} "
+                f"{', '.join(map(str, subnets))} (a range lies inside one subnet)"
+            )
             continue
         ranges.append(r)
     return tuple(ranges)
@@ -817,16 +829,6 @@ def _checked_selector(selector: str, problems: list[str]) -> str:
             f"agent_selector {_shown(selector)} is not 'all', 'name:<glob>' or 'metadata:<URI>'"
         )
     return selector
-
-
-def _union_size(sorted_ranges: Sequence[AddressRange]) -> int:
-    total, covered_to = 0, -1
-    for r in sorted_ranges:
-        first, last = max(int(r.first), covered_to + 1), int(r.last)
-        if last >= first:
-            total += last - first + 1
-            covered_to = last
-    return total
 
 
 def parse_database_url(url: str) -> URL | None:

@@ -4,6 +4,7 @@ import pytest
 
 from cachenet.errors import ConfigError
 from cachenet.settings import load_settings, mask_password
+from cachenet.store.addresses import AddressPool
 
 
 def write_conf(tmp_path, body, name="cachenet.conf"):
@@ -24,10 +25,10 @@ def test_defaults_need_no_file(monkeypatch):
     assert settings.bridge == "br-cache"
     assert settings.bridge_type == "linuxbridge"
     assert settings.mac_prefix == "fa:17:3e"
-    assert settings.subnet == ipaddress.IPv4Network("10.99.0.0/16")
+    assert settings.subnets == (ipaddress.IPv4Network("10.99.0.0/16"),)
     assert settings.isolate_ports and settings.anti_spoofing
     assert settings.nic_model == "virtio"
-    assert settings.allocatable_count == 65534
+    assert AddressPool.from_settings(settings).size == 65534
 
 
 def test_reads_the_cachenet_group_of_nova_conf(tmp_path):
@@ -42,7 +43,7 @@ def test_reads_the_cachenet_group_of_nova_conf(tmp_path):
     assert settings.bridge_type == "ovs"
     assert settings.vlan == 42
     assert [str(r) for r in settings.reserved] == ["10.5.0.1", "10.5.0.250-10.5.0.254"]
-    assert settings.allocatable_count == 254 - 1 - 5
+    assert AddressPool.from_settings(settings).size == 254 - 1 - 5
 
 
 def test_config_file_from_environment(tmp_path, monkeypatch):
@@ -140,6 +141,47 @@ def test_password_is_masked_in_public_output(tmp_path):
         ("flavor_extra_spec =\n", "flavor_extra_spec", "not a key"),
         ("exclude_projects = a,,b\n", "exclude_projects", "empty item"),
         ("nic_model = \x1b[31mvirtio\n", "nic_model", "control characters"),
+        # Pools of several subnets.
+        ("subnet = 10.1.0.0/24, 10.1.0.128/25\n", "subnet", "overlaps 10.1.0.0/24"),
+        ("subnet = 10.1.0.0/24, 10.1.0.0/24\n", "subnet", "must be disjoint"),
+        ("subnet = 10.1.0.0/24, 10.2.0.1/24\n", "subnet", "not an IPv4 network"),
+        ("subnet = 10.1.0.0/24,,10.2.0.0/24\n", "subnet", "empty item"),
+        ("subnet = 10.1.0.0/24, 224.0.0.0/24\n", "subnet", "multicast"),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/30\nreserved = 10.2.0.1-10.2.0.2\n",
+            "subnet 10.2",
+            "no address left",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/24\nreserved = 10.3.0.1\n",
+            "reserved",
+            "outside every subnet of the pool 10.1.0.0/24, 10.2.0.0/24",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.1.1.0/24\nreserved = 10.1.0.250-10.1.1.5\n",
+            "reserved",
+            "inside one subnet",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/24\ndhcp_router = 10.2.0.7\n",
+            "dhcp_router",
+            "add it to reserved",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/24\ndhcp_router = 10.3.0.1\n",
+            "dhcp_router",
+            "outside the pool 10.1.0.0/24, 10.2.0.0/24",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/24\ndhcp_dns_servers = 10.2.0.255\n",
+            "dhcp_dns_servers",
+            "broadcast address of 10.2.0.0/24",
+        ),
+        (
+            "subnet = 10.1.0.0/24, 10.2.0.0/24\nmac_prefix = fa:17:3e:00:00\n",
+            "mac_prefix",
+            "256 MAC addresses for the 508 instance addresses",
+        ),
     ],
 )
 def test_values_once_accepted_are_refused_naming_the_option(tmp_path, body, option, expected):
@@ -158,10 +200,23 @@ def test_values_once_accepted_are_refused_naming_the_option(tmp_path, body, opti
         "database = sqlite:////var/lib/cachenet/ports.sqlite\n",
         "database = postgresql+psycopg://cachenet:S3cr%2Fet%40pw@db/cachenet\n",
         "bridge_type = ovs\nvlan = 4094\nmtu = 9000\n",
+        "subnet = 10.1.0.0/24, 10.1.1.0/24, 192.168.0.0/16\n"
+        "reserved = 10.1.0.1, 10.1.1.1-10.1.1.9, 192.168.0.0/24\n"
+        "dhcp_router = 10.1.1.1\ndhcp_dns_servers = 10.1.0.1, 9.9.9.9\n",
     ],
 )
 def test_good_values_still_load(tmp_path, body):
     load_settings([write_conf(tmp_path, body)])
+
+
+def test_a_pool_keeps_its_order_and_reserved_spans_it(tmp_path):
+    conf = write_conf(
+        tmp_path, "subnet = 10.7.0.0/24, 10.5.0.0/30\nreserved = 10.7.0.1, 10.5.0.1\n"
+    )
+    settings = load_settings([conf])
+    assert [str(s) for s in settings.subnets] == ["10.7.0.0/24", "10.5.0.0/30"]
+    assert [space.size for space in AddressPool.from_settings(settings).spaces] == [253, 1]
+    assert settings.public_dict()["subnet"] == "10.7.0.0/24,10.5.0.0/30"
 
 
 def test_three_mistakes_of_different_kinds_in_one_message(tmp_path):

@@ -16,6 +16,7 @@ from cachenet.errors import IdentityError
 from cachenet.identity import canonical_mac, canonical_uuid, device_name, has_mac_prefix
 from cachenet.port import Port
 from cachenet.settings import Settings
+from cachenet.store.addresses import AddressPool
 
 _input_option = click.option(
     "--file", "-f", "source", type=click.File("rb"), default="-", help="Domain XML (default stdin)."
@@ -94,8 +95,9 @@ def _port_from_options(
         ip = ipaddress.IPv4Address(address)
     except ValueError:
         raise IdentityError(f"{address!r} is not an IPv4 address") from None
-    if ip not in settings.subnet:
-        raise IdentityError(f"address {ip} is outside the cache subnet {settings.subnet}")
+    pool = AddressPool.from_settings(settings)
+    if pool.space_of(ip) is None:
+        raise IdentityError(f"address {ip} is outside the cache {pool}")
     return Port(
         instance_uuid=instance_uuid,
         mac=mac,

@@ -35,6 +35,7 @@ from cachenet.dhcp.sync import ReservationSync
 from cachenet.errors import DhcpError, PrivilegeError, StoreError, refused
 from cachenet.settings import Settings
 from cachenet.store import PortStore
+from cachenet.store.addresses import AddressPool
 
 LOG = logging.getLogger(__name__)
 POLL_INTERVAL = 0.2  # seconds between looks at the store: a change is served well within 1 s
@@ -69,8 +70,13 @@ def pid_file(settings: Settings) -> Path:
 
 
 def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
-    """dnsmasq's command line for ``settings`` (pure)."""
-    subnet = settings.subnet
+    """dnsmasq's command line for ``settings`` (pure).
+
+    One static range per subnet of the pool, each tagged: a client gets its
+    own subnet's netmask (dnsmasq answers from the range its address is in),
+    and the router only if it lies in that subnet (a router elsewhere would
+    not be on-link).
+    """
     command = [
         executable,
         "--keep-in-foreground",
@@ -80,7 +86,11 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
         "--no-hosts",
         f"--interface={settings.dhcp_interface}",
         "--bind-interfaces",
-        f"--dhcp-range={subnet.network_address},static,{subnet.netmask},{settings.dhcp_lease_time}s",
+        *(
+            f"--dhcp-range=set:{_range_tag(i)},{subnet.network_address},static,"
+            f"{subnet.netmask},{settings.dhcp_lease_time}s"
+            for i, subnet in enumerate(settings.subnets)
+        ),
         f"--dhcp-hostsdir={hosts_dir(settings)}",
         f"--dhcp-leasefile={lease_file(settings)}",
         f"--pid-file={pid_file(settings)}",
@@ -89,8 +99,11 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
     ]
     if settings.dhcp_authoritative:  # a single server: several would NAK each other's clients
         command.append("--dhcp-authoritative")
+    command.append("--dhcp-option=3")  # no router, unless the client's range has one:
     router = settings.dhcp_router
-    command.append(f"--dhcp-option=option:router,{router}" if router else "--dhcp-option=3")
+    for i, subnet in enumerate(settings.subnets):
+        if router is not None and router in subnet:  # a tagged option beats the untagged one
+            command.append(f"--dhcp-option=tag:{_range_tag(i)},option:router,{router}")
     dns = ",".join(str(d) for d in settings.dhcp_dns_servers)
     command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
     if settings.mtu:
@@ -111,21 +124,32 @@ def preflight(settings: Settings) -> str:
     interface = settings.dhcp_interface
     if not interface:
         raise DhcpError("dhcp_interface is not set: name the interface on the cache network")
-    own = _interface_addresses(interface)
-    in_subnet = [a for a in own if a in settings.subnet]
-    if not in_subnet:
-        raise DhcpError(
-            f"interface {interface} has no address in the cache subnet {settings.subnet}"
-        )
-    allocatable = [a for a in in_subnet if not any(a in r for r in settings.excluded_ranges)]
+    _check_own_addresses(interface, _interface_addresses(interface), settings)
+    _check_writable(settings.dhcp_state_dir)
+    _check_readable_by_dnsmasq(hosts_dir(settings))
+    return executable
+
+
+def _range_tag(index: int) -> str:
+    """dnsmasq's tag of the ``index``-th subnet's range."""
+    return f"cachenet{index}"
+
+
+def _check_own_addresses(
+    interface: str, own: list[ipaddress.IPv4Address], settings: Settings
+) -> None:
+    """dnsmasq answers on a subnet only through an address of its own in it; and no
+    address of this server may be one the store hands to an instance."""
+    for subnet in settings.subnets:
+        if not any(a in subnet for a in own):
+            raise DhcpError(f"interface {interface} has no address in the cache subnet {subnet}")
+    pool = AddressPool.from_settings(settings)
+    allocatable = [a for a in own if pool.is_allocatable(a)]
     if allocatable:
         raise DhcpError(
             f"this server's address {allocatable[0]} could be handed to an instance: "
             "add it to reserved"
         )
-    _check_writable(settings.dhcp_state_dir)
-    _check_readable_by_dnsmasq(hosts_dir(settings))
-    return executable
 
 
 def _interface_addresses(interface: str) -> list[ipaddress.IPv4Address]:

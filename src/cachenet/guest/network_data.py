@@ -12,6 +12,7 @@ from typing import Any
 
 from cachenet.port import Port
 from cachenet.settings import Settings
+from cachenet.store.addresses import subnet_of
 
 
 def add_cache_link(network_data: dict[str, Any], port: Port, settings: Settings) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def _cache_network(port: Port, settings: Settings, network_id: str) -> dict[str,
         "type": "ipv4",
         "link": port.device,
         "ip_address": str(port.address),
-        "netmask": str(settings.subnet.netmask),
+        "netmask": str(subnet_of(settings, port.address).netmask),
         "routes": [],
     }
 

@@ -35,6 +35,7 @@ import textwrap
 
 from cachenet.port import Port
 from cachenet.settings import Settings
+from cachenet.store.addresses import subnet_of
 
 NETPLAN_FILE = "/etc/netplan/90-cachenet.yaml"
 NETWORKD_FILE = "/etc/systemd/network/10-cachenet.network"
@@ -159,4 +160,4 @@ def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
 
 
 def _interface(port: Port, settings: Settings) -> str:
-    return f"{port.address}/{settings.subnet.prefixlen}"
+    return f"{port.address}/{subnet_of(settings, port.address).prefixlen}"

@@ -1,40 +1,126 @@
-"""The allocatable space of the cache subnet as a dense index (pure).
+"""The allocatable space of the cache pool as dense indexes (pure).
 
-Index 0 is the first address that is neither the network address, the
-broadcast address nor reserved; index ``allocatable_count - 1`` the last. The
-allocator hands out indexes in order, so mapping one to an address costs a
-walk over the (few) reserved ranges, never over the subnet.
+The pool is the ``subnet`` setting: one or more IPv4 subnets, filled in the
+order given. In each subnet, index 0 is the first address that is neither the
+network address, the broadcast address nor reserved; index ``size - 1`` the
+last. The allocator hands out indexes in order, so mapping one to an address
+costs a walk over the (few) reserved ranges, never over the subnet.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from cachenet.settings import AddressRange, Settings
 
 
-def merged_exclusions(settings: Settings) -> list[AddressRange]:
-    """Excluded ranges, sorted and merged, so that no two overlap or touch."""
+@dataclass(frozen=True)
+class SubnetSpace:
+    """One subnet of the pool and the addresses of it never handed out."""
+
+    subnet: ipaddress.IPv4Network
+    # Network and broadcast addresses plus the reserved ranges inside the
+    # subnet: sorted and merged, so that no two overlap or touch.
+    exclusions: tuple[AddressRange, ...]
+
+    @classmethod
+    def of(cls, subnet: ipaddress.IPv4Network, reserved: Iterable[AddressRange]) -> SubnetSpace:
+        edges = [
+            AddressRange(subnet.network_address, subnet.network_address),
+            AddressRange(subnet.broadcast_address, subnet.broadcast_address),
+        ]
+        inside = [r for r in reserved if r.first in subnet and r.last in subnet]
+        return cls(subnet, _merged(edges + inside))
+
+    @property
+    def size(self) -> int:
+        """How many addresses of the subnet can be handed to instances."""
+        return self.subnet.num_addresses - sum(r.size for r in self.exclusions)
+
+    def address_at(self, index: int) -> ipaddress.IPv4Address:
+        """The ``index``-th allocatable address of the subnet."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"index {index} outside 0..{self.size - 1}")
+        value = int(self.subnet.network_address) + index
+        for r in self.exclusions:
+            if value >= int(r.first):
+                value += r.size
+            else:
+                break
+        return ipaddress.IPv4Address(value)
+
+    def is_host(self, address: ipaddress.IPv4Address) -> bool:
+        """In the subnet, and neither its network nor its broadcast address."""
+        subnet = self.subnet
+        return address in subnet and address not in (
+            subnet.network_address,
+            subnet.broadcast_address,
+        )
+
+    def is_allocatable(self, address: ipaddress.IPv4Address) -> bool:
+        return address in self.subnet and not any(address in r for r in self.exclusions)
+
+
+@dataclass(frozen=True)
+class AddressPool:
+    """The subnets of the pool, in the order they are filled."""
+
+    spaces: tuple[SubnetSpace, ...]
+
+    @classmethod
+    def of(
+        cls, subnets: Sequence[ipaddress.IPv4Network], reserved: Iterable[AddressRange]
+    ) -> AddressPool:
+        ranges = tuple(reserved)
+        return cls(tuple(SubnetSpace.of(s, ranges) for s in subnets))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AddressPool:
+        return cls.of(settings.subnets, settings.reserved)
+
+    def __str__(self) -> str:
+        """How messages name it: "subnet X" (one subnet) or "pool X, Y"."""
+        subnets = ", ".join(str(space.subnet) for space in self.spaces)
+        return ("subnet " if len(self.spaces) == 1 else "pool ") + subnets
+
+    @property
+    def size(self) -> int:
+        """How many addresses of the whole pool can be handed to instances."""
+        return sum(space.size for space in self.spaces)
+
+    def space_of(self, address: ipaddress.IPv4Address) -> SubnetSpace | None:
+        """The subnet ``address`` lies in, or None when it is outside the pool."""
+        return next((s for s in self.spaces if address in s.subnet), None)
+
+    def is_host(self, address: ipaddress.IPv4Address) -> bool:
+        space = self.space_of(address)
+        return space is not None and space.is_host(address)
+
+    def is_allocatable(self, address: ipaddress.IPv4Address) -> bool:
+        space = self.space_of(address)
+        return space is not None and space.is_allocatable(address)
+
+
+def subnet_of(settings: Settings, address: ipaddress.IPv4Address) -> ipaddress.IPv4Network:
+    """The subnet of the pool holding a port's address (its netmask is the guest's).
+
+    A port outside every subnet of the pool is never served (the store refuses
+    to open while a removed subnet still holds ports): asking is a bug.
+    """
+    for subnet in settings.subnets:
+        if address in subnet:
+            return subnet
+    raise ValueError(f"address {address} is outside every subnet of the pool")
+
+
+def _merged(ranges: Iterable[AddressRange]) -> tuple[AddressRange, ...]:
     merged: list[AddressRange] = []
-    for r in settings.excluded_ranges:
+    for r in sorted(ranges, key=lambda r: r.first):
         if merged and int(r.first) <= int(merged[-1].last) + 1:
             if r.last > merged[-1].last:
                 merged[-1] = AddressRange(merged[-1].first, r.last)
         else:
             merged.append(r)
-    return merged
-
-
-def address_at(
-    settings: Settings, index: int, exclusions: list[AddressRange] | None = None
-) -> ipaddress.IPv4Address:
-    """The ``index``-th allocatable address of the subnet."""
-    if not 0 <= index < settings.allocatable_count:
-        raise IndexError(f"index {index} outside 0..{settings.allocatable_count - 1}")
-    value = int(settings.subnet.network_address) + index
-    for r in exclusions if exclusions is not None else merged_exclusions(settings):
-        if value >= int(r.first):
-            value += r.size
-        else:
-            break
-    return ipaddress.IPv4Address(value)
+    return tuple(merged)

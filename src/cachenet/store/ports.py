@@ -1,9 +1,10 @@
 """The port store: one port per instance, unique across every host sharing the database.
 
 Allocation cost does not depend on how many ports exist or on the size of the
-subnet: it reads the instance's row, locks the subnet's allocator row, takes
-the next fresh address index and MAC suffix (or, once those run out, the
-oldest released ones) and inserts. Each operation is one transaction, retried
+pool: it reads the instance's row, locks the allocator rows (one per subnet),
+takes the next fresh address index of the first subnet of the pool that has
+one left and the next MAC suffix (or, once those run out, the oldest released
+ones) and inserts. Each operation is one transaction, retried
 a bounded number of times on deadlocks, unique-constraint races and a server
 out of connection slots (engine.run_transaction).
 """
@@ -14,7 +15,7 @@ import ipaddress
 import itertools
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -34,9 +35,10 @@ from cachenet.identity import (
 )
 from cachenet.port import Port
 from cachenet.settings import Settings, linux_ifname_problem
-from cachenet.store.addresses import address_at, merged_exclusions
+from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
+from cachenet.store.usage import refuse_removed_subnets
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -53,9 +55,10 @@ DEVICE_NAME_TRIES = 16
 # Statements of the allocation path, built once: building them per call cost
 # more than running them.
 _SELECT_PORT = select(ports).where(ports.c.instance_uuid == bindparam("uuid"))
-_LOCK_ALLOCATOR = (
-    select(allocators).where(allocators.c.subnet == bindparam("subnet")).with_for_update()
-)
+# Every allocator row, always in the same order: concurrent allocators queue on
+# the first and never deadlock. A host still configured with fewer subnets
+# (during a rolling restart) locks the rows it knows of, the first among them.
+_LOCK_ALLOCATORS = select(allocators).order_by(allocators.c.subnet).with_for_update()
 _UPDATE_ALLOCATOR = (
     update(allocators)
     .where(allocators.c.subnet == bindparam("which_subnet"))
@@ -69,6 +72,16 @@ _UNFREE_MAC = delete(free_macs).where(free_macs.c.mac == bindparam("mac"))
 _INSERT_PORT = insert(ports)
 _INSERT_EVENT = insert(port_events)
 _NEWEST_EVENT = select(func.max(port_events.c.id))
+
+
+@dataclass
+class _Counters:
+    """An allocation's view of the locked allocator rows."""
+
+    address: dict[str, int]  # subnet of the pool -> its next fresh address index
+    stored: set[str]  # subnets that have a row
+    mac: int  # the next fresh MAC suffix
+    changed: set[str] = field(default_factory=set)  # subnets whose index moved
 
 
 @dataclass(frozen=True)
@@ -86,9 +99,8 @@ class PortStore:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self._exclusions = merged_exclusions(settings)
+        self.pool = AddressPool.from_settings(settings)
         self._mac_space = 1 << suffix_bits(settings.mac_prefix)
-        self._subnet = str(settings.subnet)
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -170,20 +182,15 @@ class PortStore:
         Rows come from a database that every host with its credentials can
         write, and their values end up in file names, dnsmasq's reservations
         and interface names: nothing is used unchecked. Raises IdentityError.
-        ``anywhere``: the address may lie outside the subnet (a port to release
-        after the subnet changed).
+        ``anywhere``: the address may lie outside the pool (a port to release
+        after its subnet left the pool).
         """
-        subnet = self.settings.subnet
         try:
             address = ipaddress.IPv4Address(row.address)
         except ValueError:
             raise IdentityError(f"address {shown(row.address)} is not an IPv4 address") from None
-        outside = address not in subnet or address in (
-            subnet.network_address,
-            subnet.broadcast_address,
-        )
-        if outside and not anywhere:
-            raise IdentityError(f"address {address} is not a host address of {subnet}")
+        if not anywhere and not self.pool.is_host(address):
+            raise IdentityError(f"address {address} is not a host address of the {self.pool}")
         bridge_problem = linux_ifname_problem(row.bridge)
         if bridge_problem:
             raise IdentityError(f"bridge {shown(row.bridge)}: {bridge_problem}")
@@ -214,17 +221,10 @@ class PortStore:
         existing = self._get(conn, uuid)
         if existing is not None:
             return existing
-        counters = self._lock_allocator(conn)
+        counters = self._lock_allocators(conn)
         address = self._take_address(conn, counters)
         mac = self._take_mac(conn, counters)
-        conn.execute(
-            _UPDATE_ALLOCATOR,
-            {
-                "which_subnet": self._subnet,
-                "next_address": counters["address"],
-                "next_mac": counters["mac"],
-            },
-        )
+        self._save_allocators(conn, counters)
         now = _utcnow()
         port = Port(
             instance_uuid=uuid,
@@ -251,28 +251,26 @@ class PortStore:
                 return name
         raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
-    def _lock_allocator(self, conn: Connection) -> dict[str, int]:
-        """Lock the subnet's allocator row (creating it) and return its counters."""
-        row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).first()
-        if row is None:
-            conn.execute(
-                insert(allocators).values(
-                    subnet=self._subnet, next_address_index=0, next_mac_suffix=0
-                )
-            )
-            row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).one()
-        return {"address": row.next_address_index, "mac": row.next_mac_suffix}
+    def _lock_allocators(self, conn: Connection) -> _Counters:
+        """Lock every allocator row; the pool's address counters and the MAC counter.
 
-    def _take_address(self, conn: Connection, counters: dict[str, int]) -> ipaddress.IPv4Address:
-        """The next fresh address, else the oldest released one."""
-        limit = self.settings.allocatable_count
-        while counters["address"] < limit:
-            address = address_at(self.settings, counters["address"], self._exclusions)
-            counters["address"] += 1
-            # In use only if the reserved ranges changed since it was handed out.
-            if not _in_use(conn, _ADDRESS_IN_USE, address=int(address)):
-                # Released before under other reserved ranges: not free any more.
-                conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
+        The MAC counter is pool-wide: each row keeps the high-water mark of
+        when it was last written, so the largest is the current one (rows of
+        subnets that left the pool included).
+        """
+        rows = conn.execute(_LOCK_ALLOCATORS).all()
+        by_subnet = {row.subnet: int(row.next_address_index) for row in rows}
+        return _Counters(
+            address={str(s.subnet): by_subnet.get(str(s.subnet), 0) for s in self.pool.spaces},
+            stored=set(by_subnet),
+            mac=max((int(row.next_mac_suffix) for row in rows), default=0),
+        )
+
+    def _take_address(self, conn: Connection, counters: _Counters) -> ipaddress.IPv4Address:
+        """The next fresh address of the first subnet with one left, else the oldest released."""
+        for space in self.pool.spaces:
+            address = self._take_fresh(conn, space, counters)
+            if address is not None:
                 return address
         while True:
             row = conn.execute(
@@ -280,22 +278,55 @@ class PortStore:
             ).first()
             if row is None:
                 raise SubnetExhausted(
-                    f"subnet {self.settings.subnet} is full: all {limit} allocatable addresses "
-                    "are in use"
+                    f"{self.pool} is full: all {self.pool.size} allocatable addresses are in use"
                 )
             conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
             address = ipaddress.IPv4Address(row.address)
-            if self._allocatable(address) and not _in_use(
+            if self.pool.is_allocatable(address) and not _in_use(
                 conn, _ADDRESS_IN_USE, address=row.address
             ):
                 return address
 
-    def _take_mac(self, conn: Connection, counters: dict[str, int]) -> str:
+    def _take_fresh(
+        self, conn: Connection, space: SubnetSpace, counters: _Counters
+    ) -> ipaddress.IPv4Address | None:
+        """The next never-handed-out address of ``space``, or None once it has none left."""
+        key = str(space.subnet)
+        while counters.address[key] < space.size:
+            address = space.address_at(counters.address[key])
+            counters.address[key] += 1
+            counters.changed.add(key)
+            # In use only if the reserved ranges changed since it was handed out.
+            if not _in_use(conn, _ADDRESS_IN_USE, address=int(address)):
+                # Released before under other reserved ranges: not free any more.
+                conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
+                return address
+        return None
+
+    def _save_allocators(self, conn: Connection, counters: _Counters) -> None:
+        """Write back the counters that moved; a subnet's first port creates its row."""
+        # The MAC counter moved even when a released address was reused: keep it
+        # in the first subnet's row then.
+        changed = counters.changed or {str(self.pool.spaces[0].subnet)}
+        for key in sorted(changed):
+            values = {"next_address": counters.address[key], "next_mac": counters.mac}
+            if key in counters.stored:
+                conn.execute(_UPDATE_ALLOCATOR, {"which_subnet": key, **values})
+            else:  # a concurrent first insert of the same row fails here and is retried
+                conn.execute(
+                    insert(allocators).values(
+                        subnet=key,
+                        next_address_index=values["next_address"],
+                        next_mac_suffix=values["next_mac"],
+                    )
+                )
+
+    def _take_mac(self, conn: Connection, counters: _Counters) -> str:
         """The next fresh MAC under the prefix, else the oldest released one."""
         prefix = self.settings.mac_prefix
-        while counters["mac"] < self._mac_space:
-            mac = mac_from_suffix(prefix, counters["mac"])
-            counters["mac"] += 1
+        while counters.mac < self._mac_space:
+            mac = mac_from_suffix(prefix, counters.mac)
+            counters.mac += 1
             if not _in_use(conn, _MAC_IN_USE, mac=mac):
                 conn.execute(_UNFREE_MAC, {"mac": mac})  # released under another prefix
                 return mac
@@ -308,11 +339,6 @@ class PortStore:
             conn.execute(delete(free_macs).where(free_macs.c.mac == row.mac))
             if row.mac.startswith(prefix) and not _in_use(conn, _MAC_IN_USE, mac=row.mac):
                 return str(row.mac)
-
-    def _allocatable(self, address: ipaddress.IPv4Address) -> bool:
-        return address in self.settings.subnet and not any(
-            address in r for r in self.settings.excluded_ranges
-        )
 
     def _release(self, conn: Connection, uuid: str) -> Port | None:
         port = self._get(conn, uuid, anywhere=True)
@@ -375,13 +401,21 @@ class PortStore:
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     """The store of ``settings.database``, its schema created or upgraded if needed.
 
+    Refused (ConfigError) while a subnet that left the pool still holds ports.
+
     ``hold_connection``: keep a connection to a database server between
     operations, for a process that polls the store (see ``make_engine``).
     """
     engine = make_engine(settings.database, hold_connection)
     if needs_upgrade(engine):
         upgrade(engine)
-    return PortStore(engine, settings)
+    store = PortStore(engine, settings)
+    try:
+        refuse_removed_subnets(engine, store.pool)
+    except Exception:
+        engine.dispose()
+        raise
+    return store
 
 
 def _in_use(conn: Connection, query: object, **params: object) -> bool:
