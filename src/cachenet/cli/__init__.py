@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "xml": "cachenet.cli.xml_cmd:xml",
     "ports": "cachenet.cli.ports_cmd:ports",
     "db": "cachenet.cli.ports_cmd:db",
+    "pool": "cachenet.cli.pool_cmd:pool",
     "bridge": "cachenet.cli.bridge_cmd:bridge",
     "dhcp": "cachenet.cli.dhcp_cmd:dhcp",
     "attach": "cachenet.cli.agent_cmd:attach",

@@ -78,7 +78,7 @@ def _removed_subnet_problems(conn: Connection, pool: AddressPool) -> list[str]:
             problems.append(
                 f"subnet {removed} still holds {held} port{'s' if held > 1 else ''} but is no "
                 f"longer in the pool ({', '.join(str(s.subnet) for s in pool.spaces)}): "
-                "put it back in subnet, or release its ports first"
+                "keep it in subnet until its ports are released"
             )
     return problems
 
