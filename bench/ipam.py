@@ -1,6 +1,7 @@
 """IPAM benchmark: allocation cost as a /16 fills up, and parallel allocators.
 
     .venv/bin/python bench/ipam.py [--parallel N] [--per-process M] [--storm H] [--postgres URL]
+    .venv/bin/python bench/ipam.py --pool [--postgres URL]
 
 1. Fills a /16 on SQLite (65,534 ports) and prints allocations per second for
    the first and the last 1,000 allocations and their ratio (the cost must not
@@ -13,6 +14,11 @@
    instant; prints latency percentiles, failures by reason and duplicates.
    On one small machine the hosts' own CPU and the server's connection
    set-up (a fork and a password exchange each) dominate.
+
+--pool: a pool of two /20s. The first 1,000 allocations of the second subnet
+(the first subnet full) against the first 1,000 of the first (the anchor), on
+SQLite and PostgreSQL, in interleaved blocks of 100 so that the machine's
+other load falls on both alike; the ratio must stay <= 1.1.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from cachenet.store.addresses import AddressPool
 
 POSTGRES = "postgresql+psycopg://cachenet:cachenet@127.0.0.1:5432/postgres"
 
@@ -46,7 +53,7 @@ def rate(store, count: int) -> float:
 def fill_slash16() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(make_settings(database=f"sqlite:///{tmp}/ports.sqlite"))
-        total = store.settings.allocatable_count
+        total = store.pool.size
         first = rate(store, 1000)
         rate(store, total - 2000)
         last = rate(store, 1000)
@@ -59,6 +66,37 @@ def fill_slash16() -> None:
             make_settings(database=f"sqlite:///{tmp}/ports.sqlite", subnet="10.0.0.0/8")
         )
         print(f"sqlite /8, first 1,000: {rate(store, 1000):8.0f} allocations/s")
+
+
+POOL = "10.0.0.0/20,10.1.0.0/20"
+
+
+def pool_second_subnet(postgres_url: str) -> None:
+    """Second subnet's first 1,000 allocations vs the first subnet's, interleaved."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _pool_compare("sqlite", f"sqlite:///{tmp}/first.sqlite", f"sqlite:///{tmp}/second.sqlite")
+    with scratch_database(postgres_url) as first, scratch_database(postgres_url) as second:
+        _pool_compare("postgresql", first, second)
+
+
+def _pool_compare(kind: str, first_url: str, second_url: str) -> None:
+    first = open_store(make_settings(database=first_url, subnet=POOL))
+    second = open_store(make_settings(database=second_url, subnet=POOL))
+    first_subnet = AddressPool.from_settings(second.settings).spaces[0]
+    for _ in range(first_subnet.size):  # fill the first subnet of this store
+        second.allocate(str(uuid.uuid4()), "bench")
+    anchor = beside = 0.0
+    for _ in range(10):
+        anchor += 100 / rate(first, 100)
+        beside += 100 / rate(second, 100)
+    last = second.allocate(str(uuid.uuid4()), "bench").address
+    assert last not in first_subnet.subnet, "the second store did not reach its second subnet"
+    print(f"{kind}, pool {POOL} ({first_subnet.size} addresses each):")
+    print(f"  first 1,000 of the first subnet:  {1000 / anchor:8.0f} allocations/s")
+    print(f"  first 1,000 of the second subnet: {1000 / beside:8.0f} allocations/s")
+    print(f"  cost ratio second/first: {beside / anchor:.2f} (target <= 1.10)")
+    first.engine.dispose()
+    second.engine.dispose()
 
 
 def _worker(args: tuple[str, int]) -> list[tuple[str, str, str]]:
@@ -154,7 +192,13 @@ def main() -> None:
     parser.add_argument("--per-process", type=int, default=500)
     parser.add_argument("--postgres", default=POSTGRES)
     parser.add_argument("--storm", type=int, default=1000, help="hosts allocating at once")
+    parser.add_argument(
+        "--pool", action="store_true", help="only the pool: second subnet against the first"
+    )
     args = parser.parse_args()
+    if args.pool:
+        pool_second_subnet(args.postgres)
+        return
     fill_slash16()
     parallel(args.postgres, args.parallel, args.per_process)
     storm(args.postgres, args.storm)

@@ -17,7 +17,9 @@ from pyroute2 import NetNS
 
 from cachenet.demo import netns
 
-UDHCPC_SCRIPT = '#!/bin/sh\ncase "$1" in bound|renew) echo "LEASE $ip" ;; esac\n'
+UDHCPC_SCRIPT = (
+    '#!/bin/sh\ncase "$1" in bound|renew) echo "LEASE $ip mask=$mask router=$router" ;; esac\n'
+)
 
 
 class CacheNetwork:
@@ -70,6 +72,12 @@ class CacheNetwork:
 
     def lease(self, client, tries=3):
         """The address udhcpc gets in ``client``, or None."""
+        details = self.lease_details(client, tries)
+        return details["ip"] if details else None
+
+    def lease_details(self, client, tries=3):
+        """What udhcpc gets in ``client`` (ip, and mask and router as udhcpc names
+        them: the prefix length and the router's address, "" if none), or None."""
         result = subprocess.run(
             ["ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n",
              "-t", str(tries), "-T", "1", "-A", "1", "-s", str(self.script)],
@@ -77,7 +85,8 @@ class CacheNetwork:
         )  # fmt: skip
         for line in result.stdout.splitlines():
             if line.startswith("LEASE "):
-                return line.split()[1]
+                ip, *options = line.split(" ")[1:]
+                return {"ip": ip, **dict(o.split("=", 1) for o in options)}
         return None
 
     def cachenet(self, *args, ns=None):
