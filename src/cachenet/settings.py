@@ -631,12 +631,12 @@ def _check_address_plan(
         problems.append(f"dhcp_router {router} is outside the {pool}")
     servers = [("dhcp_dns_servers", _address(a)) for a in v["dhcp_dns_servers"] or []]
     for name, address in ([("dhcp_router", router)] if router else []) + servers:
-        space = None if address is None else pool.space_of(address)
-        if space is None or address is None:
-            continue
-        if not space.is_host(address):
+        holder = None if address is None else pool.space_of(address)
+        if holder is None or address is None:
+            continue  # outside the pool: a routed server, nothing the store hands out
+        if not holder.is_host(address):
             problems.append(
-                f"{name} {address} is the network or broadcast address of {space.subnet}"
+                f"{name} {address} is the network or broadcast address of {holder.subnet}"
             )
         elif not any(address in r for r in reserved):
             # The store would hand it to an instance too.

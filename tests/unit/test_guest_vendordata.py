@@ -18,7 +18,7 @@ PORT = Port(
     UUID, "fa:17:3e:00:00:07", ipaddress.IPv4Address("10.99.0.7"), "cache-2a9f4c4e5", "h1", "br"
 )
 PLAIN = make_settings()
-JUMBO = make_settings(subnet="192.168.64.0/20", mtu=9000)
+JUMBO = make_settings(subnet="10.99.0.0/20", mtu=9000)
 
 
 def script(settings=PLAIN):
@@ -57,6 +57,12 @@ def test_script_finds_the_nic_by_mac_and_sets_the_address_with_the_subnet_prefix
     assert 'ip addr replace "$interface" dev "$dev"' in text
     assert 'ip link set dev "$dev" mtu 9000' in text
     assert "via" not in text and "gateway" not in text.lower()  # no route, no default route
+
+
+def test_a_port_of_the_pools_second_subnet_gets_that_subnets_prefix():
+    pool = make_settings(subnet="10.98.0.0/24, 10.99.0.0/26")
+    assert "mac=fa:17:3e:00:00:07 interface=10.99.0.7/26" in script(pool)
+    assert "address1=10.99.0.7/26\n" in vendordata.nm_keyfile(PORT, pool)
 
 
 def test_no_mtu_command_when_mtu_is_unset():

@@ -71,6 +71,12 @@ def test_adds_a_static_ipv4_network_without_route_gateway_or_dns(settings):
     }
 
 
+def test_a_port_of_the_pools_second_subnet_gets_that_subnets_netmask():
+    pool = make_settings(subnet="10.19.0.0/24, 10.20.0.0/27")
+    network = add_cache_link(NEUTRON_DOCUMENT, PORT, pool)["networks"][1]
+    assert (network["ip_address"], network["netmask"]) == ("10.20.0.17", "255.255.255.224")
+
+
 def test_unset_mtu_is_null_so_the_guest_keeps_its_default():
     document = add_cache_link(NEUTRON_DOCUMENT, PORT, make_settings(subnet="10.20.0.0/22"))
     assert document["links"][1]["mtu"] is None
