@@ -3,7 +3,9 @@ a configuration change, a subnet holding ports never silently dropped."""
 
 import ipaddress
 import json
+import multiprocessing
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -68,6 +70,26 @@ def test_hosts_on_the_old_and_the_new_pool_share_one_store(db_url):
         old.allocate(new_uuid(), "h")
     assert str(ports[-1].address) == "10.31.0.1"
     assert len({p.address for p in ports}) == len({p.mac for p in ports}) == 6
+
+
+CROSSING_POOL = "10.40.0.0/25,10.41.0.0/25"  # 126 + 126 addresses for 6 x 40 allocations
+
+
+def allocate_across_the_pool(db_url):
+    store = open_store(make_settings(database=db_url, subnet=CROSSING_POOL))
+    ports = [store.allocate(new_uuid(), "h") for _ in range(40)]
+    store.engine.dispose()
+    return [(p.mac, str(p.address)) for p in ports]
+
+
+def test_concurrent_allocators_cross_into_the_second_subnet_without_a_duplicate(db_url):
+    # They meet the second subnet's allocator row missing, and race to create it.
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        ports = [p for part in pool.map(allocate_across_the_pool, [db_url] * 6) for p in part]
+    assert Counter(mac for mac, _ in ports).most_common(1)[0][1] == 1
+    assert Counter(address for _, address in ports).most_common(1)[0][1] == 1
+    by_subnet = Counter(address.rsplit(".", 2)[0] for _, address in ports)
+    assert by_subnet == {"10.40": 126, "10.41": 240 - 126}
 
 
 def test_removing_a_subnet_that_holds_ports_is_refused_with_the_count(db_url):
