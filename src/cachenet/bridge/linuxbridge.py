@@ -176,6 +176,23 @@ class LinuxBridge(BridgeBackend):
             return self._reconcile(wanted, attempts - 1)
         return _port_changes(installed.elements, wanted)
 
+    def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
+        options = _rule_options(self.settings)
+        installed = self._installed()
+        if not options.enabled:
+            return [] if installed is None else [f"nftables table {TABLE_NAME} is left over"]
+        if installed is None:
+            return [f"nftables table {TABLE_NAME} is missing (every instance port forwards all)"]
+        if not _intact(installed, options):
+            return [f"the chains of nftables table {TABLE_NAME} lost or changed rules"]
+        wanted = Elements.of(ports)
+        missing = [d for d in sorted(wanted.ports) if _rules_of(installed.elements, d)
+                   != _rules_of(wanted, d)]  # fmt: skip
+        return [f"{device}: rules missing or stale in table {TABLE_NAME}" for device in missing] + [
+            f"{device}: rules left over (no such port of this host in the store)"
+            for device in sorted(installed.elements.ports - wanted.ports)
+        ]
+
     def _isolating(self) -> bool:
         """Whether the table now keeps instance ports from reaching each other."""
         if not self.settings.isolate_ports:

@@ -233,6 +233,38 @@ class OvsBridge(BridgeBackend):
         it gets its flows at the next call, and forwards nothing until then."""
         if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
             return []
+        layout, wanted, devices = self._wanted_flows(ports)
+        changes = self._reconcile(layout, wanted, ALL_KINDS, devices)
+        # A second layer: protected ports cannot reach each other should NORMAL ever forward.
+        return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
+
+    def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
+        name = self.settings.bridge
+        if not self.api.br_exists(name).execute(check_error=True):
+            return []
+        layout, wanted, devices = self._wanted_flows(ports)
+        present = self._present_flows()
+        if _canary(layout).cookie not in present:
+            return [f"the flows of {name} are gone (ovs-vswitchd restarted or they were deleted)"]
+        plan = ovs_flows.plan(wanted, present, ALL_KINDS)
+        added = {g.ofport for g in plan.add if g.kind == ovs_flows.KIND_PORT}
+        drift = [f"{devices[ofport]}: flows missing or incomplete on {name}" for ofport in added]
+        drift += [
+            f"OpenFlow port {ovs_flows.cookie_ofport(c)}: flows left over (no such instance port)"
+            for c in plan.delete
+            if ovs_flows.cookie_kind(c) == ovs_flows.KIND_PORT
+            and ovs_flows.cookie_ofport(c) not in added
+        ]
+        bridge_wide = any(g.kind != ovs_flows.KIND_PORT for g in plan.add) or any(
+            ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT for c in plan.delete
+        )
+        return drift + ([f"bridge-wide flows of {name} missing or changed"] if bridge_wide else [])
+
+    def _wanted_flows(
+        self, ports: Sequence[Port]
+    ) -> tuple[Layout, list[FlowGroup], dict[int, str]]:
+        """The flows ``ports`` need (those plugged into the bridge), and their devices by
+        OpenFlow port."""
         layout = self._layout()
         plugged = set(self._instance_ports())
         switch_ports = [
@@ -241,10 +273,7 @@ class OvsBridge(BridgeBackend):
             if p.device in plugged and (ofport := self._ofport(p.device))
         ]
         wanted = ovs_flows.base_groups(layout) + ovs_flows.port_groups(layout, switch_ports)
-        devices = {p.ofport: p.device for p in switch_ports}
-        changes = self._reconcile(layout, wanted, ALL_KINDS, devices)
-        # A second layer: protected ports cannot reach each other should NORMAL ever forward.
-        return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
+        return layout, wanted, {p.ofport: p.device for p in switch_ports}
 
     def _ensure_base_flows(self) -> list[str]:
         """Default deny and the uplink's and host's forwarding; instance ports are left

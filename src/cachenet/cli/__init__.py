@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "detach": "cachenet.cli.agent_cmd:detach",
     "agent": "cachenet.cli.agent_cmd:agent",
     "vendordata": "cachenet.cli.vendordata_cmd:vendordata",
+    "doctor": "cachenet.cli.doctor_cmd:doctor",
 }
 
 

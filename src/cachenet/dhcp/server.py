@@ -311,6 +311,8 @@ def _running_dnsmasq(settings: Settings) -> int | None:
     try:
         pid = int(pid_file(settings).read_text().strip())
         os.kill(pid, 0)
+    except PermissionError:  # alive, and another user's (root's): `cachenet doctor` as nobody
+        return pid
     except (OSError, ValueError):
         return None
     return pid

@@ -21,7 +21,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool
 
-from cachenet.errors import ConfigError, StoreError, StoreUnavailable
+from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,7 +78,7 @@ def _check_sqlite_access(path: Path) -> None:
     for where in needed:
         mode = os.W_OK | os.X_OK if where == path.parent else os.R_OK | os.W_OK
         if not os.access(where, mode):
-            raise StoreUnavailable(
+            raise StoreAccessDenied(
                 f"cannot use the port store {path}: this user may not read and write {where} "
                 "(run as root, or as a user that may)"
             )
