@@ -13,6 +13,7 @@ APT_PACKAGES=(
   openvswitch-switch
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
+  faketime
   postgresql mariadb-server
 )
 

@@ -124,7 +124,9 @@ def check_store(host: Host) -> Result:
     except StoreUnavailable as exc:
         if isinstance(exc, PrivilegeError):
             raise
-        return Result("store", FAIL, str(exc), "start the database server, or correct `database`")
+        server = make_url(host.settings.database).get_backend_name() != "sqlite"
+        fix = "start the database server" if server else "cachenet db upgrade (creates it)"
+        return Result("store", FAIL, str(exc), f"{fix}, or correct `database`")
     return Result("store", OK, f"{mask_password(host.settings.database)} answers")
 
 
