@@ -61,7 +61,7 @@ def host(prefix, ns, tmp_path, libvirtd):
 
 def test_a_healthy_host_exits_0(host):
     found = host.doctor()
-    assert found.status == 0, found.results
+    assert found.status == 0, found.not_ok()
     assert found.not_ok() == {}
     for name in ("config", "store", "schema", "bridge", "bridge-mtu", "uplink", "port-security",
                  "port-isolation", "libvirt", "pool"):  # fmt: skip

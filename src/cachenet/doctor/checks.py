@@ -214,14 +214,21 @@ def check_bridge(host: Host) -> Result:
     if not status.exists:
         return Result("bridge", FAIL, f"{name} does not exist", FIX_BRIDGE)
     kind = f"{name} ({status.type})"
+    if status.type == "ovs":
+        # OVS forwards whatever its internal port's state; that port matters only to
+        # the host's own traffic (a DHCP node serving on the bridge sets it up itself).
+        return Result("bridge", OK, f"{kind} exists (its internal port is {status.state})")
     if not _is_up(status.state):
+        if status.uplink and not _is_up(status.uplink_state):
+            # Set up, but without a carrier: no port of it has one. The uplink says why.
+            reason = f"{kind} is {status.state}: none of its ports has a carrier"
+            return Result("bridge", FAIL, reason, "see uplink")
         return Result("bridge", FAIL, f"{kind} is {status.state or 'down'}", FIX_BRIDGE)
     return Result("bridge", OK, f"{kind} is up")
 
 
 def _is_up(state: str | None) -> bool:
-    # A Linux bridge none of whose ports has a carrier is "DOWN" though set up: its
-    # uplink (checked apart) says why. OVS says "up"; a Linux bridge "UP" or "UNKNOWN".
+    # A Linux bridge is "UP", or "UNKNOWN" before any port has had a carrier.
     return (state or "").lower() in ("up", "unknown")
 
 
