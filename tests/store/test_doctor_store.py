@@ -2,6 +2,8 @@
 MariaDB servers: reachable, schema current, clock agreeing, pool not filling up."""
 
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -127,3 +129,17 @@ def test_a_clock_off_from_the_database_servers_is_named(tmp_path, kind):
         assert "behind this host's" in found.message("clock")
         assert "NTP" in found.fix("clock")
         assert run_doctor(conf, *ELSEWHERE).status_of("clock") == "ok"
+
+
+def test_a_bad_configuration_is_its_line_and_exit_status_2(tmp_path):
+    conf = conf_for(tmp_path, f"sqlite:///{tmp_path}/ports.sqlite", subnet="10.77.0.0/33")
+    done = subprocess.run(
+        [sys.executable, "-m", "cachenet", "--config-file", str(conf), "doctor"],
+        capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (2, "")
+    first, *rest = done.stdout.splitlines()
+    assert first.startswith("FAIL    config          invalid configuration: subnet '10.77.0.0/33'")
+    assert "; fix: correct the options named" in first
+    assert all(line.startswith("SKIPPED") for line in rest) and len(rest) == 12

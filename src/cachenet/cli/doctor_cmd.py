@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,9 @@ from cachenet.errors import ConfigError
 def doctor(cli: CliContext, as_json: bool, skip: Sequence[str]) -> None:
     """Check this host end to end: one line per check, with the command that fixes
     what is wrong. Exit status 0 when healthy, 1 when not, 2 for a bad configuration."""
+    # A privileged helper that cannot start is in its check's line already; without a
+    # handler of its own, its log would reach stderr too (logging's last resort).
+    logging.getLogger("oslo.privsep").addHandler(logging.NullHandler())
     try:
         results = run_checks(cli.settings, skip)
         status = 0 if healthy(results) else 1

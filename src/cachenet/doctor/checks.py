@@ -104,11 +104,14 @@ def _open_engine(database: str) -> Engine:
     from cachenet.store.engine import make_engine, translate_errors
 
     parsed = make_url(database)
-    if parsed.get_backend_name() == "sqlite" and not os.path.exists(parsed.database or ""):
-        raise StoreUnavailable(
-            f"no port store at {parsed.database} (it is created on first use, or by "
-            "`cachenet db upgrade`)"
-        )
+    if parsed.get_backend_name() == "sqlite":
+        try:
+            os.stat(parsed.database or "")  # PermissionError: a directory this user may not enter
+        except FileNotFoundError:
+            raise StoreUnavailable(
+                f"no port store at {parsed.database} (it is created on first use, or by "
+                "`cachenet db upgrade`)"
+            ) from None
     engine = make_engine(database)
     with translate_errors(engine.url), engine.connect():
         pass
