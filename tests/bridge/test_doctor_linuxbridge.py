@@ -135,3 +135,18 @@ def test_a_missing_bridge_is_named_and_what_depends_on_it_skipped(host):
         assert found.status_of(name) == "skipped"
     host.fix(found.fix("bridge"))
     assert host.doctor().status == 0
+
+
+def test_a_bridge_without_carrier_points_at_its_uplink(prefix, ns, tmp_path):
+    """No instance port: the uplink down leaves the bridge without a carrier."""
+    conf = write_conf(tmp_path / "bare.conf", database=f"sqlite:///{tmp_path}/bare.sqlite",
+                      bridge=f"{prefix}br", uplink=f"{prefix}up")  # fmt: skip
+    cachenet(conf, "db", "upgrade")
+    cachenet(conf, "bridge", "ensure", ns=ns)
+    subprocess.run(["ip", "-n", ns, "link", "set", f"{prefix}up", "down"], check=True)
+    found = run_doctor(conf, "--skip", "libvirt", ns=ns)
+    assert found.not_ok() == {"bridge": "fail", "uplink": "fail"}
+    assert "none of its ports has a carrier" in found.message("bridge")
+    assert found.fix("bridge") == "see uplink"
+    cachenet(conf, "bridge", "ensure", ns=ns)
+    assert run_doctor(conf, "--skip", "libvirt", ns=ns).status == 0
