@@ -21,6 +21,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool
 
+from cachenet import metrics
 from cachenet.errors import ConfigError, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 
@@ -34,6 +35,7 @@ MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
 T = TypeVar("T")
 SUPPORTED_DRIVERS = DATABASE_BACKENDS
+LOG = logging.getLogger(__name__)
 
 
 def make_engine(url: str, hold_connection: bool = False) -> Engine:
@@ -185,14 +187,23 @@ def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.
-            last = exc
+            last, reason = exc, "conflict"
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
-            last = exc
-        time.sleep(_backoff(attempt))
-    reason = str(last.orig if last is not None else "").strip().splitlines()[0:1]
-    raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({''.join(reason)}); try again")
+            last, reason = exc, "transient"
+        pause = _backoff(attempt)
+        why = _reason(last, _plain(engine.url))  # any password the driver echoes masked
+        LOG.debug("store transaction attempt %d of %d failed (%s: %s); retrying in %.3f s",
+                  attempt + 1, MAX_ATTEMPTS, reason, why, pause)  # fmt: skip
+        metrics.store_retried(reason)
+        time.sleep(pause)
+    raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({_first_line(last)}); try again")
+
+
+def _first_line(exc: DBAPIError | None) -> str:
+    """The driver's first line of ``exc`` (which names no password: statements are left out)."""
+    return "".join(str(exc.orig if exc is not None else "").strip().splitlines()[0:1])
 
 
 def _backoff(attempt: int) -> float:
