@@ -47,7 +47,7 @@ class _PortMetrics:
 
         self.allocations = Counter(
             "cachenet_port_allocations",
-            "Allocate requests answered with a port (a repeat for an instance counts again).",
+            "New ports allocated (an address and a MAC taken).",
             registry=registry,
         )
         self.releases = Counter(
@@ -61,7 +61,8 @@ class _PortMetrics:
         )
         self.allocation_seconds = Histogram(
             "cachenet_port_allocation_duration_seconds",
-            "Time to allocate a port, store retries included.",
+            "Time to answer an allocate request (new port or the instance's own), store "
+            "retries included.",
             buckets=ALLOCATION_BUCKETS,
             registry=registry,
         )
@@ -153,6 +154,7 @@ class PoolCollector:
 
     def __init__(self, store: PortStore) -> None:
         self.store = store
+        self.up = True  # as of the last scrape
 
     def describe(self) -> list[Metric]:
         return []  # no store query when the registry is built
@@ -179,18 +181,18 @@ class PoolCollector:
         try:
             usage = pool_usage(self.store)
         except CachenetError as exc:
-            LOG.warning("metrics: cannot read the pool's figures: %s", exc)
-            usage = []
-            up = 0
+            if self.up:  # once per outage: a scrape comes every few seconds
+                LOG.warning("metrics: cannot read the pool's figures: %s", exc)
+            usage, self.up = [], False
         else:
-            up = 1
+            self.up = True
         for subnet in usage:
             for field, family in families.items():
                 family.add_metric([str(subnet.subnet)], getattr(subnet, field))
         yield from families.values()
         yield GaugeMetricFamily(
             "cachenet_store_up", "Whether the port store answered at this scrape (1) or not (0).",
-            value=up,
+            value=int(self.up),
         )  # fmt: skip
 
 
@@ -239,8 +241,9 @@ def error_kind(exc: BaseException) -> str:
 
 
 def port_operation(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorates PortStore.allocate or .release: counts it (a release only when it freed a
-    port), its error by kind, and times an allocation."""
+    """Decorates PortStore.allocate or .release: counts its errors by kind, times an
+    allocate request (one for an instance that has its port too), counts a release
+    that freed a port (new ports: ``port_allocated``)."""
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
@@ -256,7 +259,6 @@ def port_operation(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]
                 raise
             if operation == "allocate":
                 metrics.allocation_seconds.observe(time.perf_counter() - started)
-                metrics.allocations.inc()
             elif result is not None:
                 metrics.releases.inc()
             return result
@@ -264,6 +266,12 @@ def port_operation(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]
         return counted
 
     return decorate
+
+
+def port_allocated() -> None:
+    """A new port's row is written (the transaction's last statement)."""
+    if _ports is not None:
+        _ports.allocations.inc()
 
 
 def store_retried(reason: str) -> None:

@@ -123,13 +123,14 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it in an empty database)."""
+    # No chatter in a daemon's log, its import's ("setup plugin ...") included.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
 
     def migrate(connection: Connection) -> None:
         # Every host may meet an empty database at once: one migrates, the

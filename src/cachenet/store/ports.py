@@ -240,6 +240,7 @@ class PortStore:
         )
         conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
         _log(conn, "upsert", port)
+        metrics.port_allocated()  # after the last statement: a retry comes before it
         return port
 
     def _free_device(self, conn: Connection, uuid: str) -> str:
