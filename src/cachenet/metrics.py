@@ -61,8 +61,8 @@ class _PortMetrics:
         )
         self.allocation_seconds = Histogram(
             "cachenet_port_allocation_duration_seconds",
-            "Time to answer an allocate request (new port or the instance's own), store "
-            "retries included.",
+            "Time to answer an allocate request with a port (new or the instance's own), "
+            "store retries included; failed requests: cachenet_port_errors_total.",
             buckets=ALLOCATION_BUCKETS,
             registry=registry,
         )

@@ -233,7 +233,7 @@ def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
 
 def apply_nft(script: str, netns: str | None) -> None:
     """Apply an ``nft -f`` script in one transaction (needs CAP_NET_ADMIN)."""
-    LOG.debug("nftables%s: applying\n%s", f" in netns {netns}" if netns else "", script.strip())
+    LOG.debug("nftables: applying%s: %s", f" in netns {netns}" if netns else "", _one_line(script))
     if netns is None and not _has_net_admin():
         from cachenet import privileged  # oslo.privsep: imported only when needed
 
@@ -283,6 +283,11 @@ def _nft(args: list[str], script: str | None, netns: str | None) -> str | None:
     if "No such file or directory" in error and args[0] == "-j":
         return None
     raise BridgeError(f"nftables refused the rules: {error}")
+
+
+def _one_line(text: str) -> str:
+    """A multi-line script as one log line, its lines separated by " | "."""
+    return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
 def _netlink(ipr: IPRoute, command: str, **attributes: Any) -> None:

@@ -288,7 +288,8 @@ class OvsBridge(BridgeBackend):
         target = self._openflow_target()
         bundle = ["--bundle"] if command == "add-flows" else []
         if stdin is not None:
-            LOG.debug("OpenFlow: ovs-ofctl %s on %s\n%s", command, target, stdin.strip())
+            flows = " | ".join(line for line in stdin.splitlines() if line.strip())
+            LOG.debug("OpenFlow: ovs-ofctl %s on %s: %s", command, target, flows)
         argv = ["ovs-ofctl", f"--timeout={OFCTL_TIMEOUT}", *bundle, command, target, *args]
         try:
             done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)

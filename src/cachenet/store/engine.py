@@ -33,6 +33,7 @@ SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock before "locked"
 T = TypeVar("T")
 SUPPORTED_DRIVERS = DATABASE_BACKENDS
 LOG = logging.getLogger(__name__)
@@ -104,7 +105,9 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     # isolation_level=None hands transaction control to us, so every transaction
     # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
     # failing with "database is locked" when a reader tries to become a writer.
-    engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "isolation_level": None}
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
