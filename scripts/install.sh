@@ -14,6 +14,7 @@ APT_PACKAGES=(
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
   postgresql mariadb-server
+  prometheus
 )
 
 missing=()

@@ -206,8 +206,11 @@ def enable(service: Service, store: PortStore | None = None) -> CollectorRegistr
     """Create the metrics of ``service`` (dhcp or agent) and the store's in a new registry
     (with the pool's figures when ``store``); from now on this process records them."""
     global _ports, _dhcp, _agent
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, disable_created_metrics
 
+    # No *_created series beside each counter: in the text format Prometheus stores
+    # them as gauges of their own, a series per counter nobody queries.
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     _ports = _PortMetrics(registry)
     _dhcp = _DhcpMetrics(registry) if service == "dhcp" else None
