@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from cachenet.errors import CachenetError, ConfigError
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer as Listener
+
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
@@ -196,7 +198,7 @@ class PoolCollector:
         )  # fmt: skip
 
 
-Service = Literal["dhcp", "agent"]
+Service = Literal["dhcp", "agent", "nova"]  # nova: the port and pool metrics only
 _ports: _PortMetrics | None = None
 _dhcp: _DhcpMetrics | None = None
 _agent: _AgentMetrics | None = None
@@ -210,7 +212,7 @@ def enable(service: Service, store: PortStore | None = None) -> CollectorRegistr
 
     # No *_created series beside each counter: in the text format Prometheus stores
     # them as gauges of their own, a series per counter nobody queries.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     _ports = _PortMetrics(registry)
     _dhcp = _DhcpMetrics(registry) if service == "dhcp" else None
@@ -220,11 +222,11 @@ def enable(service: Service, store: PortStore | None = None) -> CollectorRegistr
     return registry
 
 
-def serve(service: Service, listen: str | None, store: PortStore) -> None:
+def serve(service: Service, listen: str | None, store: PortStore) -> Listener | None:
     """Serve ``service``'s ``/metrics`` on ``listen`` (ADDRESS:PORT) on a thread;
-    nothing when None."""
+    nothing when None. Returns the listener (its ``shutdown()`` stops it)."""
     if listen is None:
-        return
+        return None
     from prometheus_client import start_http_server
 
     from cachenet.settings import split_listen
@@ -232,10 +234,11 @@ def serve(service: Service, listen: str | None, store: PortStore) -> None:
     address, port = split_listen(listen)
     registry = enable(service, store)
     try:
-        start_http_server(port, address, registry=registry)
+        listener, _thread = start_http_server(port, address, registry=registry)
     except OSError as exc:
         raise ConfigError([f"metrics_listen {listen}: cannot listen: {exc.strerror}"]) from None
     LOG.info("serving metrics on http://%s/metrics", listen)
+    return listener
 
 
 def error_kind(exc: BaseException) -> str:
