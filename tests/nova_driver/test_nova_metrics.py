@@ -3,8 +3,9 @@ serves the port and pool metrics, which move as servers are created and deleted.
 
 import socket
 
-from harness.metrics import scrape
 from test_nova_driver import CacheNicTestBase
+
+from harness.metrics import scrape
 
 SUBNET = {"subnet": "10.99.0.0/16"}  # the default
 
