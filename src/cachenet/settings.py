@@ -258,9 +258,9 @@ _vendordata_opts = [
 _metrics_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "metrics_listen",
-        help="ADDRESS:PORT (IPv6: [ADDRESS]:PORT) on which `cachenet dhcp serve` and "
-        "`cachenet agent` serve Prometheus metrics at /metrics (e.g. 127.0.0.1:9464). "
-        "Unset: no metrics.",
+        help="ADDRESS:PORT (IPv6: [ADDRESS]:PORT) on which `cachenet dhcp serve`, "
+        "`cachenet agent` and nova-compute (cachenet's driver) serve Prometheus metrics at "
+        "/metrics (e.g. 127.0.0.1:9464). Unset: no metrics.",
     ),
 ]
 
@@ -505,11 +505,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
     _check_vendordata_listen(v["vendordata_listen"], problems)
-    if v["metrics_listen"] is not None and _listen_problem(str(v["metrics_listen"])):
-        problems.append(
-            f"metrics_listen {_shown(v['metrics_listen'])} "
-            f"{_listen_problem(str(v['metrics_listen']))}"
-        )
+    _check_metrics_listen(v["metrics_listen"], problems)
     sources = _parse_sources(v["vendordata_allowed_sources"], problems)
     if subnet is not None:
         _check_address_plan(v, subnet, reserved, mac_prefix, problems)
@@ -739,13 +735,16 @@ def split_listen(text: str) -> tuple[str, int]:
     return str(address), int(port)
 
 
-def _listen_problem(text: str) -> str | None:
-    """Why ``text`` is not ADDRESS:PORT to listen on, or None."""
+def _check_metrics_listen(value: object, problems: list[str]) -> None:
+    if value is None:
+        return
     try:
-        split_listen(text)
+        split_listen(str(value))
     except ValueError:
-        return "is not ADDRESS:PORT ([ADDRESS]:PORT for IPv6) with a port between 1 and 65535"
-    return None
+        problems.append(
+            f"metrics_listen {_shown(value)} is not ADDRESS:PORT ([ADDRESS]:PORT for IPv6) "
+            "with a port between 1 and 65535"
+        )
 
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:

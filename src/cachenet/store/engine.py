@@ -191,23 +191,20 @@ def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.
-            last, reason = exc, "conflict"
+            last, kind = exc, "conflict"
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
-            last, reason = exc, "transient"
+            last, kind = exc, "transient"
         pause = _backoff(attempt)
-        why = _reason(last, _plain(engine.url))  # any password the driver echoes masked
-        LOG.debug("store transaction attempt %d of %d failed (%s: %s); retrying in %.3f s",
-                  attempt + 1, MAX_ATTEMPTS, reason, why, pause)  # fmt: skip
-        metrics.store_retried(reason)
+        if LOG.isEnabledFor(logging.DEBUG):  # any password the driver echoes masked
+            LOG.debug("store transaction attempt %d of %d failed (%s: %s); retrying in %.3f s",
+                      attempt + 1, MAX_ATTEMPTS, kind, _reason(last, _plain(engine.url)),
+                      pause)  # fmt: skip
+        metrics.store_retried(kind)
         time.sleep(pause)
-    raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({_first_line(last)}); try again")
-
-
-def _first_line(exc: DBAPIError | None) -> str:
-    """The driver's first line of ``exc`` (which names no password: statements are left out)."""
-    return "".join(str(exc.orig if exc is not None else "").strip().splitlines()[0:1])
+    reason = str(last.orig if last is not None else "").strip().splitlines()[0:1]
+    raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({''.join(reason)}); try again")
 
 
 def _backoff(attempt: int) -> float:
