@@ -9,12 +9,17 @@ from types import TracebackType
 
 
 class HeldWriteLock:
-    """``with HeldWriteLock(path, seconds):`` the lock is held from entry for ``seconds``
-    (on a thread, so the block runs meanwhile); the exit waits for its release."""
+    """``with HeldWriteLock(path, seconds):`` the lock is held from entry for ``seconds``,
+    or until ``release()`` when None (on a thread, so the block runs meanwhile); the exit
+    releases it and waits for that."""
 
-    def __init__(self, path: Path, seconds: float) -> None:
+    def __init__(self, path: Path, seconds: float | None = None) -> None:
         self.path, self.seconds = path, seconds
         self.thread: threading.Thread | None = None
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
 
     def __enter__(self) -> HeldWriteLock:
         locked = threading.Event()
@@ -29,7 +34,7 @@ class HeldWriteLock:
         try:
             conn.execute("BEGIN IMMEDIATE")
             locked.set()
-            threading.Event().wait(self.seconds)
+            self.released.wait(self.seconds)
             conn.execute("ROLLBACK")
         finally:
             conn.close()
@@ -38,4 +43,5 @@ class HeldWriteLock:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self.thread is not None
+        self.release()
         self.thread.join()

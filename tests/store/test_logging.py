@@ -1,12 +1,15 @@
 """--debug and --log-file, on commands and daemons run as processes: the store's retries
 are logged, the log goes where it is told, and no database password is ever in it."""
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -35,11 +38,30 @@ def store_conf(tmp_path):
 
 
 def allocate_while_locked(conf, *options):
-    """``cachenet OPTIONS ports allocate`` while another writer holds the store for 1 s."""
+    """``cachenet OPTIONS ports allocate`` while another writer holds the store: released
+    half a second after the command opened it, scores of 50 ms waits later."""
     command = [sys.executable, "-c", SHORT_BUSY_WAIT, *options, "--config-file", str(conf),
                "ports", "allocate", str(uuid.uuid4())]  # fmt: skip
-    with HeldWriteLock(conf.parent / "ports.sqlite", seconds=1.0):
-        return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=60)
+    store = conf.parent / "ports.sqlite"
+    with HeldWriteLock(store) as lock:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=ENV)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not has_open(process.pid, store) and process.poll() is None:
+            assert time.monotonic() < deadline, "the command never opened the store"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        lock.release()
+        out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def has_open(pid, path):
+    """Whether process ``pid`` has ``path`` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    return False
 
 
 def test_debug_logs_each_retry_of_a_locked_store(store_conf):
