@@ -1,11 +1,11 @@
 """Prometheus metrics of the long-running services; every metric cachenet exposes is here.
 
-``dhcp serve`` and ``agent`` call ``serve`` when ``metrics_listen`` is set: the
-metrics are then created in a registry of their own (never prometheus_client's
-global one) and served over HTTP on a thread. Until then every recording
-function below does nothing, so a one-shot command such as ``cachenet ports
-allocate`` neither imports prometheus_client (60 ms) nor keeps figures nobody
-reads.
+``dhcp serve``, ``agent`` and nova-compute (cachenet's driver) call ``serve``
+when ``metrics_listen`` is set: the metrics are then created in a registry of
+their own (never prometheus_client's global one) and served over HTTP on a
+thread. Until then every recording function below does nothing, so a one-shot
+command such as ``cachenet ports allocate`` neither imports prometheus_client
+(60 ms) nor keeps figures nobody reads.
 
 Conventions (prometheus.io/docs/practices/naming): a ``cachenet_`` prefix,
 base units (seconds), ``_total`` only on counters (prometheus_client appends
@@ -205,7 +205,7 @@ _agent: _AgentMetrics | None = None
 
 
 def enable(service: Service, store: PortStore | None = None) -> CollectorRegistry:
-    """Create the metrics of ``service`` (dhcp or agent) and the store's in a new registry
+    """Create the metrics of ``service`` (dhcp, agent, nova) and the store's in a new registry
     (with the pool's figures when ``store``); from now on this process records them."""
     global _ports, _dhcp, _agent
     from prometheus_client import CollectorRegistry, disable_created_metrics
