@@ -15,6 +15,7 @@ APT_PACKAGES=(
   debootstrap genisoimage
   faketime
   postgresql mariadb-server
+  prometheus
 )
 
 missing=()

@@ -14,6 +14,7 @@ as root (os-vif's and Neutron's pattern).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
 from cachenet.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 with warnings.catch_warnings():
     # ovs.poller imports eventlet only to learn whether it is monkey-patched;
@@ -119,6 +122,7 @@ class OvsBridge(BridgeBackend):
                     txn.add(
                         self.api.db_set("Interface", uplink, ("mtu_request", self.settings.mtu))
                     )
+            _log_transaction(txn)
 
     def _check_preconditions(self) -> None:
         name, uplink = self.settings.bridge, self.settings.uplink
@@ -192,6 +196,7 @@ class OvsBridge(BridgeBackend):
             raise BridgeError(
                 f"{name} still has instance ports ({', '.join(ports)}); use --force to remove it"
             )
+        LOG.debug("OVSDB: deleting bridge %s", name)
         self.api.del_br(name).execute(check_error=True)
         return [f"removed OVS bridge {name}"]
 
@@ -311,6 +316,9 @@ class OvsBridge(BridgeBackend):
         """``ovs-ofctl COMMAND TARGET ARGS`` (as a bundle when it changes flows)."""
         target = self._openflow_target()
         bundle = ["--bundle"] if command == "add-flows" else []
+        if stdin is not None:
+            flows = " | ".join(line for line in stdin.splitlines() if line.strip())
+            LOG.debug("OpenFlow: ovs-ofctl %s on %s: %s", command, target, flows)
         argv = ["ovs-ofctl", f"--timeout={OFCTL_TIMEOUT}", *bundle, command, target, *args]
         try:
             done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
@@ -377,6 +385,7 @@ class OvsBridge(BridgeBackend):
             with self.api.transaction(check_error=True) as txn:
                 for port in exposed:
                     txn.add(self.api.db_set("Port", port, ("protected", True)))
+                _log_transaction(txn)
         return exposed
 
     def _unprotected(self, ports: list[str]) -> list[str]:
@@ -416,6 +425,12 @@ def _describe(plan: Plan, devices: dict[int, str], bridge: str) -> list[str]:
     if others:
         changes.append(f"updated the bridge-wide flows of {bridge}")
     return changes
+
+
+def _log_transaction(txn: Any) -> None:
+    """Each command of an OVSDB transaction, at debug level (as it commits)."""
+    for command in txn.commands:
+        LOG.debug("OVSDB: %s", command)
 
 
 def _last_line(text: str) -> str:

@@ -1,21 +1,23 @@
-"""How full the pool is: allocatable, used and free addresses per subnet."""
+"""How full the pool is: addresses per subnet, allocated and free (metrics, doctor)."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
 from cachenet.store.engine import run_transaction
-from cachenet.store.ports import PortStore
 from cachenet.store.schema import ports
+
+if TYPE_CHECKING:
+    from cachenet.store.ports import PortStore
 
 
 @dataclass(frozen=True)
 class SubnetUsage:
-    """One subnet of the pool: ``size`` allocatable addresses (network, broadcast and
-    reserved ones left out), ``used`` by a port, ``free`` for the next instances."""
+    """One subnet of the pool: ``size`` addresses can be handed out, ``used`` are."""
 
     subnet: ipaddress.IPv4Network
     size: int
@@ -24,14 +26,17 @@ class SubnetUsage:
 
 
 def pool_usage(store: PortStore) -> list[SubnetUsage]:
-    """The usage of every subnet of the store's pool (one: ``settings.subnet``)."""
-    subnet = store.settings.subnet
-    first, last = int(subnet.network_address), int(subnet.broadcast_address)
-    in_subnet = select(func.count()).where(ports.c.address.between(first, last))
+    """The figures of every subnet of the pool (one subnet: the ``subnet`` option).
 
-    def count(connection: Connection) -> int:
-        return int(connection.execute(in_subnet).scalar_one())
+    One indexed count, so a scrape every few seconds costs the database little.
+    """
+    subnet = store.settings.subnet
+    size = store.settings.allocatable_count
+
+    def count(conn: Connection) -> int:
+        first, last = int(subnet.network_address), int(subnet.broadcast_address)
+        query = select(func.count()).select_from(ports).where(ports.c.address.between(first, last))
+        return int(conn.execute(query).scalar_one())
 
     used = run_transaction(store.engine, count)
-    size = store.settings.allocatable_count
-    return [SubnetUsage(subnet, size, used, max(size - used, 0))]
+    return [SubnetUsage(subnet=subnet, size=size, used=used, free=max(size - used, 0))]
