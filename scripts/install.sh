@@ -13,7 +13,9 @@ APT_PACKAGES=(
   openvswitch-switch
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
+  faketime
   postgresql mariadb-server
+  prometheus
 )
 
 missing=()

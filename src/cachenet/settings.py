@@ -257,8 +257,23 @@ _vendordata_opts = [
     ),
 ]
 
+_metrics_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "metrics_listen",
+        help="ADDRESS:PORT (IPv6: [ADDRESS]:PORT) on which `cachenet dhcp serve`, "
+        "`cachenet agent` and nova-compute (cachenet's driver) serve Prometheus metrics at "
+        "/metrics (e.g. 127.0.0.1:9464). Unset: no metrics.",
+    ),
+]
+
 ALL_OPTS: list[cfg.Opt] = (
-    _network_opts + _store_opts + _dhcp_opts + _libvirt_opts + _nova_opts + _vendordata_opts
+    _network_opts
+    + _store_opts
+    + _dhcp_opts
+    + _libvirt_opts
+    + _nova_opts
+    + _vendordata_opts
+    + _metrics_opts
 )
 
 
@@ -329,6 +344,7 @@ class Settings:
     vendordata_listen: ipaddress.IPv4Address | ipaddress.IPv6Address
     vendordata_port: int
     vendordata_allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    metrics_listen: str | None
 
     def public_dict(self) -> dict[str, object]:
         """The settings as plain values, the database password masked."""
@@ -484,6 +500,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
     _check_vendordata_listen(v["vendordata_listen"], problems)
+    _check_metrics_listen(v["metrics_listen"], problems)
     sources = _parse_sources(v["vendordata_allowed_sources"], problems)
     if subnets:
         _check_address_plan(v, subnets, reserved, mac_prefix, problems)
@@ -535,6 +552,7 @@ def _settings(
         vendordata_listen=ipaddress.ip_address(str(v["vendordata_listen"])),
         vendordata_port=int(v["vendordata_port"]),
         vendordata_allowed_sources=sources,
+        metrics_listen=v["metrics_listen"],
     )
 
 
@@ -694,6 +712,29 @@ def _loopback_listen_problem(text: str) -> str | None:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return "has no port between 1 and 65535"
     return None
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """ADDRESS:PORT (an IPv6 address in brackets) as (address, port); ValueError if not."""
+    host, _, port = text.rpartition(":")
+    address = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    if isinstance(address, ipaddress.IPv6Address) != host.startswith("["):
+        raise ValueError(f"{text} is not ADDRESS:PORT")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text} has no port between 1 and 65535")
+    return str(address), int(port)
+
+
+def _check_metrics_listen(value: object, problems: list[str]) -> None:
+    if value is None:
+        return
+    try:
+        split_listen(str(value))
+    except ValueError:
+        problems.append(
+            f"metrics_listen {_shown(value)} is not ADDRESS:PORT ([ADDRESS]:PORT for IPv6) "
+            "with a port between 1 and 65535"
+        )
 
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:

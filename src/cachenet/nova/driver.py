@@ -39,7 +39,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 from oslo_service import loopingcall
 
-from cachenet import domxml
+from cachenet import domxml, metrics
 from cachenet.bridge import backend_for, secure_host_ports
 from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
 from cachenet.guest.network_data import add_cache_link
@@ -80,6 +80,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self._cachenet_store: PortStore | None = None
         self._cachenet_host = CONF.host
         self._cachenet_restorer: loopingcall.FixedIntervalLoopingCall | None = None
+        self._cachenet_metrics: Any = None  # the metrics listener, when metrics_listen
         # The port each instance's last rendered domain got, by instance UUID: what
         # its config drive, built right after the domain is defined, must list.
         self._cachenet_domain_ports: dict[str, Port] = {}
@@ -109,6 +110,18 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             LOG.error("%s: instances with a cache NIC cannot start here", problem)
         self._secure_cache_ports()  # rules lost while the service was down (a reboot)
         self._start_restoring_cache_port_rules()
+        self._start_serving_metrics()
+
+    def _start_serving_metrics(self) -> None:
+        """The port and pool metrics on ``metrics_listen``, if set. A failure is logged:
+        metrics are not worth keeping nova-compute down."""
+        listen = self.cachenet_settings.metrics_listen
+        if listen is None or self._cachenet_metrics is not None:
+            return
+        try:
+            self._cachenet_metrics = metrics.serve("nova", listen, self.cachenet_store)
+        except CachenetError as exc:
+            LOG.error("No cachenet metrics: %s", exc)
 
     def _start_restoring_cache_port_rules(self) -> None:
         """Reconcile port security every ``agent_reconcile_interval`` seconds, as the
@@ -127,6 +140,10 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         if self._cachenet_restorer is not None:
             self._cachenet_restorer.stop()
             self._cachenet_restorer = None
+        if self._cachenet_metrics is not None:
+            self._cachenet_metrics.shutdown()
+            self._cachenet_metrics.server_close()
+            self._cachenet_metrics = None
         super().cleanup_host(host)
 
     def _cache_bridge_problem(self) -> str | None:

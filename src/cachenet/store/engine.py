@@ -21,7 +21,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool
 
-from cachenet.errors import ConfigError, StoreError, StoreUnavailable
+from cachenet import metrics
+from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,8 +33,10 @@ SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock before "locked"
 T = TypeVar("T")
 SUPPORTED_DRIVERS = DATABASE_BACKENDS
+LOG = logging.getLogger(__name__)
 
 
 def make_engine(url: str, hold_connection: bool = False) -> Engine:
@@ -78,7 +81,7 @@ def _check_sqlite_access(path: Path) -> None:
     for where in needed:
         mode = os.W_OK | os.X_OK if where == path.parent else os.R_OK | os.W_OK
         if not os.access(where, mode):
-            raise StoreUnavailable(
+            raise StoreAccessDenied(
                 f"cannot use the port store {path}: this user may not read and write {where} "
                 "(run as root, or as a user that may)"
             )
@@ -102,7 +105,9 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     # isolation_level=None hands transaction control to us, so every transaction
     # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
     # failing with "database is locked" when a reader tries to become a writer.
-    engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "isolation_level": None}
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -121,13 +126,14 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it in an empty database)."""
+    # No chatter in a daemon's log, its import's ("setup plugin ...") included.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
 
     def migrate(connection: Connection) -> None:
         # Every host may meet an empty database at once: one migrates, the
@@ -185,12 +191,18 @@ def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.
-            last = exc
+            last, kind = exc, "conflict"
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
-            last = exc
-        time.sleep(_backoff(attempt))
+            last, kind = exc, "transient"
+        pause = _backoff(attempt)
+        if LOG.isEnabledFor(logging.DEBUG):  # any password the driver echoes masked
+            LOG.debug("store transaction attempt %d of %d failed (%s: %s); retrying in %.3f s",
+                      attempt + 1, MAX_ATTEMPTS, kind, _reason(last, _plain(engine.url)),
+                      pause)  # fmt: skip
+        metrics.store_retried(kind)
+        time.sleep(pause)
     reason = str(last.orig if last is not None else "").strip().splitlines()[0:1]
     raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({''.join(reason)}); try again")
 

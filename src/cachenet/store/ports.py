@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
+from cachenet import metrics
 from cachenet.errors import IdentityError, StoreError, SubnetExhausted
 from cachenet.identity import (
     canonical_uuid,
@@ -105,6 +106,7 @@ class PortStore:
 
     # --- operations --------------------------------------------------------
 
+    @metrics.port_operation("allocate")
     def allocate(self, instance_uuid: str, host: str) -> Port:
         """The instance's port, created on first call (idempotent)."""
         uuid = canonical_uuid(instance_uuid)
@@ -121,6 +123,7 @@ class PortStore:
             query = query.where(ports.c.host == host)
         return self._transaction(lambda conn: self._valid_ports(conn.execute(query)))
 
+    @metrics.port_operation("release")
     def release(self, instance_uuid: str) -> Port | None:
         """Free the instance's address and MAC; None when it had no port."""
         uuid = canonical_uuid(instance_uuid)
@@ -237,6 +240,7 @@ class PortStore:
         )
         conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
         _log(conn, "upsert", port)
+        metrics.port_allocated()  # after the last statement: a retry comes before it
         return port
 
     def _free_device(self, conn: Connection, uuid: str) -> str:

@@ -1,4 +1,5 @@
-"""How full each subnet of the pool is, and which subnets left it still holding ports.
+"""How full each subnet of the pool is (``cachenet pool show``, metrics, doctor), and
+which subnets left the pool still holding ports.
 
 Ports are counted by address range (``ports.address`` is unique, hence
 indexed), so a count reads the index entries of one subnet, never the table.
@@ -35,7 +36,11 @@ class SubnetUsage:
 
 
 def pool_usage(store: PortStore) -> list[SubnetUsage]:
-    """Per subnet of the pool, in filling order: size, used and free addresses."""
+    """Per subnet of the pool, in filling order: size, used and free addresses.
+
+    One indexed range count per subnet, so a scrape every few seconds costs the
+    database little.
+    """
     return run_transaction(
         store.engine, lambda conn: [_usage(conn, space) for space in store.pool.spaces]
     )
