@@ -128,16 +128,16 @@ def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path
         for node in galera.nodes
         for out in logs[node.name]
     ]
+    every_log = [out for outs in logs.values() for out in outs]
+    surviving_logs = [out for node in survivors for out in logs[node.name]]
     for worker in workers:
         worker.start()
     try:
-        every_log = [out for outs in logs.values() for out in outs]
         wait_for(lambda: all(len(acknowledged(o)) >= BEFORE_KILL for o in every_log), 120,
                  "every allocator's first ports")  # fmt: skip
         started = min(r["at"] for out in every_log for r in records(out))
         killed_at = time.time()
         victim.kill()
-        surviving_logs = [out for node in survivors for out in logs[node.name]]
 
         def after_kill(out):
             return [r for r in acknowledged(out) if r["at"] > killed_at]
@@ -156,24 +156,14 @@ def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path
         assert node.status("wsrep_cluster_size") == "2"
         assert node.status("wsrep_cluster_status") == "Primary"
 
+    failed = [r["error"] for out in surviving_logs for r in records(out) if "error" in r]
+    assert failed == [], "allocations on a surviving node failed"
     given = [r for out in every_log for r in acknowledged(out)]
     for field in ("instance_uuid", "address", "mac", "device"):
         assert Counter(r[field] for r in given).most_common(1)[0][1] == 1, field
 
     for node in survivors:
-        stored = open_store(make_settings(database=node.url(database), subnet=SUBNET)).list()
-        by_instance = {p.instance_uuid: p for p in stored}
-        lost = [r for r in given if r["instance_uuid"] not in by_instance]
-        assert lost == [], f"{len(lost)} acknowledged ports missing on {node.name}"
-        for r in given:
-            port = by_instance[r["instance_uuid"]]
-            assert (str(port.address), port.mac, port.device) == (
-                r["address"],
-                r["mac"],
-                r["device"],
-            )
-        for field in ("address", "mac", "device"):
-            assert len({getattr(p, field) for p in stored}) == len(stored), field
+        assert_store_holds_exactly(node.url(database), given)
 
     # What an operator sees: a host on a surviving node allocates; one on the
     # dead node gets one line naming the store it cannot reach.
@@ -187,6 +177,19 @@ def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path
     assert dead.stderr.count("\n") == 1 and ":***@" in dead.stderr
 
     report(logs, survivors, started, killed_at, ended, given)
+
+
+def assert_store_holds_exactly(url, given):
+    """Every acknowledged port is in the store, as the caller was told; no value twice."""
+    stored = open_store(make_settings(database=url, subnet=SUBNET)).list()
+    by_instance = {p.instance_uuid: p for p in stored}
+    lost = [r for r in given if r["instance_uuid"] not in by_instance]
+    assert lost == [], f"{len(lost)} acknowledged ports missing"
+    for r in given:
+        port = by_instance[r["instance_uuid"]]
+        assert (str(port.address), port.mac, port.device) == (r["address"], r["mac"], r["device"])
+    for field in ("address", "mac", "device"):
+        assert len({getattr(p, field) for p in stored}) == len(stored), field
 
 
 def report(logs, survivors, started, killed_at, ended, given):
