@@ -136,10 +136,11 @@ def upgrade(engine: Engine) -> None:
         with _schema_lock(connection):
             if _schema_outdated(connection):
                 config.attributes["connection"] = connection
+                begun_elsewhere = inspect(connection).has_table("alembic_version")
                 try:
                     command.upgrade(config, "head")
                 except DBAPIError as exc:
-                    if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
+                    if _created_by_another_upgrade(exc, begun_elsewhere):
                         raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
                     raise
 
@@ -168,8 +169,16 @@ class _ConcurrentUpgrade(Exception):
 _CREATED_BY_ANOTHER_HOST = {1050, 1061}
 
 
-def _orig_code(exc: DBAPIError) -> object:
-    return exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+def _created_by_another_upgrade(exc: DBAPIError, begun_elsewhere: bool) -> bool:
+    """Whether a migration failed on a table or index another host's upgrade made.
+
+    An upgrade creates alembic_version first. If it was there before this one
+    began, or creating it is what failed, another host is upgrading; if not,
+    the table in the way is no cachenet's: an error at once, not a long wait.
+    """
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    creating_version_table = "alembic_version" in str(exc.statement)
+    return code in _CREATED_BY_ANOTHER_HOST and (begun_elsewhere or creating_version_table)
 
 
 @contextlib.contextmanager
