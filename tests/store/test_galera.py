@@ -14,15 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from cachenet.errors import CachenetError
 from cachenet.settings import make_settings
 from cachenet.store import open_store
-from cachenet.store.engine import SCHEMA_LOCK_TIMEOUT, SCHEMA_REVISION, is_transient
-from harness import databases
+from cachenet.store.engine import SCHEMA_REVISION, is_transient
 from harness.cli import run_cachenet
 from harness.galera import galera_cluster
 from harness.vendordata_service import write_config
@@ -65,21 +64,6 @@ def test_hosts_on_every_node_create_the_schema_at_once(galera, tmp_path):
             "AND c.constraint_type = 'PRIMARY KEY')"
         )
         assert without_key == ""
-
-
-def test_a_table_of_another_application_is_reported_at_once(tmp_path):
-    """Waiting for another host's upgrade is for tables that upgrade made: a
-    `ports` table in a database without cachenet's schema is an error at once."""
-    with databases.fresh_database("mariadb") as url:
-        engine = create_engine(url, poolclass=NullPool)
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE ports (name VARCHAR(20) PRIMARY KEY)"))
-        started = time.monotonic()
-        done = run_cachenet(write_config(tmp_path / "c.conf", url), "db", "upgrade")
-        assert time.monotonic() - started < SCHEMA_LOCK_TIMEOUT
-    assert done.returncode == 2
-    assert done.stderr.startswith("cachenet: error: cannot use the port store at mysql+pymysql")
-    assert "Table 'ports' already exists" in done.stderr and done.stderr.count("\n") == 1
 
 
 def allocate_until_stopped(url: str, host: str, stop: Path, out: Path) -> None:

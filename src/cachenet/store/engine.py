@@ -136,17 +136,18 @@ def upgrade(engine: Engine) -> None:
         with _schema_lock(connection):
             if _schema_outdated(connection):
                 config.attributes["connection"] = connection
-                begun_elsewhere = inspect(connection).has_table("alembic_version")
                 try:
                     command.upgrade(config, "head")
                 except DBAPIError as exc:
-                    if _created_by_another_upgrade(exc, begun_elsewhere):
+                    if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
                         raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
                     raise
 
     # On Galera, GET_LOCK locks one node only: a host on another node may be
     # creating the same tables. Its DDL replicates at once; ours then finds them
-    # there. Wait for its upgrade to finish, as the lock would have.
+    # there. Wait for its upgrade to finish, as the lock would have. (A table of
+    # another application in the way is reported after the wait: telling the two
+    # apart by alembic_version races with the other host's creating it.)
     deadline = time.monotonic() + SCHEMA_LOCK_TIMEOUT
     while True:
         try:
@@ -155,8 +156,8 @@ def upgrade(engine: Engine) -> None:
         except _ConcurrentUpgrade as race:
             if time.monotonic() > deadline:
                 raise StoreError(
-                    f"another host's schema upgrade did not finish in {SCHEMA_LOCK_TIMEOUT} s "
-                    f"({race})"
+                    f"the schema upgrade meets tables it did not create, and no other host's "
+                    f"upgrade completed them in {SCHEMA_LOCK_TIMEOUT} s ({race})"
                 ) from None
         time.sleep(0.5)
 
@@ -169,16 +170,8 @@ class _ConcurrentUpgrade(Exception):
 _CREATED_BY_ANOTHER_HOST = {1050, 1061}
 
 
-def _created_by_another_upgrade(exc: DBAPIError, begun_elsewhere: bool) -> bool:
-    """Whether a migration failed on a table or index another host's upgrade made.
-
-    An upgrade creates alembic_version first. If it was there before this one
-    began, or creating it is what failed, another host is upgrading; if not,
-    the table in the way is no cachenet's: an error at once, not a long wait.
-    """
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    creating_version_table = "alembic_version" in str(exc.statement)
-    return code in _CREATED_BY_ANOTHER_HOST and (begun_elsewhere or creating_version_table)
+def _orig_code(exc: DBAPIError) -> object:
+    return exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
 
 
 @contextlib.contextmanager
@@ -280,6 +273,9 @@ def _reason(exc: DBAPIError, url: str) -> str:
 # thousand hosts allocating at once; MariaDB 1040/1203/1226, PostgreSQL by message:
 # psycopg gives no SQLSTATE for a refused connection).
 _TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
+# MariaDB 1684: a table skipped while concurrent DDL changes it (on Galera, a
+# schema upgrade made on another node is applied under this host's reads).
+_TRANSIENT_CODES |= {1684}
 _TRANSIENT_MESSAGES = (
     "database is locked",
     "deadlock",
