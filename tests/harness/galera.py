@@ -3,9 +3,9 @@
 Debian 12's mariadb-server and galera-4: three ``mariadbd`` processes, each with its own
 data directory, socket, SQL port and Galera ports (group communication, IST, SST) under
 one temporary directory. The first node bootstraps the cluster (``--wsrep-new-cluster``);
-the others join it by rsync SST, which needs no daemon of its own (the SST script runs
-rsync for the transfer and stops it). Every process is stopped and the directory removed
-afterwards, whatever the test did.
+the others join it by rsync SST, which needs nothing running beforehand (the SST script
+starts an rsync daemon for the transfer and stops it). Every process is stopped and the
+directory removed afterwards, whatever the test did.
 """
 
 from __future__ import annotations
@@ -230,7 +230,6 @@ def galera_cluster(size: int = 3) -> Iterator[Cluster]:
     """
     galera_or_skip()
     directory = Path(tempfile.mkdtemp(prefix="cachenet-galera-"))
-    shutil.chown(directory, SERVICE_USER, SERVICE_USER)
     name = f"cachenet-test-{uuid.uuid4().hex[:8]}"
     ports = iter(free_ports(4 * size))
     nodes = [
@@ -245,6 +244,7 @@ def galera_cluster(size: int = 3) -> Iterator[Cluster]:
         for n in range(1, size + 1)
     ]
     try:
+        shutil.chown(directory, SERVICE_USER, SERVICE_USER)
         for node in nodes:
             (node.directory / "data").mkdir(parents=True)
             for made in (node.directory, node.directory / "data"):
