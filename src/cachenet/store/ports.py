@@ -260,7 +260,12 @@ class PortStore:
         raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
     def _lock_allocator(self, conn: Connection) -> dict[str, int]:
-        """Lock the subnet's allocator row (creating it) and return its counters."""
+        """Lock the subnet's allocator row (creating it) and return its counters.
+
+        On Galera the lock holds on this node only: allocations on two nodes
+        both update the row, and the later commit fails certification (error
+        1213), which run_transaction retries like a deadlock.
+        """
         row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).first()
         if row is None:
             conn.execute(
