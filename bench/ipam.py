@@ -39,13 +39,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cachenet.settings import make_settings
-from cachenet.store import open_store
+from cachenet.store import PortStore, open_store
 from cachenet.store.addresses import AddressPool
 
 POSTGRES = "postgresql+psycopg://cachenet:cachenet@127.0.0.1:5432/postgres"
 
 
-def rate(store, count: int) -> float:
+def rate(store: PortStore, count: int) -> float:
     started = time.perf_counter()
     for _ in range(count):
         store.allocate(str(uuid.uuid4()), "bench")

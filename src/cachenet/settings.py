@@ -459,7 +459,10 @@ def _typed_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, exc: Exception) -> 
 def _raw_value(conf: cfg.ConfigOpts, opt: cfg.Opt) -> str | None:
     """The text a config file gave ``opt``, to show it in a message; None if unknown."""
     try:  # oslo.config has no public accessor for a value its type refuses
-        raw, _location = opt._get_from_namespace(conf._namespace, GROUP)
+        namespace = conf._namespace
+        if namespace is None:  # no config file parsed
+            return None
+        raw, _location = opt._get_from_namespace(namespace, GROUP)
     except Exception:
         return None
     return raw if isinstance(raw, str) else None

@@ -116,7 +116,7 @@ class OvsBridge(BridgeBackend):
                 txn.add(self.api.db_set("Interface", name, ("mtu_request", self.settings.mtu)))
             if uplink:
                 txn.add(self.api.add_port(name, uplink, may_exist=True))
-                tag = self.settings.vlan if self.settings.vlan is not None else []
+                tag: int | list[int] = self.settings.vlan if self.settings.vlan is not None else []
                 txn.add(self.api.db_set("Port", uplink, ("tag", tag)))
                 if self.settings.mtu:
                     txn.add(
@@ -419,9 +419,9 @@ def _describe(plan: Plan, devices: dict[int, str], bridge: str) -> list[str]:
         ofport = ovs_flows.cookie_ofport(cookie)
         if ovs_flows.cookie_kind(cookie) == ovs_flows.KIND_PORT and ofport not in added:
             changes.append(f"removed the rules of OpenFlow port {ofport} (no such instance port)")
-    others = [g for g in plan.add if g.kind != ovs_flows.KIND_PORT] or [
-        c for c in plan.delete if ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT
-    ]
+    others = any(g.kind != ovs_flows.KIND_PORT for g in plan.add) or any(
+        ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT for c in plan.delete
+    )
     if others:
         changes.append(f"updated the bridge-wide flows of {bridge}")
     return changes

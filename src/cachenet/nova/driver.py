@@ -54,7 +54,7 @@ register_opts(CONF)
 T = TypeVar("T")
 
 
-class CacheNetworkError(exception.BuildAbortException):
+class CacheNetworkError(exception.BuildAbortException):  # type: ignore[misc]  # Nova is untyped
     """The instance's fault when its port cannot be had (on_store_error = fail).
 
     A BuildAbortException so that Nova does not reschedule: the store is shared
@@ -71,7 +71,7 @@ def _tenant_reason(exc: CachenetError) -> str:
     return "the port store is unavailable"
 
 
-class LibvirtDriver(libvirt_driver.LibvirtDriver):
+class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova is untyped
     """Nova's libvirt driver whose domains carry the instance's cache NIC."""
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
@@ -166,7 +166,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self, context: Any, instance: Any, network_info: Any, disk_info: Any, image_meta: Any,
         *args: Any, **kwargs: Any,
     ) -> str:  # fmt: skip
-        xml = super()._get_guest_xml(
+        xml: str = super()._get_guest_xml(
             context, instance, network_info, disk_info, image_meta, *args, **kwargs
         )
         uuid = field(instance, "uuid")

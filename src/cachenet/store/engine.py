@@ -31,6 +31,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_REVISION = "0002"
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
+SCHEMA_LOCK_TIMEOUT = 60  # seconds a host waits for another's schema upgrade (as GET_LOCK)
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock before "locked"
@@ -141,9 +142,42 @@ def upgrade(engine: Engine) -> None:
         with _schema_lock(connection):
             if _schema_outdated(connection):
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                try:
+                    command.upgrade(config, "head")
+                except DBAPIError as exc:
+                    if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
+                        raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
+                    raise
 
-    run_transaction(engine, migrate)
+    # On Galera, GET_LOCK locks one node only: a host on another node may be
+    # creating the same tables. Its DDL replicates at once; ours then finds them
+    # there. Wait for its upgrade to finish, as the lock would have. (A table of
+    # another application in the way is reported after the wait: telling the two
+    # apart by alembic_version races with the other host's creating it.)
+    deadline = time.monotonic() + SCHEMA_LOCK_TIMEOUT
+    while True:
+        try:
+            run_transaction(engine, migrate)
+            return
+        except _ConcurrentUpgrade as race:
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the schema upgrade meets tables it did not create, and no other host's "
+                    f"upgrade completed them in {SCHEMA_LOCK_TIMEOUT} s ({race})"
+                ) from None
+        time.sleep(0.5)
+
+
+class _ConcurrentUpgrade(Exception):
+    """A migration met a table or index another host created meanwhile."""
+
+
+# MariaDB: table exists, duplicate index name.
+_CREATED_BY_ANOTHER_HOST = {1050, 1061}
+
+
+def _orig_code(exc: DBAPIError) -> object:
+    return exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
 
 
 @contextlib.contextmanager
@@ -251,6 +285,9 @@ def _reason(exc: DBAPIError, url: str) -> str:
 # thousand hosts allocating at once; MariaDB 1040/1203/1226, PostgreSQL by message:
 # psycopg gives no SQLSTATE for a refused connection).
 _TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
+# MariaDB 1684: a table skipped while concurrent DDL changes it (on Galera, a
+# schema upgrade made on another node is applied under this host's reads).
+_TRANSIENT_CODES |= {1684}
 _TRANSIENT_MESSAGES = (
     "database is locked",
     "deadlock",

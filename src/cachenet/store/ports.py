@@ -11,13 +11,14 @@ out of connection slots (engine.run_transaction).
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
@@ -117,6 +118,7 @@ class PortStore:
         uuid = canonical_uuid(instance_uuid)
         return self._transaction(lambda conn: self._get(conn, uuid))
 
+    # Below this method, annotations in the class say builtins.list: `list` names it.
     def list(self, host: str | None = None) -> list[Port]:
         query = select(ports).order_by(ports.c.address)
         if host is not None:
@@ -135,7 +137,9 @@ class PortStore:
         check_host(new_host)
         return self._transaction(lambda conn: self._move(conn, uuid, new_host))
 
-    def gc(self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float) -> list[Port]:
+    def gc(
+        self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float
+    ) -> builtins.list[Port]:
         """Release ports of ``host`` whose instance is not live and older than the grace."""
         live = {canonical_uuid(u) for u in live_instance_uuids}
         cutoff = _utcnow() - timedelta(seconds=grace_seconds)
@@ -179,7 +183,7 @@ class PortStore:
         except IdentityError as exc:
             raise StoreError(f"the port store's {_row_label(row)} is invalid: {exc}") from None
 
-    def _port(self, row: Row, anywhere: bool = False) -> Port:
+    def _port(self, row: Row[Any], anywhere: bool = False) -> Port:
         """A Port from a row of ``ports`` or ``port_events``, every value checked.
 
         Rows come from a database that every host with its credentials can
@@ -207,7 +211,7 @@ class PortStore:
             created_at=getattr(row, "created_at", None),
         )
 
-    def _valid_ports(self, rows: Iterable[Row]) -> list[Port]:
+    def _valid_ports(self, rows: Iterable[Row[Any]]) -> builtins.list[Port]:
         """The rows as Ports; an invalid row is skipped and logged (once per row)."""
         valid = []
         for row in rows:
@@ -261,6 +265,11 @@ class PortStore:
         The MAC counter is pool-wide: each row keeps the high-water mark of
         when it was last written, so the largest is the current one (rows of
         subnets that left the pool included).
+
+        On Galera the locks hold on this node only: allocations on two nodes
+        both write the row of the subnet they allocate from (or insert the same
+        new row), and the later commit fails certification (error 1213), which
+        run_transaction retries like a deadlock.
         """
         rows = conn.execute(_LOCK_ALLOCATORS).all()
         by_subnet = {row.subnet: int(row.next_address_index) for row in rows}
@@ -387,7 +396,7 @@ class PortStore:
             .where(port_events.c.id > max(cursor - EVENT_LOOKBACK, 0))
             .order_by(port_events.c.id)
         )
-        last: dict[str, Row] = {}
+        last: dict[str, Row[Any]] = {}
         for row in rows:
             last[row.instance_uuid] = row  # the newest event per instance wins
         upserted = self._valid_ports(r for r in last.values() if r.kind == "upsert")
@@ -441,7 +450,7 @@ def _row(port: Port) -> dict[str, object]:
     }
 
 
-def _row_label(row: Row) -> str:
+def _row_label(row: Row[Any]) -> str:
     """Which row, for messages: its table, id and instance (an event row has a kind)."""
     table = "port_events" if "kind" in row._fields else "ports"
     return f"{table} row {row.id} (instance {shown(row.instance_uuid)})"
