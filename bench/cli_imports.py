@@ -41,10 +41,13 @@ NODE = (
 )
 
 
-def import_seconds(args: list[str], env: dict[str, str], stdin: bytes = b"") -> float:
+def import_seconds(
+    args: list[str], env: dict[str, str], stdin: bytes = b"", ns: str | None = None
+) -> float:
     """Sum of the cumulative times of the top-level imports of one run of ``args``."""
+    where = ["ip", "netns", "exec", ns] if ns else []
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", *args],
+        [*where, sys.executable, "-X", "importtime", *args],
         input=stdin, capture_output=True, env=env, check=False,
     )  # fmt: skip
     total = 0
@@ -57,32 +60,39 @@ def import_seconds(args: list[str], env: dict[str, str], stdin: bytes = b"") -> 
     return total / 1e6
 
 
-def commands(conf: Path, agents_conf: Path | None) -> dict[str, tuple[list[str], bytes]]:
+UUID = str(uuid.uuid4())  # allocated once, then found: allocate is idempotent
+# name -> (arguments, stdin, whether it runs in the agent's namespace)
+Commands = dict[str, tuple[list[str], bytes, bool]]
+
+
+def commands(conf: Path, agents_conf: Path | None) -> Commands:
+    """The commands measured; ``attach`` only with ``agents_conf`` (as root): it
+    writes port security rules, which must go to the bench's own namespace."""
     cachenet = ["-m", "cachenet", "--config-file", str(conf)]
-    with_agent = {}
+    attach: Commands = {}
     if agents_conf is not None:
         served = ["-m", "cachenet", "--config-file", str(agents_conf)]
-        with_agent = {
-            "ports allocate (agent)": ([*served, "ports", "allocate", str(uuid.uuid4())], b""),
-            "attach (agent)": ([*served, "attach", "bench"], b""),
+        attach = {
+            "ports allocate (agent)": ([*served, "ports", "allocate", UUID], b"", False),
+            "attach": ([*cachenet, "attach", "bench"], b"", True),
+            "attach (agent)": ([*served, "attach", "bench"], b"", True),
         }
     return {
-        "python -c pass (anchor)": (["-c", "pass"], b""),
-        "--help": ([*cachenet, "--help"], b""),
-        "ports allocate": ([*cachenet, "ports", "allocate", str(uuid.uuid4()), "--json"], b""),
-        "attach": ([*cachenet, "attach", "bench"], b""),
-        **with_agent,
-        "ports list": ([*cachenet, "ports", "list"], b""),
-        "xml add": ([*cachenet, "xml", "add", str(uuid.uuid4()), *XML_PORT], DOMAIN),
-        "bridge status": ([*cachenet, "bridge", "status", "--json"], b""),
-        "dhcp sync --once": ([*cachenet, "dhcp", "sync", "--once"], b""),
+        "python -c pass (anchor)": (["-c", "pass"], b"", False),
+        "--help": ([*cachenet, "--help"], b"", False),
+        "ports allocate": ([*cachenet, "ports", "allocate", UUID, "--json"], b"", False),
+        **attach,
+        "ports list": ([*cachenet, "ports", "list"], b"", False),
+        "xml add": ([*cachenet, "xml", "add", str(uuid.uuid4()), *XML_PORT], DOMAIN, False),
+        "bridge status": ([*cachenet, "bridge", "status", "--json"], b"", False),
+        "dhcp sync --once": ([*cachenet, "dhcp", "sync", "--once"], b"", False),
     }
 
 
 @contextlib.contextmanager
-def running_agent(conf: Path, env: dict[str, str]) -> Iterator[None]:
+def running_agent(conf: Path, env: dict[str, str]) -> Iterator[str]:
     """``cachenet agent`` of ``conf`` in a namespace of its own (its port security
-    writes that namespace's nftables), until the block ends."""
+    writes that namespace's nftables), until the block ends; yields the namespace."""
     from cachenet.demo import netns
 
     log = conf.with_suffix(".log")
@@ -97,7 +107,7 @@ def running_agent(conf: Path, env: dict[str, str]) -> Iterator[None]:
                 if agent.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the agent did not start: {log.read_text()}")
                 time.sleep(0.1)
-            yield
+            yield ns
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=15)
@@ -119,15 +129,15 @@ def main() -> None:
         agents_conf = Path(tmp) / "agent.conf"  # the same options; only the agent's file
         agents_conf.write_text(options + "# the agent's\n")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        agent = running_agent(agents_conf, env) if os.geteuid() == 0 else None
-        runs = commands(conf, agents_conf if agent else None)
-        for argv, stdin in runs.values():  # warm up: byte-code compiled, schema created
-            import_seconds(argv, env, stdin)
+        as_root = os.geteuid() == 0
+        runs = commands(conf, agents_conf if as_root else None)
         seconds: dict[str, list[float]] = {name: [] for name in runs}
-        with agent or contextlib.nullcontext():
+        with running_agent(agents_conf, env) if as_root else contextlib.nullcontext() as ns:
+            for argv, stdin, in_ns in runs.values():  # warm up: byte-code, schema created
+                import_seconds(argv, env, stdin, ns if in_ns else None)
             for _ in range(args.runs):
-                for name, (argv, stdin) in runs.items():
-                    seconds[name].append(import_seconds(argv, env, stdin))
+                for name, (argv, stdin, in_ns) in runs.items():
+                    seconds[name].append(import_seconds(argv, env, stdin, ns if in_ns else None))
     print(f"import time per command, median of {args.runs} interleaved runs (python -X importtime)")
     for name, values in seconds.items():
         median = statistics.median(values)

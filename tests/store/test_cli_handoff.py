@@ -1,10 +1,11 @@
 """`cachenet attach` and `ports allocate` are answered by a running agent of the
 same configuration, and done by the CLI itself otherwise, with the same result.
 
-The agent runs in a network namespace of the test's own (its port security
-writes that namespace's nftables, not the host's), against libvirt's test
-driver (a domain XML file, no VMs; it cannot hot-plug, so an attach that needs
-the interface is refused, by the agent as by the CLI).
+The agent, and every `attach` run by the CLI alone, run in a network namespace
+of the test's own (port security writes that namespace's nftables, not the
+host's), against libvirt's test driver (a domain XML file, no VMs; it cannot
+hot-plug, so an attach that needs the interface is refused, by the agent as
+by the CLI).
 """
 
 import contextlib
@@ -44,7 +45,8 @@ def write_conf(path, tmp_path, node, comment=""):
 @pytest.fixture
 def host(tmp_path):
     """A config, a test-driver libvirt with a domain that has its interface and one
-    that lacks it, and an agent of that config; yields (config, agent log, agent)."""
+    that lacks it, and an agent of that config in a namespace; yields (config,
+    agent log, agent, namespace)."""
     node = tmp_path / "node.xml"
     conf = write_conf(tmp_path / "cachenet.conf", tmp_path, node)
     attached = str(uuid.uuid4())
@@ -63,7 +65,17 @@ def host(tmp_path):
             )  # fmt: skip
         stack.callback(stop, agent)
         wait_for(lambda: "serving cachenet attach" in log.read_text(), "the agent's socket")
-        yield conf, log, agent
+        yield conf, log, agent, ns
+
+
+def run_in(ns, conf, *args):
+    """``cachenet`` run in namespace ``ns``, as ``run`` does in the host's."""
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "cachenet", "--config-file", str(conf),
+         *args],
+        capture_output=True, text=True, check=False, timeout=120,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
 
 
 def stop(agent):
@@ -88,7 +100,7 @@ def answered(log, command):
 
 
 def test_the_agent_allocates_for_the_cli_what_the_cli_would(host, tmp_path):
-    conf, log, _ = host
+    conf, log, _, _ = host
     instance = str(uuid.uuid4())
     by_agent = run(conf, "ports", "allocate", instance, "--json")
     assert (by_agent.returncode, by_agent.stderr) == (0, "")
@@ -103,20 +115,20 @@ def test_the_agent_allocates_for_the_cli_what_the_cli_would(host, tmp_path):
 
 
 def test_the_agents_refusals_are_the_clis_one_line_errors(host, tmp_path):
-    conf, log, _ = host
+    conf, log, _, ns = host
     alone = write_conf(tmp_path / "other.conf", tmp_path, tmp_path / "node.xml", "# other\n")
     for args in (["ports", "allocate", "not-a-uuid"], ["attach", "nosuch"], ["attach", "bare"]):
-        by_agent, by_cli = run(conf, *args), run(alone, *args)
+        by_agent, by_cli = run_in(ns, conf, *args), run_in(ns, alone, *args)
         assert by_agent.returncode == by_cli.returncode == 2
         assert by_agent.stderr == by_cli.stderr
         assert by_agent.stderr.startswith("cachenet: error: ") and by_agent.stderr.count("\n") == 1
     assert len(answered(log, "attach")) == 2
-    done = run(conf, "attach", "attached")
+    done = run_in(ns, conf, "attach", "attached")
     assert (done.returncode, done.stdout) == (0, "nothing to do: already attached\n")
 
 
 def test_only_root_and_the_agents_user_may_reach_it_and_it_goes_with_the_agent(host):
-    conf, log, agent = host
+    conf, log, agent, _ = host
     path = socket_path([str(conf)])
     mode = path.stat().st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
