@@ -22,6 +22,7 @@ runs interleaved, and the medians printed with their ratios:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def main() -> None:
             times["plug"].append(hot_plug(lab, name, attach))
 
             name = lab.define(f"lplug{run}", wait="120").name()
-            times["lplug"].append(hot_plug(lab, name, lambda n=name: attach_alone(alone, n)))
+            times["lplug"].append(hot_plug(lab, name, functools.partial(attach_alone, alone, name)))
 
             name = define_on_network(lab, f"mplug{run}", None, wait="120")
             virsh = ["virsh", "-c", URI, "attach-interface", name, "network", f"{lab.prefix}-net",

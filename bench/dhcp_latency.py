@@ -103,12 +103,11 @@ class Client:
 
 def _first_lease(clients: list[subprocess.Popen[str]]) -> str:
     """The address of the first client that is bound."""
-    pipes = {client.stdout: client for client in clients}
+    pipes = [client.stdout for client in clients if client.stdout is not None]
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        ready, _, _ = select.select(list(pipes), [], [], 0.5)
+        ready, _, _ = select.select(pipes, [], [], 0.5)
         for pipe in ready:
-            assert pipe is not None
             line = pipe.readline()
             if line.startswith("LEASE "):
                 return line.split()[1]
