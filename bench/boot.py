@@ -1,6 +1,6 @@
 """Boot and hot-plug latency on the cache network, against a libvirt managed network.
 
-    .venv/bin/python bench/boot.py [--runs N]
+    .venv/bin/python bench/boot.py [--runs N] [--only boot|hot-plug]
 
 Builds a Linux bridge cache network with cachenet (as the demonstration does,
 isolation and anti-spoofing on) and, beside it, a libvirt managed network
@@ -13,16 +13,22 @@ runs interleaved, and the medians printed with their ratios:
   managed network's interface is in the domain XML;
 - hot-plug: ``cachenet attach`` on a running guest -> the guest sees the NIC,
   against ``virsh attach-interface`` -> the guest sees the NIC; both include
-  the command's own process start.
+  the command's own process start. ``cachenet attach`` is measured twice: on a
+  host running ``cachenet agent`` (which answers ``attach`` run with its
+  configuration; the agent here selects no domain, so it adds no NIC by
+  itself), and alone (the same options in another file, which no agent serves).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import libvirt
 from lxml import etree
@@ -88,29 +94,54 @@ def hot_plug(lab: CacheLab, name: str, plug: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def agent_and_lone_config(lab: CacheLab) -> Path:
+    """Start the lab's agent, selecting no domain; a config file with the same
+    options that it does not serve (the CLI alone)."""
+    selector = f"agent_selector = name:{lab.prefix}-*"
+    lab.conf.write_text(lab.conf.read_text().replace(selector, f"{selector[:-1]}none"))
+    lab.start_agent()
+    alone = lab.state / "alone.conf"
+    alone.write_text(lab.conf.read_text() + "# not the agent's file\n")
+    return alone
+
+
+def attach_alone(conf: Path, name: str) -> None:
+    subprocess.run([sys.executable, "-m", "cachenet", "--config-file", str(conf), "attach", name],
+                   check=True, capture_output=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["boot", "hot-plug"], help="measure only this")
     args = parser.parse_args()
     ensure_libvirtd()
     lab = CacheLab(netns.unique_prefix(), libvirt_uri=URI)
     macs = [f"52:54:00:78:{run:02x}:{kind:02x}" for run in range(args.runs) for kind in (1, 2)]
-    times: dict[str, list[float]] = {k: [] for k in ("boot", "mboot", "plug", "mplug")}
+    kinds = ("boot", "mboot", "plug", "lplug", "mplug")
+    times: dict[str, list[float]] = {k: [] for k in kinds}
     network = None
     try:
         lab.build()
         network = managed_network(lab, macs)
+        alone = agent_and_lone_config(lab)
         for run in range(args.runs):
-            domain = lab.define(f"boot{run}")
-            lab.cachenet("attach", domain.name(), check=True)
-            times["boot"].append(boot(lab, domain))
+            if args.only != "hot-plug":
+                domain = lab.define(f"boot{run}")
+                lab.cachenet("attach", domain.name(), check=True)
+                times["boot"].append(boot(lab, domain))
 
-            name = define_on_network(lab, f"mboot{run}", macs[2 * run])
-            times["mboot"].append(boot(lab, lab.conn.lookupByName(name)))
+                name = define_on_network(lab, f"mboot{run}", macs[2 * run])
+                times["mboot"].append(boot(lab, lab.conn.lookupByName(name)))
+            if args.only == "boot":
+                continue
 
             name = lab.define(f"plug{run}", wait="120").name()
             attach = lambda n=name: lab.cachenet("attach", n, check=True)  # noqa: E731
             times["plug"].append(hot_plug(lab, name, attach))
+
+            name = lab.define(f"lplug{run}", wait="120").name()
+            times["lplug"].append(hot_plug(lab, name, functools.partial(attach_alone, alone, name)))
 
             name = define_on_network(lab, f"mplug{run}", None, wait="120")
             virsh = ["virsh", "-c", URI, "attach-interface", name, "network", f"{lab.prefix}-net",
@@ -122,12 +153,15 @@ def main() -> None:
         if network is not None:
             network.destroy()
             network.undefine()
-    median = {k: statistics.median(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items() if v}
     print(f"runs: {args.runs} (interleaved), medians; ratio = cachenet / libvirt network")
     for what, ours, theirs, label in (
         ("boot -> lease", "boot", "mboot", "libvirt network"),
         ("hot-plug -> NIC", "plug", "mplug", "virsh attach-interface"),
+        ("  (CLI alone)", "lplug", "mplug", "virsh attach-interface"),
     ):
+        if ours not in median:
+            continue
         ratio = median[ours] / median[theirs]
         print(f"  {what:16} cachenet {median[ours]:5.2f} s   {label} {median[theirs]:5.2f} s   "
               f"ratio {ratio:.2f}")  # fmt: skip

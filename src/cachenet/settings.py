@@ -23,6 +23,7 @@ from oslo_config import cfg, types
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from cachenet.config_files import config_files_of
 from cachenet.errors import ConfigError, IdentityError
 from cachenet.identity import (
     DEVICE_SUFFIX_MIN,
@@ -35,8 +36,6 @@ from cachenet.identity import (
 )
 
 GROUP = "cachenet"
-DEFAULT_CONFIG_FILE = "/etc/cachenet/cachenet.conf"
-CONFIG_ENV = "CACHENET_CONFIG"
 BRIDGE_TYPES = ("linuxbridge", "ovs")
 ON_STORE_ERROR = ("fail", "skip")
 DATABASE_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
@@ -372,7 +371,7 @@ def load_settings(
     /etc/cachenet/cachenet.conf if it exists, else the defaults alone.
     ``overrides`` set options by name, as a test or a command-line flag would.
     """
-    files = default_config_files() if config_files is None else list(config_files)
+    files = config_files_of(config_files)
     for path in files:
         if not os.path.isfile(path):
             raise ConfigError([f"config file {path} does not exist"])
@@ -396,13 +395,6 @@ def load_settings(
 def make_settings(**overrides: object) -> Settings:
     """Defaults plus ``overrides``, validated; no config file is read."""
     return load_settings([], overrides)
-
-
-def default_config_files() -> list[str]:
-    from_env = os.environ.get(CONFIG_ENV)
-    if from_env:
-        return [p for p in from_env.split(":") if p]
-    return [DEFAULT_CONFIG_FILE] if os.path.isfile(DEFAULT_CONFIG_FILE) else []
 
 
 def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:

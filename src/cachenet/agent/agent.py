@@ -9,6 +9,8 @@ that lack the interface get it, ports of this host whose domain no longer
 exists are released, and the bridge's port security is made to match the
 store's ports (lost rules restored), so an event handled while the store was
 down is made up for. It reconnects, with backoff, when libvirtd restarts.
+It also answers ``cachenet attach`` and ``cachenet ports allocate`` run with
+its configuration (``cachenet.agent.handoff``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ import fnmatch
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import libvirt
 
 from cachenet import metrics
-from cachenet.agent.attach import ATTACHED, attach, libvirt_errors, list_domains, secure_ports
+from cachenet.agent.attach import (
+    ATTACHED,
+    attach,
+    libvirt_errors,
+    list_domains,
+    lookup,
+    secure_ports,
+)
+from cachenet.agent.handoff import AgentUnavailable, Handler, HandoffServer
 from cachenet.errors import CachenetError
 from cachenet.port import Port
 from cachenet.settings import Settings
@@ -91,9 +102,20 @@ def _logged(work: Callable[[], list[str]]) -> list[str]:
 class Agent:
     """The event-driven loop; ``run()`` blocks until ``stop()``."""
 
-    def __init__(self, settings: Settings, store: PortStore) -> None:
+    def __init__(
+        self, settings: Settings, store: PortStore, config_files: Sequence[str] | None = None
+    ) -> None:
+        """``config_files``: the files ``settings`` came from, to answer the CLI run
+        with them (None: it is not answered)."""
         self.settings = settings
         self.store = store
+        self._handoff: HandoffServer | None = None
+        if config_files is not None:
+            handlers: dict[str, Handler] = {
+                "attach": self._attach_for_cli,
+                "allocate": self._allocate_for_cli,
+            }
+            self._handoff = HandoffServer(config_files, handlers)
         self._stop = threading.Event()
         self._disconnected = threading.Event()
         # Events (libvirt's thread) and reconciliations (this one) never work on
@@ -105,6 +127,16 @@ class Agent:
     def run(self) -> None:
         libvirt.virEventRegisterDefaultImpl()
         threading.Thread(target=self._event_loop, name="libvirt-events", daemon=True).start()
+        if self._handoff is not None:
+            self._handoff.start()
+        try:
+            self._run_connected()
+        finally:
+            if self._handoff is not None:
+                self._handoff.stop()
+
+    def _run_connected(self) -> None:
+        """Connect (retrying with backoff) and reconcile, until stopped."""
         backoff = 1.0
         while not self._stop.is_set():
             try:
@@ -174,6 +206,21 @@ class Agent:
                      len(added), len(released))  # fmt: skip
         self._first_since_connect = False
 
+    def _attach_for_cli(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``cachenet attach DOMAIN``, as the CLI would do it."""
+        conn = self.conn
+        if conn is None:
+            raise AgentUnavailable("not connected to libvirt")
+        domain = _text(request, "domain")
+        with self._lock:
+            return {"lines": attach(self.settings, self.store, lookup(conn, domain))}
+
+    def _allocate_for_cli(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``cachenet ports allocate INSTANCE_UUID [--host H]``, as the CLI would do it."""
+        host = request.get("host") or self.settings.host
+        port = self.store.allocate(_text(request, "instance_uuid"), _text({"host": host}, "host"))
+        return {"port": port.as_dict()}
+
     def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         LOG.warning("connection to libvirt closed (reason %d); reconnecting", reason)
         self._disconnected.set()
@@ -201,3 +248,10 @@ class Agent:
         if port is not None and port.host == self.settings.host:
             self.store.release(uuid)
             LOG.info("released the port of %s (%s, %s)", name, port.mac, port.address)
+
+
+def _text(request: dict[str, Any], name: str) -> str:
+    value = request.get(name)
+    if not isinstance(value, str):
+        raise AgentUnavailable(f"the request's {name} is not a string")
+    return value

@@ -127,11 +127,13 @@ def detach(
 
 
 def _targets(domain: libvirt.virDomain) -> list[tuple[int, str]]:
+    """The domain's running and persistent definitions, live first: a hot-plugged
+    guest sees its NIC before libvirt rewrites the persistent config."""
     targets = []
-    if domain.isPersistent():
-        targets.append((AFFECT_CONFIG, "persistent"))
     if domain.isActive():
         targets.append((AFFECT_LIVE, "live"))
+    if domain.isPersistent():
+        targets.append((AFFECT_CONFIG, "persistent"))
     return targets
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cachenet.config_files import config_files_of
+
 if TYPE_CHECKING:  # imported on first use: --help needs neither oslo.config nor SQLAlchemy
     from cachenet.settings import Settings
     from cachenet.store import PortStore
@@ -17,6 +19,11 @@ class CliContext:
     config_files: tuple[str, ...] = ()
     _settings: Settings | None = field(default=None, repr=False)
     _store: PortStore | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> list[str]:
+        """The config files this command reads: --config-file, else the defaults."""
+        return config_files_of(self.config_files or None)
 
     @property
     def settings(self) -> Settings:

@@ -21,7 +21,7 @@ def dhcp() -> None:
 @pass_cli
 def serve(cli: CliContext) -> None:
     """Run dnsmasq on dhcp_interface and keep its reservations in sync (until SIGTERM)."""
-    # It polls the store five times a second: it keeps its connection.
+    # It follows the store (and on PostgreSQL listens to it): it keeps its connection.
     store = open_store(cli.settings, hold_connection=True)
     server = DhcpServer(cli.settings, store)  # checks the set-up before logging starts
     logs.configure_daemon()

@@ -1,4 +1,8 @@
-"""``cachenet ports ...`` and ``cachenet db upgrade``: the port store by hand."""
+"""``cachenet ports ...`` and ``cachenet db upgrade``: the port store by hand.
+
+``ports allocate`` is first handed to the agent (``cachenet.agent.handoff``):
+run for every new instance, it then loads neither oslo.config nor SQLAlchemy.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from typing import Any, BinaryIO
 
 import click
 
+from cachenet.agent import handoff
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_mapping, emit_rows, json_option
 from cachenet.errors import IdentityError, StoreError
 from cachenet.identity import canonical_uuid
 from cachenet.port import Port
-from cachenet.store.engine import make_engine, upgrade
 
+PORT_TITLE = "cache port"
 COLUMNS = ["instance_uuid", "mac", "address", "device", "host", "bridge", "created_at"]
 GC_GUARD_PORTS = 10  # a gc releasing more than this many ports, and more than half, needs --yes
 GRACE_MAX = 10 * 365 * 24 * 3600.0  # seconds; also keeps now - grace a valid date
@@ -32,6 +37,10 @@ def ports() -> None:
 @pass_cli
 def allocate(cli: CliContext, instance_uuid: str, host: str | None, as_json: bool) -> None:
     """Give INSTANCE_UUID its port (the existing one if it has one)."""
+    answer = handoff.ask(cli.files, "allocate", instance_uuid=instance_uuid, host=host)
+    if answer is not None:
+        emit_mapping(answer.get("port", {}), as_json, title=PORT_TITLE)
+        return
     _emit(cli.store.allocate(instance_uuid, host or cli.settings.host), as_json)
 
 
@@ -192,9 +201,11 @@ def db() -> None:
 @pass_cli
 def db_upgrade(cli: CliContext) -> None:
     """Create or migrate the schema to the newest version."""
+    from cachenet.store.engine import make_engine, upgrade
+
     upgrade(make_engine(cli.settings.database))
     click.echo("port store schema is up to date")
 
 
 def _emit(port: Port, as_json: bool) -> None:
-    emit_mapping(port.as_dict(), as_json, title="cache port")
+    emit_mapping(port.as_dict(), as_json, title=PORT_TITLE)

@@ -9,6 +9,12 @@ When the store cannot be reached, dnsmasq goes on serving the reservations
 already written (instances keep renewing their leases) while the sync retries;
 once the store answers again, the directory is resynced in full.
 
+On PostgreSQL the store announces each change as it commits (LISTEN/NOTIFY,
+``cachenet.store.notify``): a reservation is written as soon as its port is
+allocated, and the store is polled only every POLL_WHILE_LISTENING as a safety
+net. Elsewhere, or while the listening session is lost, it is polled every
+POLL_INTERVAL.
+
 Several nodes may serve one cache network (``dhcp_authoritative`` false, the
 default): each dnsmasq starts with a lease file seeded with every reservation
 (see ``cachenet.dhcp.leases``), so it ACKs the rebind of a client another
@@ -37,9 +43,12 @@ from cachenet.errors import DhcpError, PrivilegeError, StoreError, refused
 from cachenet.settings import Settings
 from cachenet.store import PortStore
 from cachenet.store.addresses import AddressPool
+from cachenet.store.notify import ChangeListener
 
 LOG = logging.getLogger(__name__)
 POLL_INTERVAL = 0.2  # seconds between looks at the store: a change is served well within 1 s
+# ... while PostgreSQL announces every change: only a safety net then.
+POLL_WHILE_LISTENING = 2.0  # seconds
 RESTART_BACKOFF_MIN = 0.5  # seconds before restarting a dnsmasq that died
 RESTART_BACKOFF_MAX = 10.0  # ... doubling while it keeps dying, up to this
 STABLE_RUN = 30.0  # seconds: a dnsmasq that ran this long is restarted after the minimum again
@@ -197,10 +206,19 @@ def _check_writable(state_dir: Path) -> None:
 class DhcpServer:
     """dnsmasq plus the reservation sync, until ``stop()`` or a signal."""
 
-    def __init__(self, settings: Settings, store: PortStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PortStore,
+        poll_while_listening: float = POLL_WHILE_LISTENING,
+    ) -> None:
         self.settings = settings
         self.executable = preflight(settings)
         self.sync = ReservationSync(store, HostsDir(hosts_dir(settings)))
+        self.listener = ChangeListener.for_engine(store.engine)
+        self.poll_while_listening = poll_while_listening
+        self._announced = False  # a change was announced since the last look
+        self._looked_at = 0.0
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._backoff = RESTART_BACKOFF_MIN
@@ -213,15 +231,21 @@ class DhcpServer:
     def serve(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        # Listening before the first read: nothing committed in between is missed.
+        if self.listener is not None:
+            self.listener.start()
         # Reservations first, so the first client is answered right; with the
         # store down, those written before are served until it is back.
         self._sync(self.sync.full)
+        self._looked_at = time.monotonic()
         self._start()
         try:
             while not self._stopping:
                 self._tick()
-                time.sleep(POLL_INTERVAL)
+                self._await_change()
         finally:
+            if self.listener is not None:
+                self.listener.close()
             self._stop_dnsmasq()
 
     def stop(self) -> None:
@@ -230,10 +254,28 @@ class DhcpServer:
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self.stop()
 
+    def _await_change(self) -> None:
+        """Wait one POLL_INTERVAL, ending at once when the store announces a change."""
+        if self.listener is None:
+            time.sleep(POLL_INTERVAL)
+        else:
+            self._announced = self.listener.wait(POLL_INTERVAL)
+
+    def _store_due(self) -> bool:
+        """Whether to read the store now: a change was announced, or the poll is due."""
+        listening = self.listener is not None and self.listener.listening
+        interval = self.poll_while_listening if listening else POLL_INTERVAL
+        now = time.monotonic()
+        if not self._announced and now - self._looked_at < interval:
+            return False
+        self._announced = False
+        self._looked_at = now
+        return True
+
     def _tick(self) -> None:
         # Back from an outage: resync in full, the change log may have gaps.
         step = self.sync.full if self._store_down_since is not None else self.sync.step
-        if self._sync(step) and self.process is not None:
+        if self._store_due() and self._sync(step) and self.process is not None:
             self.process.send_signal(signal.SIGHUP)
         if self.process is not None and self.process.poll() is not None:
             self._restart_dnsmasq(self.process.returncode)

@@ -39,6 +39,7 @@ from cachenet.port import Port
 from cachenet.settings import Settings, linux_ifname_problem
 from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
+from cachenet.store.notify import announce_change
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
 from cachenet.store.usage import refuse_removed_subnets
 
@@ -436,7 +437,9 @@ def _in_use(conn: Connection, query: object, **params: object) -> bool:
 
 
 def _log(conn: Connection, kind: str, port: Port) -> None:
+    """Record the change for the DHCP side, which hears of it at commit (PostgreSQL)."""
     conn.execute(_INSERT_EVENT, {"kind": kind, "created_at": _utcnow(), **_row(port)})
+    announce_change(conn)
 
 
 def _row(port: Port) -> dict[str, object]:
