@@ -153,6 +153,51 @@ _store_opts = [
         sample_default="<hostname>",
         help=f"Name of this host in the port store (at most {HOST_MAX} characters, no whitespace).",
     ),
+    # Connections to a database server (SQLite has no pool): kept for a burst, closed when idle.
+    cfg.IntOpt(
+        "pool_size",
+        default=2,
+        min=1,
+        max=100,
+        help="Connections a process keeps open to the database server during a burst.",
+    ),
+    cfg.IntOpt(
+        "pool_max_overflow",
+        default=4,
+        min=0,
+        max=100,
+        help="Connections a process may open beyond pool_size while they are all in use.",
+    ),
+    cfg.IntOpt(
+        "pool_idle_timeout",
+        default=10,
+        min=1,
+        max=3600,
+        help="Seconds without a store operation after which a process closes its "
+        "connections (a host holds no session between bursts).",
+    ),
+    cfg.IntOpt(
+        "pool_recycle",
+        default=600,
+        min=10,
+        max=86400,
+        help="Seconds after which a connection is replaced by a new one at its next use "
+        "(a long-running poller reconnects, e.g. to a new primary behind a proxy).",
+    ),
+    cfg.IntOpt(
+        "pool_timeout",
+        default=30,
+        min=1,
+        max=3600,
+        help="Seconds an operation waits for a connection when all pool_size + "
+        "pool_max_overflow are in use.",
+    ),
+    cfg.BoolOpt(
+        "database_prepared_statements",
+        default=True,
+        help="Let psycopg prepare statements it runs often (PostgreSQL). Set false behind "
+        "PgBouncer in transaction mode (before 1.21), which cannot keep them.",
+    ),
 ]
 
 _dhcp_opts = [
@@ -309,6 +354,12 @@ class Settings:
     nic_model: str
     database: str
     host: str
+    pool_size: int
+    pool_max_overflow: int
+    pool_idle_timeout: int
+    pool_recycle: int
+    pool_timeout: int
+    database_prepared_statements: bool
     dhcp_interface: str | None
     dhcp_lease_time: int
     dhcp_router: ipaddress.IPv4Address | None
@@ -522,6 +573,12 @@ def _settings(
         nic_model=str(v["nic_model"]),
         database=str(v["database"]),
         host=str(v["host"]),
+        pool_size=int(v["pool_size"]),
+        pool_max_overflow=int(v["pool_max_overflow"]),
+        pool_idle_timeout=int(v["pool_idle_timeout"]),
+        pool_recycle=int(v["pool_recycle"]),
+        pool_timeout=int(v["pool_timeout"]),
+        database_prepared_statements=bool(v["database_prepared_statements"]),
         dhcp_interface=v["dhcp_interface"],
         dhcp_lease_time=int(v["dhcp_lease_time"]),
         dhcp_router=_address(v["dhcp_router"]),

@@ -13,6 +13,7 @@ from cachenet.errors import IdentityError, StoreError
 from cachenet.identity import canonical_uuid
 from cachenet.port import Port
 from cachenet.store.engine import make_engine, upgrade
+from cachenet.store.pooling import PoolOptions
 
 COLUMNS = ["instance_uuid", "mac", "address", "device", "host", "bridge", "created_at"]
 GC_GUARD_PORTS = 10  # a gc releasing more than this many ports, and more than half, needs --yes
@@ -192,7 +193,7 @@ def db() -> None:
 @pass_cli
 def db_upgrade(cli: CliContext) -> None:
     """Create or migrate the schema to the newest version."""
-    upgrade(make_engine(cli.settings.database))
+    upgrade(make_engine(cli.settings.database, pool=PoolOptions.of(cli.settings)))
     click.echo("port store schema is up to date")
 
 

@@ -19,10 +19,10 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.pool import NullPool
 
 from cachenet.errors import ConfigError, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
+from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test checks they agree):
@@ -36,31 +36,29 @@ T = TypeVar("T")
 SUPPORTED_DRIVERS = DATABASE_BACKENDS
 
 
-def make_engine(url: str, hold_connection: bool = False) -> Engine:
+def make_engine(url: str, hold_connection: bool = False, pool: PoolOptions | None = None) -> Engine:
     """An engine for ``url``, tuned for many concurrent allocators.
 
-    On a database server, a process holds no connection between operations
-    unless ``hold_connection`` (a poller such as ``dhcp serve``): a thousand
-    compute nodes that allocate a few ports a minute then cost the server a
-    few connections at a time, not a thousand idle ones.
+    On a database server, a process reuses a few connections during a burst
+    and closes them once idle for ``pool.idle_timeout`` (see store/pooling.py),
+    unless ``hold_connection`` (a poller such as ``dhcp serve``).
     """
     problem = database_problem(url)  # settings checked it; a caller with a bare URL did not
     if problem:
         raise ConfigError([problem])
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    options = pool or PoolOptions()
     try:
         if backend == "sqlite":
             return _sqlite_engine(url, parsed.database)
         # READ COMMITTED: MariaDB's default REPEATABLE READ takes gap locks that
         # deadlock concurrent inserts into the free lists.
-        pooling: dict[str, Any] = (
-            {"pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
-            if hold_connection
-            else {"poolclass": NullPool}
-        )
         return create_engine(
-            url, isolation_level="READ COMMITTED", connect_args=_timeouts(backend), **pooling
+            url,
+            isolation_level="READ COMMITTED",
+            connect_args={**_timeouts(backend), **driver_arguments(parsed, options)},
+            **pool_arguments(options, hold_connection),
         )
     except NoSuchModuleError:
         raise ConfigError([f"database driver of {mask_password(url)} is not installed"]) from None

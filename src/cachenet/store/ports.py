@@ -36,6 +36,7 @@ from cachenet.port import Port
 from cachenet.settings import Settings, linux_ifname_problem
 from cachenet.store.addresses import address_at, merged_exclusions
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
+from cachenet.store.pooling import PoolOptions
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
 
 T = TypeVar("T")
@@ -378,7 +379,7 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     ``hold_connection``: keep a connection to a database server between
     operations, for a process that polls the store (see ``make_engine``).
     """
-    engine = make_engine(settings.database, hold_connection)
+    engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
     if needs_upgrade(engine):
         upgrade(engine)
     return PortStore(engine, settings)
