@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier, Event
 
 from cachenet.settings import make_settings
@@ -32,7 +33,13 @@ class Acked:
         return sum(n - 1 for n in macs.values()) + sum(n - 1 for n in addresses.values())
 
 
-def _allocate_until(url: str, host: str, stop: Event, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _allocate_until(
+    url: str,
+    host: str,
+    stop: Event,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+    count: Synchronized,  # type: ignore[type-arg]
+) -> None:
     store = open_store(make_settings(database=url, subnet=SUBNET))
     acked = Acked()
     while not stop.is_set():
@@ -42,6 +49,8 @@ def _allocate_until(url: str, host: str, stop: Event, results: multiprocessing.Q
             acked.failures.append(f"{type(exc).__name__}: {exc}")
             continue
         acked.ports.append((port.instance_uuid, port.mac, str(port.address), time.time()))
+        with count.get_lock():
+            count.value += 1
     results.put(acked)
 
 
@@ -51,12 +60,24 @@ class Allocators:
     def __init__(self, url: str, count: int) -> None:
         self._stop = SPAWN.Event()
         self._results: multiprocessing.Queue = SPAWN.Queue()  # type: ignore[type-arg]
+        self._acked = SPAWN.Value("i", 0)
         self._processes = [
             SPAWN.Process(
-                target=_allocate_until, args=(url, f"host-{i}", self._stop, self._results)
+                target=_allocate_until,
+                args=(url, f"host-{i}", self._stop, self._results, self._acked),
             )
             for i in range(count)
         ]
+
+    def wait_for(self, more: int, timeout: float = 120) -> int:
+        """Wait until ``more`` further allocations were acknowledged; the total then."""
+        target = self._acked.value + more
+        deadline = time.monotonic() + timeout
+        while self._acked.value < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {more} allocations in {timeout} s")
+            time.sleep(0.05)
+        return int(self._acked.value)
 
     def __enter__(self) -> Allocators:
         for process in self._processes:

@@ -236,13 +236,21 @@ def _reason(exc: DBAPIError, url: str) -> str:
 # failures, SQLite's busy lock, and a server out of connection slots (a
 # thousand hosts allocating at once; MariaDB 1040/1203/1226, PostgreSQL by message:
 # psycopg gives no SQLSTATE for a refused connection).
+# A PostgreSQL failover too: the primary shutting down or gone mid-transaction
+# (57P01-57P03, "server closed the connection"), a multi-host URL finding only a
+# standby until one is promoted ("session is read-only"), a connection to a
+# demoted primary (25006). Every store operation is idempotent (allocate returns
+# the port a lost COMMIT may have created), so retrying these is safe.
 _TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
+_TRANSIENT_CODES |= {"57P01", "57P02", "57P03", "25006"}
 _TRANSIENT_MESSAGES = (
     "database is locked",
     "deadlock",
     "too many clients",
     "too many connections",
     "connection slots are reserved",
+    "server closed the connection unexpectedly",
+    "session is read-only",
 )
 
 
