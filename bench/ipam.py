@@ -34,13 +34,12 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.allocators import SPAWN, SUBNET, storm  # noqa: E402
-from harness.databases import fresh_database  # noqa: E402
-from harness.pgbouncer import pgbouncer  # noqa: E402
-
-from cachenet.settings import make_settings  # noqa: E402
-from cachenet.store import open_store  # noqa: E402
-from cachenet.store.ports import PortStore  # noqa: E402
+from cachenet.settings import make_settings
+from cachenet.store import open_store
+from cachenet.store.ports import PortStore
+from harness.allocators import SPAWN, SUBNET, storm
+from harness.databases import fresh_database
+from harness.pgbouncer import pgbouncer
 
 SERVERS = ("postgresql", "mariadb")
 ENGINES = ("pooled", "NullPool")
@@ -71,8 +70,9 @@ def fill_slash16() -> None:
 
 def null_pool_engine(url: str) -> Engine:
     """The anchor: what make_engine built before pooling, a connection per operation."""
+    timeouts = {"connect_timeout": 5}
     return create_engine(
-        url, poolclass=NullPool, isolation_level="READ COMMITTED", connect_args={"connect_timeout": 5}
+        url, poolclass=NullPool, isolation_level="READ COMMITTED", connect_args=timeouts
     )
 
 
@@ -130,7 +130,8 @@ def parallel(processes: int, total: int, rounds: int) -> None:
     print(f"  {'server':<11} {'pooled':>9} {'NullPool':>9}  target")
     for server in SERVERS:
         pooled, anchor = (statistics.median(seconds[server, kind]) for kind in ENGINES)
-        print(f"  {server:<11} {pooled:8.2f}s {anchor:8.2f}s  < 2 s pooled (x{anchor / pooled:.1f})")
+        gain = anchor / pooled
+        print(f"  {server:<11} {pooled:8.2f}s {anchor:8.2f}s  < 2 s pooled (x{gain:.1f})")
     print(f"  duplicate MACs + addresses: {duplicates}")
 
 
@@ -159,7 +160,7 @@ def storm_through_pgbouncer(hosts: int) -> None:
         open_store(make_settings(database=url, subnet=SUBNET)).engine.dispose()
         outcome = storm(bouncer, hosts, database_prepared_statements=False)
         latencies = sorted(port[3] for port in outcome.ports)
-        print(f"\n{hosts} hosts allocating at the same instant through PgBouncer (transaction mode):")
+        print(f"\n{hosts} hosts at the same instant through PgBouncer (transaction mode):")
         if latencies:
             print(f"  allocated: {len(latencies)}, latency p50 {_ms(latencies, 0.5)} ms, "
                   f"p99 {_ms(latencies, 0.99)} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--allocations", type=int, default=1000, help="in all, shared")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=200, help="latency samples per engine")
-    parser.add_argument("--storm", type=int, nargs="?", const=1000, default=1000, help="hosts (0: none)")
+    parser.add_argument("--storm", type=int, nargs="?", const=1000, default=1000, help="0: none")
     parser.add_argument("--skip-fill", action="store_true", help="skip the SQLite /16 fill")
     args = parser.parse_args()
     if not args.skip_fill:

@@ -119,7 +119,8 @@ def _init_primary(cluster: PgCluster) -> None:
 def _init_standby(cluster: PgCluster) -> None:
     # -R: standby.signal and primary_conninfo; -X stream: the WAL of the copy too.
     _as_postgres(BIN / "pg_basebackup", "-h", cluster.root, "-p", cluster.primary_port,
-                 "-D", cluster.standby, "-R", "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
+                 "-D", cluster.standby, "-R", "-X", "stream", "-c", "fast",
+                 "--no-sync")  # fmt: skip
     with (cluster.standby / "postgresql.conf").open("a") as conf:
         conf.write(STANDBY_CONF.format(port=cluster.standby_port))
     _start(cluster.standby, cluster.root / "standby.log")

@@ -4,11 +4,10 @@ promoted under running allocators."""
 
 import time
 
-from harness.allocators import SUBNET, Allocators
-from harness.pg_cluster import pg_cluster
-
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness.allocators import SUBNET, Allocators
+from harness.pg_cluster import pg_cluster
 
 ALLOCATORS = 4
 FAILOVER_MANAGER_DELAY = 1.0  # seconds from the crash to the promotion, as a manager takes
