@@ -13,7 +13,7 @@ APT_PACKAGES=(
   openvswitch-switch
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
-  postgresql mariadb-server
+  postgresql mariadb-server pgbouncer
 )
 
 missing=()
