@@ -942,7 +942,7 @@ def database_problem(url: str) -> str | None:
     if backend not in DATABASE_BACKENDS:
         return f"database backend {backend!r} is not sqlite, postgresql or mysql"
     if backend != "sqlite":
-        return None
+        return _multi_host_problem(url, parsed)
     path = parsed.database or ""
     if path in ("", ":memory:") or parsed.query.get("mode") == "memory":
         return (
@@ -954,4 +954,16 @@ def database_problem(url: str) -> str | None:
             f"database {mask_password(url)} has a relative path: every process would find "
             "its own store from its working directory; use sqlite:////ABSOLUTE/PATH"
         )
+    return None
+
+
+def _multi_host_problem(url: str, parsed: URL) -> str | None:
+    """libpq splits host= at commas but takes "db1:5432" as a host name."""
+    hosts = parsed.query.get("host", ())
+    for host in [hosts] if isinstance(hosts, str) else hosts:
+        if "," in host and ":" in host:
+            return (
+                f"database {mask_password(url)} gives several host:port in one host=; "
+                "write one per server: ?host=db1:5432&host=db2:5432"
+            )
     return None

@@ -64,6 +64,7 @@ SPECIFIC = {
         "oracle://user:pw@db/cachenet",
         "postgresql+psycopg://user:pw@pw@db/cachenet",  # raw '@' in the password
         "postgresql+psycopg://user:pw@db:port/cachenet",
+        "postgresql+psycopg://user:pw@/cachenet?host=db1:5432,db2:5432",
     ],
     "host": ["compute 1", "h" * 256, "tab\there"],
     "pool_size": ["0", "101", "-1"],
