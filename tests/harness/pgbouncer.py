@@ -37,6 +37,21 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError(f"did not listen on port {port} within 15 s")
 
 
+def scram_secret(user: str) -> str:
+    """The server's SCRAM verifier of ``user``, as an auth_file holds it in production.
+
+    With the plain password PgBouncer would run the password hashing (4,096
+    rounds) itself for every client, on its single thread: a storm of clients
+    would time out waiting for it.
+    """
+    query = f"SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
+    result = subprocess.run(
+        ["runuser", "-u", RUN_AS, "--", "psql", "-At", "-c", query],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
 def _raise_fd_limit() -> None:
     # Two descriptors per client: a storm of a thousand hosts needs more than 1,024.
     resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
@@ -53,7 +68,7 @@ def pgbouncer(server_url: str, server_pool_size: int = 20, clients: int = 2000) 
     shutil.chown(workdir, RUN_AS)
     log = workdir / "pgbouncer.log"
     users = workdir / "userlist.txt"
-    users.write_text(f'"{server.username}" "{server.password}"\n')
+    users.write_text(f'"{server.username}" "{scram_secret(str(server.username))}"\n')
     shutil.chown(users, RUN_AS)
     users.chmod(0o600)
     ini = workdir / "pgbouncer.ini"
@@ -67,6 +82,7 @@ def pgbouncer(server_url: str, server_pool_size: int = 20, clients: int = 2000) 
         "pool_mode = transaction\n"
         f"default_pool_size = {server_pool_size}\nmax_client_conn = {clients}\n"
         "ignore_startup_parameters = extra_float_digits,options\n"
+        "listen_backlog = 4096\n"  # a storm's connections arrive at once
     )
     process = subprocess.Popen(
         [PGBOUNCER, str(ini)],
