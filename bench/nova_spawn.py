@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 import unittest
+from collections.abc import Callable
+from typing import Any
 
 from nova.tests.functional.libvirt import base
 from nova.virt.libvirt import driver as nova_libvirt_driver
@@ -31,32 +33,32 @@ from cachenet.nova import compute as cachenet_compute
 from cachenet.nova import driver as cachenet_driver
 
 
-class SpawnCost(base.ServersTestBase):
+class SpawnCost(base.ServersTestBase):  # type: ignore[misc]  # Nova is untyped
     ADMIN_API = True
     runs = 200  # set from --runs
     microversion = "latest"
 
-    def setUp(self):
+    def setUp(self) -> None:
         api_paste = os.path.join(sys.prefix, "etc", "nova", "api-paste.ini")
         cachenet_driver.CONF.set_override("api_paste_config", api_paste, group="wsgi")
         self.state = tempfile.mkdtemp(prefix="cachenet-bench-")
         super().setUp()
         self.flags(database=f"sqlite:///{self.state}/ports.sqlite", group="cachenet")
-        self.calls = []
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         original = cachenet_driver.LibvirtDriver._get_guest_xml
 
-        def record(driver, *args, **kwargs):
+        def record(driver: Any, *args: Any, **kwargs: Any) -> str:
             self.calls.append((args, kwargs))
             return original(driver, *args, **kwargs)
 
         self.stub_out("cachenet.nova.driver.LibvirtDriver._get_guest_xml", record)
         self.start_compute("compute1")
 
-    def _setup_compute_service(self):
+    def _setup_compute_service(self) -> None:
         cachenet_compute.register_driver_module()
         self.flags(compute_driver="cachenet.LibvirtDriver")
 
-    def test_measure(self):
+    def test_measure(self) -> None:
         self._create_server(networks=[{"port": self.neutron.port_1["id"]}])
         args, kwargs = self.calls[-1]
         instance = args[1]
@@ -64,19 +66,19 @@ class SpawnCost(base.ServersTestBase):
         cachenet_render = cachenet_driver.LibvirtDriver.__dict__["_get_guest_xml"]
         store = driver.cachenet_store
 
-        def baseline():
+        def baseline() -> None:
             nova_libvirt_driver.LibvirtDriver._get_guest_xml(driver, *args, **kwargs)
 
-        def with_port():
+        def with_port() -> None:
             cachenet_render(driver, *args, **kwargs)
 
-        def first_render():
+        def first_render() -> float:
             store.release(instance.uuid)
             started = time.perf_counter()
             cachenet_render(driver, *args, **kwargs)
             return time.perf_counter() - started
 
-        times = {"nova": [], "port": [], "first": []}
+        times: dict[str, list[float]] = {"nova": [], "port": [], "first": []}
         for _ in range(self.runs):
             times["nova"].append(timed(baseline))
             times["port"].append(timed(with_port))
@@ -86,13 +88,13 @@ class SpawnCost(base.ServersTestBase):
         logging.disable(logging.INFO)
 
 
-def timed(call):
+def timed(call: Callable[[], None]) -> float:
     started = time.perf_counter()
     call()
     return time.perf_counter() - started
 
 
-def report(times, runs):
+def report(times: dict[str, list[float]], runs: int) -> None:
     nova = statistics.median(times["nova"]) * 1000
     print(f"\n_get_guest_xml, median of {runs} runs each (SQLite store)")
     print(f"  Nova's LibvirtDriver alone:           {nova:6.2f} ms")
@@ -102,7 +104,7 @@ def report(times, runs):
               f"x{ms / nova:4.2f})")  # fmt: skip
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=SpawnCost.runs)
     SpawnCost.runs = parser.parse_args().runs

@@ -13,7 +13,9 @@ APT_PACKAGES=(
   openvswitch-switch
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
-  postgresql mariadb-server pgbouncer
+  faketime
+  postgresql mariadb-server galera-4 rsync pgbouncer
+  prometheus
 )
 
 missing=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs what the
-# tests need (scripts/install.sh), starts the database servers, runs ruff and pytest.
+# tests need (scripts/install.sh), starts the database servers, runs ruff, mypy and pytest.
 # Extra arguments go to pytest instead (e.g. scripts/test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ bash scripts/install.sh
 bash scripts/start-services.sh
 .venv/bin/ruff check
 .venv/bin/ruff format --check
+.venv/bin/python -m mypy  # strict, on src/cachenet and bench: [tool.mypy] in pyproject.toml
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

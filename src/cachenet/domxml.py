@@ -91,7 +91,8 @@ def _add_ovs_parts(iface: etree._Element, port: Port, settings: Settings) -> Non
 
 def interface_xml(port: Port, settings: Settings) -> str:
     """The cache interface alone, as libvirt's attachDeviceFlags takes it."""
-    return etree.tostring(interface_element(port, settings), encoding="unicode", pretty_print=True)
+    element = interface_element(port, settings)
+    return str(etree.tostring(element, encoding="unicode", pretty_print=True))
 
 
 def add_cache_interface(domain_xml: str | bytes, port: Port, settings: Settings) -> str:
@@ -319,4 +320,4 @@ def _indent(element: etree._Element, leading: str | None) -> None:
 
 def _serialize(root: etree._Element) -> str:
     # The tree, not the root, so comments and processing instructions around it survive.
-    return etree.tostring(root.getroottree(), encoding="unicode")
+    return str(etree.tostring(root.getroottree(), encoding="unicode"))

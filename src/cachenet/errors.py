@@ -63,6 +63,10 @@ class PrivilegeError(CachenetError):
     """The operation needs a privilege (root, CAP_NET_ADMIN, a group) this process lacks."""
 
 
+class StoreAccessDenied(StoreUnavailable, PrivilegeError):
+    """The port store exists but this user may not use it (an SQLite file's permissions)."""
+
+
 def refused(exc: BaseException) -> bool:
     """Whether ``exc`` is the kernel refusing this process (EPERM/EACCES): a file, a
     socket, or a netlink request (pyroute2's NetlinkError carries the errno as ``code``)."""

@@ -300,8 +300,23 @@ _vendordata_opts = [
     ),
 ]
 
+_metrics_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "metrics_listen",
+        help="ADDRESS:PORT (IPv6: [ADDRESS]:PORT) on which `cachenet dhcp serve`, "
+        "`cachenet agent` and nova-compute (cachenet's driver) serve Prometheus metrics at "
+        "/metrics (e.g. 127.0.0.1:9464). Unset: no metrics.",
+    ),
+]
+
 ALL_OPTS: list[cfg.Opt] = (
-    _network_opts + _store_opts + _dhcp_opts + _libvirt_opts + _nova_opts + _vendordata_opts
+    _network_opts
+    + _store_opts
+    + _dhcp_opts
+    + _libvirt_opts
+    + _nova_opts
+    + _vendordata_opts
+    + _metrics_opts
 )
 
 
@@ -378,6 +393,7 @@ class Settings:
     vendordata_listen: ipaddress.IPv4Address | ipaddress.IPv6Address
     vendordata_port: int
     vendordata_allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    metrics_listen: str | None
 
     @property
     def excluded_ranges(self) -> tuple[AddressRange, ...]:
@@ -499,7 +515,10 @@ def _typed_value_problem(conf: cfg.ConfigOpts, opt: cfg.Opt, exc: Exception) -> 
 def _raw_value(conf: cfg.ConfigOpts, opt: cfg.Opt) -> str | None:
     """The text a config file gave ``opt``, to show it in a message; None if unknown."""
     try:  # oslo.config has no public accessor for a value its type refuses
-        raw, _location = opt._get_from_namespace(conf._namespace, GROUP)
+        namespace = conf._namespace
+        if namespace is None:  # no config file parsed
+            return None
+        raw, _location = opt._get_from_namespace(namespace, GROUP)
     except Exception:
         return None
     return raw if isinstance(raw, str) else None
@@ -540,6 +559,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     _check_dhcp(v, problems)
     _check_agent_and_nova(v, problems)
     _check_vendordata_listen(v["vendordata_listen"], problems)
+    _check_metrics_listen(v["metrics_listen"], problems)
     sources = _parse_sources(v["vendordata_allowed_sources"], problems)
     if subnet is not None:
         _check_address_plan(v, subnet, reserved, mac_prefix, problems)
@@ -597,6 +617,7 @@ def _settings(
         vendordata_listen=ipaddress.ip_address(str(v["vendordata_listen"])),
         vendordata_port=int(v["vendordata_port"]),
         vendordata_allowed_sources=sources,
+        metrics_listen=v["metrics_listen"],
     )
 
 
@@ -761,6 +782,29 @@ def _loopback_listen_problem(text: str) -> str | None:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return "has no port between 1 and 65535"
     return None
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """ADDRESS:PORT (an IPv6 address in brackets) as (address, port); ValueError if not."""
+    host, _, port = text.rpartition(":")
+    address = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    if isinstance(address, ipaddress.IPv6Address) != host.startswith("["):
+        raise ValueError(f"{text} is not ADDRESS:PORT")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text} has no port between 1 and 65535")
+    return str(address), int(port)
+
+
+def _check_metrics_listen(value: object, problems: list[str]) -> None:
+    if value is None:
+        return
+    try:
+        split_listen(str(value))
+    except ValueError:
+        problems.append(
+            f"metrics_listen {_shown(value)} is not ADDRESS:PORT ([ADDRESS]:PORT for IPv6) "
+            "with a port between 1 and 65535"
+        )
 
 
 def _check_device_prefix(prefix: str, problems: list[str]) -> None:

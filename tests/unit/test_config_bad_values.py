@@ -91,6 +91,7 @@ SPECIFIC = {
     "vendordata_listen": ["127.0.0.1:8790", "localhost"],
     "vendordata_port": ["0", "65536"],
     "vendordata_allowed_sources": ["", "10.0.0.1/8", "nope", "10.0.0.0/8, ::1/129"],
+    "metrics_listen": ["127.0.0.1", "127.0.0.1:0", "localhost:9464", "::1:9464", "[::1]:65536"],
 }
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import libvirt
 
+from cachenet import metrics
 from cachenet.agent.attach import ATTACHED, attach, libvirt_errors, list_domains, secure_ports
 from cachenet.errors import CachenetError
 from cachenet.port import Port
@@ -162,7 +163,9 @@ class Agent:
         except CachenetError as exc:  # the store or libvirt: the next round retries
             LOG.error("reconciling: %s; next try in %d s", exc,
                       self.settings.agent_reconcile_interval)  # fmt: skip
+            metrics.reconcile_failed()
             return
+        metrics.reconciled(changes, released, ATTACHED)
         for port in released:
             LOG.info("released the port of vanished domain %s (%s)", port.instance_uuid, port.mac)
         added = [change for change in changes if change.startswith(ATTACHED)]

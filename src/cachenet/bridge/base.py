@@ -62,3 +62,9 @@ class BridgeBackend(abc.ABC):
         exists (rules keyed by device name) and again after libvirt plugged it.
         Returns the changes made.
         """
+
+    @abc.abstractmethod
+    def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
+        """What ``secure_ports(ports)`` would change, changing nothing: one line per port
+        (or bridge-wide rule set) whose rules are missing, stale or left over; empty when
+        every rule is in place. ``cachenet doctor`` reports it."""

@@ -3,6 +3,7 @@ as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
 from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
 from cachenet.port import Port
 from cachenet.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
 CAP_NET_ADMIN = 12  # linux/capability.h
@@ -50,13 +53,13 @@ class LinuxBridge(BridgeBackend):
             changes: list[str] = []
             created = bridge is None
             if created:
-                ipr.link("add", ifname=self.settings.bridge, kind="bridge")
+                _netlink(ipr, "add", ifname=self.settings.bridge, kind="bridge")
                 changes.append(f"created Linux bridge {self.settings.bridge}")
             try:
                 changes += self._configure(ipr, created)
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
-                    ipr.link("del", index=_index(ipr, self.settings.bridge))
+                    _netlink(ipr, "del", index=_index(ipr, self.settings.bridge))
                 if refused(exc):
                     raise
                 raise BridgeError(
@@ -88,13 +91,13 @@ class LinuxBridge(BridgeBackend):
         changes: list[str] = []
         index = _index(ipr, self.settings.bridge)
         if created:
-            ipr.link("set", index=index, ifalias=MANAGED_MARK)
+            _netlink(ipr, "set", index=index, ifalias=MANAGED_MARK)
         changes += _set_mtu_and_up(ipr, index, self.settings.bridge, self.settings.mtu)
         uplink = self.settings.uplink
         if uplink:
             up_index = _index(ipr, uplink)
             if ipr.get_links(up_index)[0].get_attr("IFLA_MASTER") != index:
-                ipr.link("set", index=up_index, master=index)
+                _netlink(ipr, "set", index=up_index, master=index)
                 changes.append(f"enslaved uplink {uplink} to {self.settings.bridge}")
             changes += _set_mtu_and_up(ipr, up_index, uplink, self.settings.mtu)
         return changes
@@ -114,7 +117,7 @@ class LinuxBridge(BridgeBackend):
                     f"{self.settings.bridge} still has instance ports ({', '.join(ports)}); "
                     "use --force to remove it anyway"
                 )
-            ipr.link("del", index=bridge["index"])  # the kernel releases the uplink
+            _netlink(ipr, "del", index=bridge["index"])  # the kernel releases the uplink
         changes = [f"removed Linux bridge {self.settings.bridge}"]
         if self._installed() is not None:
             self._apply(nft_rules.delete_script())
@@ -176,6 +179,23 @@ class LinuxBridge(BridgeBackend):
             return self._reconcile(wanted, attempts - 1)
         return _port_changes(installed.elements, wanted)
 
+    def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
+        options = _rule_options(self.settings)
+        installed = self._installed()
+        if not options.enabled:
+            return [] if installed is None else [f"nftables table {TABLE_NAME} is left over"]
+        if installed is None:
+            return [f"nftables table {TABLE_NAME} is missing (every instance port forwards all)"]
+        if not _intact(installed, options):
+            return [f"the chains of nftables table {TABLE_NAME} lost or changed rules"]
+        wanted = Elements.of(ports)
+        missing = [d for d in sorted(wanted.ports) if _rules_of(installed.elements, d)
+                   != _rules_of(wanted, d)]  # fmt: skip
+        return [f"{device}: rules missing or stale in table {TABLE_NAME}" for device in missing] + [
+            f"{device}: rules left over (no such port of this host in the store)"
+            for device in sorted(installed.elements.ports - wanted.ports)
+        ]
+
     def _isolating(self) -> bool:
         """Whether the table now keeps instance ports from reaching each other."""
         if not self.settings.isolate_ports:
@@ -230,6 +250,7 @@ def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
 
 def apply_nft(script: str, netns: str | None) -> None:
     """Apply an ``nft -f`` script in one transaction (needs CAP_NET_ADMIN)."""
+    LOG.debug("nftables: applying%s: %s", f" in netns {netns}" if netns else "", _one_line(script))
     if netns is None and not _has_net_admin():
         from cachenet import privileged  # oslo.privsep: imported only when needed
 
@@ -281,6 +302,18 @@ def _nft(args: list[str], script: str | None, netns: str | None) -> str | None:
     raise BridgeError(f"nftables refused the rules: {error}")
 
 
+def _one_line(text: str) -> str:
+    """A multi-line script as one log line, its lines separated by " | "."""
+    return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _netlink(ipr: IPRoute, command: str, **attributes: Any) -> None:
+    """A netlink link change (``ipr.link``), logged at debug level."""
+    LOG.debug("netlink: link %s %s", command,
+              " ".join(f"{key}={value}" for key, value in attributes.items()))  # fmt: skip
+    ipr.link(command, **attributes)
+
+
 def _link(ipr: IPRoute, name: str) -> Any:
     found = ipr.link_lookup(ifname=name)
     return ipr.get_links(found[0])[0] if found else None
@@ -303,9 +336,9 @@ def _set_mtu_and_up(ipr: IPRoute, index: int, name: str, mtu: int | None) -> lis
     link = ipr.get_links(index)[0]
     changes = []
     if mtu and link.get_attr("IFLA_MTU") != mtu:
-        ipr.link("set", index=index, mtu=mtu)
+        _netlink(ipr, "set", index=index, mtu=mtu)
         changes.append(f"set MTU of {name} to {mtu}")
     if not link["flags"] & 1:  # IFF_UP
-        ipr.link("set", index=index, state="up")
+        _netlink(ipr, "set", index=index, state="up")
         changes.append(f"set {name} up")
     return changes

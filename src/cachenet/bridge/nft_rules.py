@@ -151,7 +151,7 @@ def table_script(options: RuleOptions, elements: Elements) -> str:
         lines += [f"\tset {name} {{", f"\t\ttype {kind}"]
         members = elements.sets()[name]
         if members:
-            lines.append(f"\t\telements = {{ {', '.join(_element(m) for m in sorted(members))} }}")
+            lines.append(f"\t\telements = {{ {_listed(members)} }}")
         lines.append("\t}")
     # The first rule (the first base chain's jump) carries the signature.
     tag = f' comment "{SIGNATURE_PREFIX}{signature(options)}"'
@@ -210,8 +210,17 @@ def parse_table(listing: str) -> InstalledTable:
 
 
 def _element_line(verb: str, name: str, members: set[str] | set[tuple[str, str]]) -> str:
-    listed = ", ".join(_element(m) for m in sorted(members))
-    return f"{verb} element {FAMILY} {TABLE} {name} {{ {listed} }}"
+    return f"{verb} element {FAMILY} {TABLE} {name} {{ {_listed(members)} }}"
+
+
+def _listed(members: set[str] | set[tuple[str, str]]) -> str:
+    """A set's members in nft's syntax, sorted, comma-separated."""
+    return ", ".join(_element(m) for m in sorted(members, key=_sort_key))
+
+
+def _sort_key(member: str | tuple[str, str]) -> tuple[str, ...]:
+    """Orders a set's members as sorted() would (a set holds names or pairs, never both)."""
+    return (member,) if isinstance(member, str) else member
 
 
 def _element(member: str | tuple[str, str]) -> str:

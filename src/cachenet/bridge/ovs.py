@@ -14,6 +14,7 @@ as root (os-vif's and Neutron's pattern).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
 from cachenet.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 with warnings.catch_warnings():
     # ovs.poller imports eventlet only to learn whether it is monkey-patched;
@@ -113,12 +116,13 @@ class OvsBridge(BridgeBackend):
                 txn.add(self.api.db_set("Interface", name, ("mtu_request", self.settings.mtu)))
             if uplink:
                 txn.add(self.api.add_port(name, uplink, may_exist=True))
-                tag = self.settings.vlan if self.settings.vlan is not None else []
+                tag: int | list[int] = self.settings.vlan if self.settings.vlan is not None else []
                 txn.add(self.api.db_set("Port", uplink, ("tag", tag)))
                 if self.settings.mtu:
                     txn.add(
                         self.api.db_set("Interface", uplink, ("mtu_request", self.settings.mtu))
                     )
+            _log_transaction(txn)
 
     def _check_preconditions(self) -> None:
         name, uplink = self.settings.bridge, self.settings.uplink
@@ -192,6 +196,7 @@ class OvsBridge(BridgeBackend):
             raise BridgeError(
                 f"{name} still has instance ports ({', '.join(ports)}); use --force to remove it"
             )
+        LOG.debug("OVSDB: deleting bridge %s", name)
         self.api.del_br(name).execute(check_error=True)
         return [f"removed OVS bridge {name}"]
 
@@ -233,6 +238,38 @@ class OvsBridge(BridgeBackend):
         it gets its flows at the next call, and forwards nothing until then."""
         if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
             return []
+        layout, wanted, devices = self._wanted_flows(ports)
+        changes = self._reconcile(layout, wanted, ALL_KINDS, devices)
+        # A second layer: protected ports cannot reach each other should NORMAL ever forward.
+        return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
+
+    def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
+        name = self.settings.bridge
+        if not self.api.br_exists(name).execute(check_error=True):
+            return []
+        layout, wanted, devices = self._wanted_flows(ports)
+        present = self._present_flows()
+        if _canary(layout).cookie not in present:
+            return [f"the flows of {name} are gone (ovs-vswitchd restarted or they were deleted)"]
+        plan = ovs_flows.plan(wanted, present, ALL_KINDS)
+        added = {g.ofport for g in plan.add if g.kind == ovs_flows.KIND_PORT}
+        drift = [f"{devices[ofport]}: flows missing or incomplete on {name}" for ofport in added]
+        drift += [
+            f"OpenFlow port {ovs_flows.cookie_ofport(c)}: flows left over (no such instance port)"
+            for c in plan.delete
+            if ovs_flows.cookie_kind(c) == ovs_flows.KIND_PORT
+            and ovs_flows.cookie_ofport(c) not in added
+        ]
+        bridge_wide = any(g.kind != ovs_flows.KIND_PORT for g in plan.add) or any(
+            ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT for c in plan.delete
+        )
+        return drift + ([f"bridge-wide flows of {name} missing or changed"] if bridge_wide else [])
+
+    def _wanted_flows(
+        self, ports: Sequence[Port]
+    ) -> tuple[Layout, list[FlowGroup], dict[int, str]]:
+        """The flows ``ports`` need (those plugged into the bridge), and their devices by
+        OpenFlow port."""
         layout = self._layout()
         plugged = set(self._instance_ports())
         switch_ports = [
@@ -241,10 +278,7 @@ class OvsBridge(BridgeBackend):
             if p.device in plugged and (ofport := self._ofport(p.device))
         ]
         wanted = ovs_flows.base_groups(layout) + ovs_flows.port_groups(layout, switch_ports)
-        devices = {p.ofport: p.device for p in switch_ports}
-        changes = self._reconcile(layout, wanted, ALL_KINDS, devices)
-        # A second layer: protected ports cannot reach each other should NORMAL ever forward.
-        return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
+        return layout, wanted, {p.ofport: p.device for p in switch_ports}
 
     def _ensure_base_flows(self) -> list[str]:
         """Default deny and the uplink's and host's forwarding; instance ports are left
@@ -282,6 +316,9 @@ class OvsBridge(BridgeBackend):
         """``ovs-ofctl COMMAND TARGET ARGS`` (as a bundle when it changes flows)."""
         target = self._openflow_target()
         bundle = ["--bundle"] if command == "add-flows" else []
+        if stdin is not None:
+            flows = " | ".join(line for line in stdin.splitlines() if line.strip())
+            LOG.debug("OpenFlow: ovs-ofctl %s on %s: %s", command, target, flows)
         argv = ["ovs-ofctl", f"--timeout={OFCTL_TIMEOUT}", *bundle, command, target, *args]
         try:
             done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
@@ -348,6 +385,7 @@ class OvsBridge(BridgeBackend):
             with self.api.transaction(check_error=True) as txn:
                 for port in exposed:
                     txn.add(self.api.db_set("Port", port, ("protected", True)))
+                _log_transaction(txn)
         return exposed
 
     def _unprotected(self, ports: list[str]) -> list[str]:
@@ -381,12 +419,18 @@ def _describe(plan: Plan, devices: dict[int, str], bridge: str) -> list[str]:
         ofport = ovs_flows.cookie_ofport(cookie)
         if ovs_flows.cookie_kind(cookie) == ovs_flows.KIND_PORT and ofport not in added:
             changes.append(f"removed the rules of OpenFlow port {ofport} (no such instance port)")
-    others = [g for g in plan.add if g.kind != ovs_flows.KIND_PORT] or [
-        c for c in plan.delete if ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT
-    ]
+    others = any(g.kind != ovs_flows.KIND_PORT for g in plan.add) or any(
+        ovs_flows.cookie_kind(c) != ovs_flows.KIND_PORT for c in plan.delete
+    )
     if others:
         changes.append(f"updated the bridge-wide flows of {bridge}")
     return changes
+
+
+def _log_transaction(txn: Any) -> None:
+    """Each command of an OVSDB transaction, at debug level (as it commits)."""
+    for command in txn.commands:
+        LOG.debug("OVSDB: %s", command)
 
 
 def _last_line(text: str) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
+from cachenet import logs
 from cachenet.cli.context import CliContext
 from cachenet.cli.output import literal
 from cachenet.errors import CachenetError, refused
@@ -29,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "detach": "cachenet.cli.agent_cmd:detach",
     "agent": "cachenet.cli.agent_cmd:agent",
     "vendordata": "cachenet.cli.vendordata_cmd:vendordata",
+    "doctor": "cachenet.cli.doctor_cmd:doctor",
 }
 
 
@@ -92,9 +95,18 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     help="Config file with a [cachenet] group (nova.conf works); repeatable. "
     "Default: $CACHENET_CONFIG, else /etc/cachenet/cachenet.conf if present.",
 )
+@click.option("--debug", is_flag=True, help="Log cachenet's debug lines too.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append the log to this file instead of stderr.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_files: Sequence[str]) -> None:
+def cli(
+    ctx: click.Context, config_files: Sequence[str], debug: bool, log_file: Path | None
+) -> None:
     """Give every VM a second NIC on the cache network."""
+    logs.configure(debug, log_file)
     ctx.obj = CliContext(config_files=tuple(config_files))
 
 

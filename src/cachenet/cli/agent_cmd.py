@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from types import FrameType
 
 import click
 
+from cachenet import logs, metrics
 from cachenet.agent.agent import Agent, reconcile
 from cachenet.agent.attach import attach as attach_domain
 from cachenet.agent.attach import connect, lookup
@@ -42,12 +42,14 @@ def detach(cli: CliContext, domain: str, release: bool) -> None:
 @pass_cli
 def agent(cli: CliContext, once: bool) -> None:
     """Add the cache NIC to every selected domain as it is defined; release on undefine."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure_daemon()
     if once:
         changes, released = reconcile(cli.settings, cli.store, connect(cli.settings.libvirt_uri))
         released_lines = [f"released the port of {p.instance_uuid}" for p in released]
         emit_lines(changes + released_lines, "every selected domain has its cache NIC")
         return
+    logs.log_start("agent", cli.settings)
+    metrics.serve("agent", cli.settings.metrics_listen, cli.store)
     runner = Agent(cli.settings, cli.store)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cachenet.bridge import backend_for
+from cachenet.bridge import backend_for, secure_host_ports
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_lines, emit_mapping, json_option
 
@@ -29,6 +29,16 @@ def ensure(cli: CliContext) -> None:
 def teardown(cli: CliContext, force: bool) -> None:
     """Remove the bridge, if cachenet created it."""
     emit_lines(backend_for(cli.settings).teardown(force), f"{cli.settings.bridge} does not exist")
+
+
+@bridge.command()
+@pass_cli
+def secure(cli: CliContext) -> None:
+    """Install the port security rules of this host's instance ports as the store holds
+    them (nova-compute and the agent do it on their own every agent_reconcile_interval)."""
+    settings = cli.settings
+    changes = secure_host_ports(settings, cli.store, settings.host)
+    emit_lines(changes, f"the rules of every instance port of {settings.host} are in place")
 
 
 @bridge.command()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from cachenet import logs, metrics
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_rows, json_option
 from cachenet.dhcp.leases import read_leases
@@ -25,7 +24,9 @@ def serve(cli: CliContext) -> None:
     # It polls the store five times a second: it keeps its connection.
     store = open_store(cli.settings, hold_connection=True)
     server = DhcpServer(cli.settings, store)  # checks the set-up before logging starts
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure_daemon()
+    logs.log_start("dhcp serve", cli.settings)
+    metrics.serve("dhcp", cli.settings.metrics_listen, store)
     server.serve()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -89,7 +89,7 @@ class Seconds(click.FloatRange):
         super().__init__(min=0, max=GRACE_MAX)
 
     def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         seconds = float(super().convert(value, param, ctx))
         if math.isnan(seconds):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from cachenet import logs
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.guest.service import VendordataServer
 from cachenet.guest.vendordata import cloud_config
@@ -26,7 +25,8 @@ def serve(cli: CliContext) -> None:
     # own, as every cachenet process but the DHCP poller does.
     store = cli.store
     server = VendordataServer(settings, store.get)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure_daemon()
+    logs.log_start("vendordata serve", settings)
     server.serve_until_signalled()
 
 

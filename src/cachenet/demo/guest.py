@@ -288,4 +288,4 @@ def domain_xml(
     serial = etree.SubElement(devices, "serial", type="file")
     etree.SubElement(serial, "source", path=str(console))
     etree.SubElement(serial, "target", port="0")
-    return etree.tostring(domain, encoding="unicode", pretty_print=True)
+    return str(etree.tostring(domain, encoding="unicode", pretty_print=True))

@@ -161,7 +161,10 @@ class CacheLab:
     def allocate(self) -> dict[str, str]:
         """A port for a new instance (``cachenet ports allocate``), before its domain exists."""
         instance = str(uuidlib.uuid4())
-        return json.loads(self.cachenet("ports", "allocate", instance, "--json", check=True))
+        port: dict[str, str] = json.loads(
+            self.cachenet("ports", "allocate", instance, "--json", check=True)
+        )
+        return port
 
     def _remove_domain(self, name: str, timeout: float = 10) -> None:
         """Destroy and undefine ``name``, until libvirt no longer knows it.

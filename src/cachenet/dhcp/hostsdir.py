@@ -17,6 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from cachenet import metrics
 from cachenet.errors import DhcpError, IdentityError
 from cachenet.identity import check_device, check_stored_mac, check_stored_uuid
 from cachenet.port import Port
@@ -84,6 +85,8 @@ class HostsDir:
             return False
         _atomic_write(self.path / name, line)
         self._written[name] = line
+        LOG.debug("wrote reservation %s: %s", name, line.strip())
+        metrics.reservation_written()
         return True
 
     def remove(self, port: Port) -> bool:
@@ -91,7 +94,7 @@ class HostsDir:
         name = reservation_name(port)
         if name not in self._written:
             return False
-        (self.path / name).unlink(missing_ok=True)
+        _unlink(self.path / name)
         del self._written[name]
         return True
 
@@ -100,7 +103,7 @@ class HostsDir:
         wanted = {reservation_name(p): p for p in ports}
         dropped = [name for name in self._written if name not in wanted]
         for name in dropped:
-            (self.path / name).unlink(missing_ok=True)
+            _unlink(self.path / name)
             del self._written[name]
         changed = bool(dropped)
         for name, port in wanted.items():
@@ -114,6 +117,12 @@ class HostsDir:
 
     def names(self) -> set[str]:
         return set(self._written)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    LOG.debug("removed reservation %s", path.name)
+    metrics.reservation_removed()
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from cachenet import metrics
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
@@ -216,6 +217,7 @@ class DhcpServer:
             LOG.info("restarting dnsmasq to seed the leases of %d new reservations",
                      len(self.sync.hostsdir.names() - self._seeded))  # fmt: skip
             self._stop_dnsmasq()
+            metrics.dnsmasq_restarted("reseed")
             self._start()
 
     def _reseed_due(self) -> bool:
@@ -240,6 +242,7 @@ class DhcpServer:
         self._pause(self._backoff)
         self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
         if not self._stopping:
+            metrics.dnsmasq_restarted("exited")
             self._start()
 
     def _pause(self, seconds: float) -> None:
@@ -265,6 +268,7 @@ class DhcpServer:
                 LOG.error("%s; serving the %d reservations written before, retrying",
                           exc, len(self.sync.hostsdir.names()))  # fmt: skip
             return False
+        metrics.dhcp_synced(len(self.sync.hostsdir.names()))
         if self._store_down_since is not None:
             LOG.info("port store reachable again after %.0f s; reservations resynced",
                      time.monotonic() - self._store_down_since)  # fmt: skip
@@ -311,6 +315,8 @@ def _running_dnsmasq(settings: Settings) -> int | None:
     try:
         pid = int(pid_file(settings).read_text().strip())
         os.kill(pid, 0)
+    except PermissionError:  # alive, and another user's (root's): `cachenet doctor` as nobody
+        return pid
     except (OSError, ValueError):
         return None
     return pid

@@ -39,7 +39,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 from oslo_service import loopingcall
 
-from cachenet import domxml
+from cachenet import domxml, metrics
 from cachenet.bridge import backend_for, secure_host_ports
 from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
 from cachenet.guest.network_data import add_cache_link
@@ -54,7 +54,7 @@ register_opts(CONF)
 T = TypeVar("T")
 
 
-class CacheNetworkError(exception.BuildAbortException):
+class CacheNetworkError(exception.BuildAbortException):  # type: ignore[misc]  # Nova is untyped
     """The instance's fault when its port cannot be had (on_store_error = fail).
 
     A BuildAbortException so that Nova does not reschedule: the store is shared
@@ -71,7 +71,7 @@ def _tenant_reason(exc: CachenetError) -> str:
     return "the port store is unavailable"
 
 
-class LibvirtDriver(libvirt_driver.LibvirtDriver):
+class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova is untyped
     """Nova's libvirt driver whose domains carry the instance's cache NIC."""
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
@@ -80,6 +80,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self._cachenet_store: PortStore | None = None
         self._cachenet_host = CONF.host
         self._cachenet_restorer: loopingcall.FixedIntervalLoopingCall | None = None
+        self._cachenet_metrics: Any = None  # the metrics listener, when metrics_listen
         # The port each instance's last rendered domain got, by instance UUID: what
         # its config drive, built right after the domain is defined, must list.
         self._cachenet_domain_ports: dict[str, Port] = {}
@@ -109,6 +110,18 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             LOG.error("%s: instances with a cache NIC cannot start here", problem)
         self._secure_cache_ports()  # rules lost while the service was down (a reboot)
         self._start_restoring_cache_port_rules()
+        self._start_serving_metrics()
+
+    def _start_serving_metrics(self) -> None:
+        """The port and pool metrics on ``metrics_listen``, if set. A failure is logged:
+        metrics are not worth keeping nova-compute down."""
+        listen = self.cachenet_settings.metrics_listen
+        if listen is None or self._cachenet_metrics is not None:
+            return
+        try:
+            self._cachenet_metrics = metrics.serve("nova", listen, self.cachenet_store)
+        except CachenetError as exc:
+            LOG.error("No cachenet metrics: %s", exc)
 
     def _start_restoring_cache_port_rules(self) -> None:
         """Reconcile port security every ``agent_reconcile_interval`` seconds, as the
@@ -127,6 +140,10 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         if self._cachenet_restorer is not None:
             self._cachenet_restorer.stop()
             self._cachenet_restorer = None
+        if self._cachenet_metrics is not None:
+            self._cachenet_metrics.shutdown()
+            self._cachenet_metrics.server_close()
+            self._cachenet_metrics = None
         super().cleanup_host(host)
 
     def _cache_bridge_problem(self) -> str | None:
@@ -149,7 +166,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         self, context: Any, instance: Any, network_info: Any, disk_info: Any, image_meta: Any,
         *args: Any, **kwargs: Any,
     ) -> str:  # fmt: skip
-        xml = super()._get_guest_xml(
+        xml: str = super()._get_guest_xml(
             context, instance, network_info, disk_info, image_meta, *args, **kwargs
         )
         uuid = field(instance, "uuid")

@@ -20,7 +20,8 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 
-from cachenet.errors import ConfigError, StoreError, StoreUnavailable
+from cachenet import metrics
+from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
 
@@ -30,10 +31,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_REVISION = "0002"
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
+SCHEMA_LOCK_TIMEOUT = 60  # seconds a host waits for another's schema upgrade (as GET_LOCK)
 MAX_ATTEMPTS = 20
 BACKOFF_CAP = 2.0  # seconds; 20 attempts then span about 15 s at most on average
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock before "locked"
 T = TypeVar("T")
 SUPPORTED_DRIVERS = DATABASE_BACKENDS
+LOG = logging.getLogger(__name__)
 
 
 def make_engine(url: str, hold_connection: bool = False, pool: PoolOptions | None = None) -> Engine:
@@ -76,7 +80,7 @@ def _check_sqlite_access(path: Path) -> None:
     for where in needed:
         mode = os.W_OK | os.X_OK if where == path.parent else os.R_OK | os.W_OK
         if not os.access(where, mode):
-            raise StoreUnavailable(
+            raise StoreAccessDenied(
                 f"cannot use the port store {path}: this user may not read and write {where} "
                 "(run as root, or as a user that may)"
             )
@@ -100,7 +104,9 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     # isolation_level=None hands transaction control to us, so every transaction
     # can start with BEGIN IMMEDIATE: it takes the write lock up front instead of
     # failing with "database is locked" when a reader tries to become a writer.
-    engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "isolation_level": None}
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -119,13 +125,14 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it in an empty database)."""
+    # No chatter in a daemon's log, its import's ("setup plugin ...") included.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter in a daemon's log
 
     def migrate(connection: Connection) -> None:
         # Every host may meet an empty database at once: one migrates, the
@@ -133,9 +140,42 @@ def upgrade(engine: Engine) -> None:
         with _schema_lock(connection):
             if _schema_outdated(connection):
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                try:
+                    command.upgrade(config, "head")
+                except DBAPIError as exc:
+                    if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
+                        raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
+                    raise
 
-    run_transaction(engine, migrate)
+    # On Galera, GET_LOCK locks one node only: a host on another node may be
+    # creating the same tables. Its DDL replicates at once; ours then finds them
+    # there. Wait for its upgrade to finish, as the lock would have. (A table of
+    # another application in the way is reported after the wait: telling the two
+    # apart by alembic_version races with the other host's creating it.)
+    deadline = time.monotonic() + SCHEMA_LOCK_TIMEOUT
+    while True:
+        try:
+            run_transaction(engine, migrate)
+            return
+        except _ConcurrentUpgrade as race:
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the schema upgrade meets tables it did not create, and no other host's "
+                    f"upgrade completed them in {SCHEMA_LOCK_TIMEOUT} s ({race})"
+                ) from None
+        time.sleep(0.5)
+
+
+class _ConcurrentUpgrade(Exception):
+    """A migration met a table or index another host created meanwhile."""
+
+
+# MariaDB: table exists, duplicate index name.
+_CREATED_BY_ANOTHER_HOST = {1050, 1061}
+
+
+def _orig_code(exc: DBAPIError) -> object:
+    return exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
 
 
 @contextlib.contextmanager
@@ -183,12 +223,18 @@ def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.
-            last = exc
+            last, kind = exc, "conflict"
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
-            last = exc
-        time.sleep(_backoff(attempt))
+            last, kind = exc, "transient"
+        pause = _backoff(attempt)
+        if LOG.isEnabledFor(logging.DEBUG):  # any password the driver echoes masked
+            LOG.debug("store transaction attempt %d of %d failed (%s: %s); retrying in %.3f s",
+                      attempt + 1, MAX_ATTEMPTS, kind, _reason(last, _plain(engine.url)),
+                      pause)  # fmt: skip
+        metrics.store_retried(kind)
+        time.sleep(pause)
     reason = str(last.orig if last is not None else "").strip().splitlines()[0:1]
     raise StoreError(f"gave up after {MAX_ATTEMPTS} attempts ({''.join(reason)}); try again")
 
@@ -243,6 +289,9 @@ def _reason(exc: DBAPIError, url: str) -> str:
 # the port a lost COMMIT may have created), so retrying these is safe.
 _TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
 _TRANSIENT_CODES |= {"57P01", "57P02", "57P03", "25006"}
+# MariaDB 1684: a table skipped while concurrent DDL changes it (on Galera, a
+# schema upgrade made on another node is applied under this host's reads).
+_TRANSIENT_CODES |= {1684}
 _TRANSIENT_MESSAGES = (
     "database is locked",
     "deadlock",

@@ -10,16 +10,18 @@ out of connection slots (engine.run_transaction).
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
+from cachenet import metrics
 from cachenet.errors import IdentityError, StoreError, SubnetExhausted
 from cachenet.identity import (
     canonical_uuid,
@@ -94,6 +96,7 @@ class PortStore:
 
     # --- operations --------------------------------------------------------
 
+    @metrics.port_operation("allocate")
     def allocate(self, instance_uuid: str, host: str) -> Port:
         """The instance's port, created on first call (idempotent)."""
         uuid = canonical_uuid(instance_uuid)
@@ -104,12 +107,14 @@ class PortStore:
         uuid = canonical_uuid(instance_uuid)
         return self._transaction(lambda conn: self._get(conn, uuid))
 
+    # Below this method, annotations in the class say builtins.list: `list` names it.
     def list(self, host: str | None = None) -> list[Port]:
         query = select(ports).order_by(ports.c.address)
         if host is not None:
             query = query.where(ports.c.host == host)
         return self._transaction(lambda conn: self._valid_ports(conn.execute(query)))
 
+    @metrics.port_operation("release")
     def release(self, instance_uuid: str) -> Port | None:
         """Free the instance's address and MAC; None when it had no port."""
         uuid = canonical_uuid(instance_uuid)
@@ -121,7 +126,9 @@ class PortStore:
         check_host(new_host)
         return self._transaction(lambda conn: self._move(conn, uuid, new_host))
 
-    def gc(self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float) -> list[Port]:
+    def gc(
+        self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float
+    ) -> builtins.list[Port]:
         """Release ports of ``host`` whose instance is not live and older than the grace."""
         live = {canonical_uuid(u) for u in live_instance_uuids}
         cutoff = _utcnow() - timedelta(seconds=grace_seconds)
@@ -165,7 +172,7 @@ class PortStore:
         except IdentityError as exc:
             raise StoreError(f"the port store's {_row_label(row)} is invalid: {exc}") from None
 
-    def _port(self, row: Row, anywhere: bool = False) -> Port:
+    def _port(self, row: Row[Any], anywhere: bool = False) -> Port:
         """A Port from a row of ``ports`` or ``port_events``, every value checked.
 
         Rows come from a database that every host with its credentials can
@@ -198,7 +205,7 @@ class PortStore:
             created_at=getattr(row, "created_at", None),
         )
 
-    def _valid_ports(self, rows: Iterable[Row]) -> list[Port]:
+    def _valid_ports(self, rows: Iterable[Row[Any]]) -> builtins.list[Port]:
         """The rows as Ports; an invalid row is skipped and logged (once per row)."""
         valid = []
         for row in rows:
@@ -238,6 +245,7 @@ class PortStore:
         )
         conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
         _log(conn, "upsert", port)
+        metrics.port_allocated()  # after the last statement: a retry comes before it
         return port
 
     def _free_device(self, conn: Connection, uuid: str) -> str:
@@ -253,7 +261,12 @@ class PortStore:
         raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
     def _lock_allocator(self, conn: Connection) -> dict[str, int]:
-        """Lock the subnet's allocator row (creating it) and return its counters."""
+        """Lock the subnet's allocator row (creating it) and return its counters.
+
+        On Galera the lock holds on this node only: allocations on two nodes
+        both update the row, and the later commit fails certification (error
+        1213), which run_transaction retries like a deadlock.
+        """
         row = conn.execute(_LOCK_ALLOCATOR, {"subnet": self._subnet}).first()
         if row is None:
             conn.execute(
@@ -358,7 +371,7 @@ class PortStore:
             .where(port_events.c.id > max(cursor - EVENT_LOOKBACK, 0))
             .order_by(port_events.c.id)
         )
-        last: dict[str, Row] = {}
+        last: dict[str, Row[Any]] = {}
         for row in rows:
             last[row.instance_uuid] = row  # the newest event per instance wins
         upserted = self._valid_ports(r for r in last.values() if r.kind == "upsert")
@@ -404,7 +417,7 @@ def _row(port: Port) -> dict[str, object]:
     }
 
 
-def _row_label(row: Row) -> str:
+def _row_label(row: Row[Any]) -> str:
     """Which row, for messages: its table, id and instance (an event row has a kind)."""
     table = "port_events" if "kind" in row._fields else "ports"
     return f"{table} row {row.id} (instance {shown(row.instance_uuid)})"
