@@ -62,6 +62,9 @@ class IdleClosingPool(QueuePool):
         self._last_return = time.monotonic()
         self._reaper_lock = threading.Lock()
         self._reaper: threading.Thread | None = None
+        # Waits on an Event, never set, rather than time.sleep: libfaketime (a
+        # host's clock skew, as tests simulate it) makes time.sleep fail with EINVAL.
+        self._never = threading.Event()
 
     def recreate(self) -> IdleClosingPool:  # after engine.dispose() or a lost server
         pool = super().recreate()
@@ -87,7 +90,7 @@ class IdleClosingPool(QueuePool):
         assert self.idle_timeout is not None
         while True:
             deadline = self._last_return + self.idle_timeout
-            time.sleep(max(0.0, deadline - time.monotonic()))
+            self._never.wait(max(0.0, deadline - time.monotonic()))
             if time.monotonic() < self._last_return + self.idle_timeout:
                 continue  # used meanwhile
             closed = self.close_idle_connections()
@@ -98,7 +101,7 @@ class IdleClosingPool(QueuePool):
                     self._reaper = None
                     return
             # Connections in use: they start the clock again when returned.
-            time.sleep(self.idle_timeout)
+            self._never.wait(self.idle_timeout)
 
     def close_idle_connections(self) -> int:
         """Close every connection waiting in the pool; those in use stay open."""
