@@ -1,19 +1,23 @@
-"""IPAM benchmark: allocation cost as a /16 fills up, and parallel allocators.
+"""IPAM benchmark: allocation cost as a /16 fills up, parallel allocators, pooled
+connections against a connection per operation, and a storm through PgBouncer.
 
-    .venv/bin/python bench/ipam.py [--parallel N] [--per-process M] [--storm H] [--postgres URL]
-    .venv/bin/python bench/ipam.py --pool [--postgres URL]
+    .venv/bin/python bench/ipam.py [--processes 16] [--allocations 1000] [--rounds 3]
+                                   [--samples 200] [--storm 1000] [--skip-fill]
+    .venv/bin/python bench/ipam.py --pool
 
 1. Fills a /16 on SQLite (65,534 ports) and prints allocations per second for
    the first and the last 1,000 allocations and their ratio (the cost must not
    grow with the store), then the same first-1,000 rate on a /8.
-2. Runs N processes allocating at once against PostgreSQL (the server
-   scripts/start-services.sh starts) and prints total allocations per second
-   and how many MACs and addresses were handed out twice.
-3. A storm: --storm hosts (threads in 4 processes, each with its own
-   connections, as nova-compute has) allocate one port each at the same
-   instant; prints latency percentiles, failures by reason and duplicates.
-   On one small machine the hosts' own CPU and the server's connection
-   set-up (a fork and a password exchange each) dominate.
+2. --processes processes share --allocations allocations on PostgreSQL and
+   MariaDB (the servers scripts/start-services.sh starts): seconds from the
+   common start to the last allocation, with the store's pooled engine and with
+   the anchor, a connection per operation (NullPool, what cachenet did before),
+   rounds interleaved; duplicate MACs and addresses. Target: under 2 s pooled.
+3. One allocation's latency, pooled against NullPool, samples interleaved.
+4. A storm: --storm hosts (threads in 4 processes, each with its own engine,
+   as separate compute nodes have) allocate one port each at the same instant
+   through a PgBouncer in transaction mode (started here, 20 server
+   connections): latency percentiles, successes, failures, duplicates.
 
 --pool: a pool of two /22s. The first 1,000 allocations of the second subnet
 (the first subnet full) against the first 1,000 of the first (the anchor), on
@@ -24,25 +28,29 @@ other load falls on both alike; the ratio of the median blocks must stay <= 1.1.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from cachenet.settings import make_settings
-from cachenet.store import PortStore, open_store
+from cachenet.store import open_store
 from cachenet.store.addresses import AddressPool
+from cachenet.store.ports import PortStore
+from harness.allocators import SPAWN, SUBNET, storm
+from harness.databases import fresh_database
+from harness.pgbouncer import pgbouncer
 
-POSTGRES = "postgresql+psycopg://cachenet:cachenet@127.0.0.1:5432/postgres"
+SERVERS = ("postgresql", "mariadb")
+ENGINES = ("pooled", "NullPool")
 
 
 def rate(store: PortStore, count: int) -> float:
@@ -73,14 +81,14 @@ def fill_slash16() -> None:
 POOL = "10.0.0.0/22,10.1.0.0/22"  # 1,022 addresses each
 
 
-def pool_second_subnet(postgres_url: str) -> None:
+def pool_second_subnet() -> None:
     """Second subnet's first 1,000 allocations vs the first subnet's, interleaved."""
     # In memory when it can: the disk's fsync times (other processes' writes) would
     # swamp the figures; what is compared is the allocation's own work.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(dir=shm) as tmp:
         _pool_compare("sqlite", f"sqlite:///{tmp}/first.sqlite", f"sqlite:///{tmp}/second.sqlite")
-    with scratch_database(postgres_url) as first, scratch_database(postgres_url) as second:
+    with fresh_database("postgresql") as first, fresh_database("postgresql") as second:
         _pool_compare("postgresql", first, second)
 
 
@@ -109,109 +117,133 @@ def _pool_compare(kind: str, first_url: str, second_url: str) -> None:
     second.engine.dispose()
 
 
-def _worker(args: tuple[str, int]) -> list[tuple[str, str, str]]:
-    url, count = args
-    store = open_store(make_settings(database=url, subnet="10.0.0.0/8"))
+def null_pool_engine(url: str) -> Engine:
+    """The anchor: what make_engine built before pooling, a connection per operation."""
+    timeouts = {"connect_timeout": 5}
+    return create_engine(
+        url, poolclass=NullPool, isolation_level="READ COMMITTED", connect_args=timeouts
+    )
+
+
+def store_of(url: str, engine_kind: str) -> PortStore:
+    store = open_store(make_settings(database=url, subnet=SUBNET))
+    if engine_kind == "NullPool":
+        store.engine.dispose()
+        store = PortStore(null_pool_engine(url), store.settings)
+    return store
+
+
+_started: object = None  # a multiprocessing Barrier: every worker has opened its store
+
+
+def _join(barrier: object) -> None:
+    global _started
+    _started = barrier
+
+
+def _allocator(args: tuple[str, str, int]) -> tuple[float, float, list[tuple[str, str]]]:
+    url, engine_kind, count = args
+    store = store_of(url, engine_kind)
+    _started.wait()  # type: ignore[attr-defined]
+    began = time.time()
     ports = [store.allocate(str(uuid.uuid4()), "bench") for _ in range(count)]
-    return [(p.instance_uuid, p.mac, str(p.address)) for p in ports]
+    return began, time.time(), [(p.mac, str(p.address)) for p in ports]
 
 
-@contextlib.contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A new database with the store's schema, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"cn_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        open_store(make_settings(database=url, subnet="10.0.0.0/8")).engine.dispose()
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+def parallel_seconds(url: str, engine_kind: str, processes: int, total: int) -> tuple[float, int]:
+    """Seconds for ``processes`` to allocate ``total`` ports in all, and the duplicates."""
+    shares = [(url, engine_kind, total // processes + (i < total % processes))
+              for i in range(processes)]  # fmt: skip
+    barrier = SPAWN.Barrier(processes)
+    with SPAWN.Pool(processes, initializer=_join, initargs=(barrier,)) as pool:
+        results = pool.map(_allocator, shares, chunksize=1)
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    ports = [p for r in results for p in r[2]]
+    macs, addresses = Counter(p[0] for p in ports), Counter(p[1] for p in ports)
+    duplicates = sum(n - 1 for n in (*macs.values(), *addresses.values()))
+    return elapsed, duplicates
 
 
-def parallel(admin_url: str, processes: int, per_process: int) -> None:
-    with scratch_database(admin_url) as url:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            started = time.perf_counter()
-            results = pool.map(_worker, [(url, per_process)] * processes)
-            elapsed = time.perf_counter() - started
-        ports = [p for r in results for p in r]
-        duplicates = sum(n - 1 for n in Counter(p[1] for p in ports).values()) + sum(
-            n - 1 for n in Counter(p[2] for p in ports).values()
+def parallel(processes: int, total: int, rounds: int) -> None:
+    seconds: dict[tuple[str, str], list[float]] = {}
+    duplicates = 0
+    with fresh_database("postgresql") as pg, fresh_database("mariadb") as maria:
+        urls = {"postgresql": pg, "mariadb": maria}
+        for _ in range(rounds):
+            for server in SERVERS:
+                for engine_kind in ENGINES:
+                    took, twice = parallel_seconds(urls[server], engine_kind, processes, total)
+                    seconds.setdefault((server, engine_kind), []).append(took)
+                    duplicates += twice
+    print(f"\n{processes} processes, {total} allocations in all (median of {rounds} rounds):")
+    print(f"  {'server':<11} {'pooled':>9} {'NullPool':>9}  target")
+    for server in SERVERS:
+        pooled, anchor = (statistics.median(seconds[server, kind]) for kind in ENGINES)
+        gain = anchor / pooled
+        print(f"  {server:<11} {pooled:8.2f}s {anchor:8.2f}s  < 2 s pooled (x{gain:.1f})")
+    print(f"  duplicate MACs + addresses: {duplicates}")
+
+
+def latency(samples: int) -> None:
+    print(f"\none allocation, median and p99 of {samples} (pooled and NullPool interleaved):")
+    for server in SERVERS:
+        with fresh_database(server) as url:
+            stores = {kind: store_of(url, kind) for kind in ENGINES}
+            taken: dict[str, list[float]] = {kind: [] for kind in ENGINES}
+            for _ in range(samples):
+                for kind in ENGINES:
+                    began = time.perf_counter()
+                    stores[kind].allocate(str(uuid.uuid4()), "bench")
+                    taken[kind].append(time.perf_counter() - began)
+            for store in stores.values():
+                store.engine.dispose()
+        shown = "   ".join(
+            f"{kind} {_ms(sorted(taken[kind]), 0.5)} ms (p99 {_ms(sorted(taken[kind]), 0.99)})"
+            for kind in ENGINES
         )
-        print(f"postgresql, {processes} processes x {per_process} allocations:")
-        print(f"  {len(ports) / elapsed:8.0f} allocations/s in total")
-        print(f"  duplicate MACs + addresses: {duplicates}")
+        print(f"  {server:<11} {shown}")
 
 
-def _storm_worker(args: tuple[str, int, float]) -> list[tuple[float, str]]:
-    """``threads`` hosts in this process, each allocating one port at ``start``."""
-    url, threads, start = args
-    store = open_store(make_settings(database=url, subnet="10.0.0.0/8"))
-    results: list[tuple[float, str]] = []
-
-    def host(index: int) -> None:
-        time.sleep(max(0.0, start - time.time()))
-        began = time.perf_counter()
-        try:
-            port = store.allocate(str(uuid.uuid4()), f"host-{index}")
-            outcome = f"{port.mac} {port.address}"
-        except Exception as exc:  # counted and shown below
-            outcome = f"ERROR {type(exc).__name__}: {exc}"
-        results.append((time.perf_counter() - began, outcome))
-
-    workers = [threading.Thread(target=host, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results
-
-
-def storm(admin_url: str, hosts: int, processes: int = 4) -> None:
-    """``hosts`` compute nodes allocating one port each at the same instant."""
-    with scratch_database(admin_url) as url:
-        start = time.time() + 3.0  # every process and thread is up by then
-        share = [(url, hosts // processes, start)] * processes
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            results = [r for part in pool.map(_storm_worker, share) for r in part]
-        latencies = sorted(t for t, outcome in results if not outcome.startswith("ERROR"))
-        errors = Counter(o for _, o in results if o.startswith("ERROR"))
-        ok = [o for _, o in results if not o.startswith("ERROR")]
-        duplicates = len(ok) - len(set(ok))
-        print(f"postgresql, {len(results)} hosts allocating at the same instant:")
+def storm_through_pgbouncer(hosts: int) -> None:
+    with fresh_database("postgresql") as url, pgbouncer(url) as bouncer:
+        open_store(make_settings(database=url, subnet=SUBNET)).engine.dispose()
+        outcome = storm(bouncer, hosts, database_prepared_statements=False)
+        latencies = sorted(port[3] for port in outcome.ports)
+        print(f"\n{hosts} hosts at the same instant through PgBouncer (transaction mode):")
         if latencies:
             print(f"  allocated: {len(latencies)}, latency p50 {_ms(latencies, 0.5)} ms, "
                   f"p99 {_ms(latencies, 0.99)} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
-        print(f"  failed: {sum(errors.values())}; duplicate MACs or addresses: {duplicates}")
-        for message, count in errors.most_common(3):
+        print(f"  failed: {len(outcome.failures)}; duplicate MACs + addresses: "
+              f"{outcome.duplicates()}")  # fmt: skip
+        for message, count in Counter(outcome.failures).most_common(3):
             print(f"    {count} x {message[:160]}")
 
 
 def _ms(sorted_values: list[float], quantile: float) -> str:
-    return f"{sorted_values[int(quantile * (len(sorted_values) - 1))] * 1000:.0f}"
+    return f"{sorted_values[int(quantile * (len(sorted_values) - 1))] * 1000:.1f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--per-process", type=int, default=500)
-    parser.add_argument("--postgres", default=POSTGRES)
-    parser.add_argument("--storm", type=int, default=1000, help="hosts allocating at once")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--processes", type=int, default=16)
+    parser.add_argument("--allocations", type=int, default=1000, help="in all, shared")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=200, help="latency samples per engine")
+    parser.add_argument("--storm", type=int, nargs="?", const=1000, default=1000, help="0: none")
+    parser.add_argument("--skip-fill", action="store_true", help="skip the SQLite /16 fill")
     parser.add_argument(
         "--pool", action="store_true", help="only the pool: second subnet against the first"
     )
     args = parser.parse_args()
     if args.pool:
-        pool_second_subnet(args.postgres)
+        pool_second_subnet()
         return
-    fill_slash16()
-    parallel(args.postgres, args.parallel, args.per_process)
-    storm(args.postgres, args.storm)
+    if not args.skip_fill:
+        fill_slash16()
+    parallel(args.processes, args.allocations, args.rounds)
+    latency(args.samples)
+    if args.storm:
+        storm_through_pgbouncer(args.storm)
 
 
 if __name__ == "__main__":

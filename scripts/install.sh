@@ -14,7 +14,7 @@ APT_PACKAGES=(
   dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
   debootstrap genisoimage
   faketime
-  postgresql mariadb-server galera-4 rsync
+  postgresql mariadb-server galera-4 rsync pgbouncer
   prometheus
 )
 

@@ -154,6 +154,51 @@ _store_opts = [
         sample_default="<hostname>",
         help=f"Name of this host in the port store (at most {HOST_MAX} characters, no whitespace).",
     ),
+    # Connections to a database server (SQLite has no pool): kept for a burst, closed when idle.
+    cfg.IntOpt(
+        "pool_size",
+        default=2,
+        min=1,
+        max=100,
+        help="Connections a process keeps open to the database server during a burst.",
+    ),
+    cfg.IntOpt(
+        "pool_max_overflow",
+        default=4,
+        min=0,
+        max=100,
+        help="Connections a process may open beyond pool_size while they are all in use.",
+    ),
+    cfg.IntOpt(
+        "pool_idle_timeout",
+        default=10,
+        min=1,
+        max=3600,
+        help="Seconds without a store operation after which a process closes its "
+        "connections (a host holds no session between bursts).",
+    ),
+    cfg.IntOpt(
+        "pool_recycle",
+        default=600,
+        min=10,
+        max=86400,
+        help="Seconds after which a connection is replaced by a new one at its next use "
+        "(a long-running poller reconnects, e.g. to a new primary behind a proxy).",
+    ),
+    cfg.IntOpt(
+        "pool_timeout",
+        default=30,
+        min=1,
+        max=3600,
+        help="Seconds an operation waits for a connection when all pool_size + "
+        "pool_max_overflow are in use.",
+    ),
+    cfg.BoolOpt(
+        "database_prepared_statements",
+        default=True,
+        help="Let psycopg prepare statements it runs often (PostgreSQL). Set false behind "
+        "PgBouncer in transaction mode (before 1.21), which cannot keep them.",
+    ),
 ]
 
 _dhcp_opts = [
@@ -325,6 +370,12 @@ class Settings:
     nic_model: str
     database: str
     host: str
+    pool_size: int
+    pool_max_overflow: int
+    pool_idle_timeout: int
+    pool_recycle: int
+    pool_timeout: int
+    database_prepared_statements: bool
     dhcp_interface: str | None
     dhcp_lease_time: int
     dhcp_router: ipaddress.IPv4Address | None
@@ -529,6 +580,12 @@ def _settings(
         nic_model=str(v["nic_model"]),
         database=str(v["database"]),
         host=str(v["host"]),
+        pool_size=int(v["pool_size"]),
+        pool_max_overflow=int(v["pool_max_overflow"]),
+        pool_idle_timeout=int(v["pool_idle_timeout"]),
+        pool_recycle=int(v["pool_recycle"]),
+        pool_timeout=int(v["pool_timeout"]),
+        database_prepared_statements=bool(v["database_prepared_statements"]),
         dhcp_interface=v["dhcp_interface"],
         dhcp_lease_time=int(v["dhcp_lease_time"]),
         dhcp_router=_address(v["dhcp_router"]),
@@ -923,7 +980,7 @@ def database_problem(url: str) -> str | None:
     if backend not in DATABASE_BACKENDS:
         return f"database backend {backend!r} is not sqlite, postgresql or mysql"
     if backend != "sqlite":
-        return None
+        return _multi_host_problem(url, parsed)
     path = parsed.database or ""
     if path in ("", ":memory:") or parsed.query.get("mode") == "memory":
         return (
@@ -935,4 +992,16 @@ def database_problem(url: str) -> str | None:
             f"database {mask_password(url)} has a relative path: every process would find "
             "its own store from its working directory; use sqlite:////ABSOLUTE/PATH"
         )
+    return None
+
+
+def _multi_host_problem(url: str, parsed: URL) -> str | None:
+    """libpq splits host= at commas but takes "db1:5432" as a host name."""
+    hosts = parsed.query.get("host", ())
+    for host in [hosts] if isinstance(hosts, str) else hosts:
+        if "," in host and ":" in host:
+            return (
+                f"database {mask_password(url)} gives several host:port in one host=; "
+                "write one per server: ?host=db1:5432&host=db2:5432"
+            )
     return None

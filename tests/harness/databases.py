@@ -88,7 +88,7 @@ def connections_to(url: str) -> int:
     engine = server_or_skip(kind)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(text(query), {"db": parsed.database}).scalar())
+            return int(conn.execute(text(query), {"db": parsed.database}).scalar() or 0)
     finally:
         engine.dispose()
 
@@ -99,7 +99,7 @@ def limited_user(kind: str, url: str, max_connections: int) -> Iterator[str]:
     server out of connection slots would. It may use the tables already there
     (create them first); it is dropped afterwards."""
     user = f"cn_lim_{uuid.uuid4().hex[:8]}"
-    database = make_url(url).database
+    database = str(make_url(url).database)
     if kind == "postgresql":
         _as_postgres("postgres", f"CREATE ROLE {user} LOGIN PASSWORD '{user}' "
                                  f"CONNECTION LIMIT {max_connections}")  # fmt: skip
@@ -134,7 +134,7 @@ class LinkedDatabase:
     restores. A socket path also reaches the server from inside a network namespace."""
 
     def __init__(self, url: str, link: Path) -> None:
-        self.name = make_url(url).database
+        self.name = str(make_url(url).database)
         self.link = link
         self.url = f"mysql+pymysql://cachenet:cachenet@localhost/{self.name}?unix_socket={link}"
 

@@ -65,6 +65,7 @@ def allocate_while_the_only_slot_is_taken(busy):
         try:
             store = open_store(make_settings(database=busy))
             outcome["port"] = store.allocate(str(uuid.uuid4()), "compute-1")
+            store.engine.dispose()  # its pooled session would outlive the user
         except Exception as exc:
             outcome["error"] = exc
 

@@ -12,7 +12,6 @@ from cachenet.identity import canonical_mac, has_mac_prefix
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from cachenet.store.schema import ports
-from harness import databases
 
 
 def new_uuid():
@@ -140,15 +139,3 @@ def test_unreachable_database_names_the_url_without_password():
     message = str(caught.value)
     assert "hunter2" not in message and "cachenet:***@127.0.0.1:9" in message
     assert "\n" not in message
-
-
-@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
-def test_on_a_server_only_a_poller_holds_a_connection_between_operations(server):
-    with databases.fresh_database(server) as db_url:
-        store = store_for(db_url)
-        store.allocate(new_uuid(), "h")
-        assert databases.connections_to(db_url) == 0  # a thousand computes: no idle sessions
-        poller = open_store(make_settings(database=db_url), hold_connection=True)
-        poller.changes_since(0)
-        assert databases.connections_to(db_url) == 1
-        poller.engine.dispose()

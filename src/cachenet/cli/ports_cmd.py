@@ -202,8 +202,9 @@ def db() -> None:
 def db_upgrade(cli: CliContext) -> None:
     """Create or migrate the schema to the newest version."""
     from cachenet.store.engine import make_engine, upgrade
+    from cachenet.store.pooling import PoolOptions
 
-    upgrade(make_engine(cli.settings.database))
+    upgrade(make_engine(cli.settings.database, pool=PoolOptions.of(cli.settings)))
     click.echo("port store schema is up to date")
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.pool import NullPool
 
 from cachenet import metrics
 from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUnavailable
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
+from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration under migrations/versions (a test checks they agree):
@@ -40,31 +40,29 @@ SUPPORTED_DRIVERS = DATABASE_BACKENDS
 LOG = logging.getLogger(__name__)
 
 
-def make_engine(url: str, hold_connection: bool = False) -> Engine:
+def make_engine(url: str, hold_connection: bool = False, pool: PoolOptions | None = None) -> Engine:
     """An engine for ``url``, tuned for many concurrent allocators.
 
-    On a database server, a process holds no connection between operations
-    unless ``hold_connection`` (a poller such as ``dhcp serve``): a thousand
-    compute nodes that allocate a few ports a minute then cost the server a
-    few connections at a time, not a thousand idle ones.
+    On a database server, a process reuses a few connections during a burst
+    and closes them once idle for ``pool.idle_timeout`` (see store/pooling.py),
+    unless ``hold_connection`` (a poller such as ``dhcp serve``).
     """
     problem = database_problem(url)  # settings checked it; a caller with a bare URL did not
     if problem:
         raise ConfigError([problem])
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    options = pool or PoolOptions()
     try:
         if backend == "sqlite":
             return _sqlite_engine(url, parsed.database)
         # READ COMMITTED: MariaDB's default REPEATABLE READ takes gap locks that
         # deadlock concurrent inserts into the free lists.
-        pooling: dict[str, Any] = (
-            {"pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
-            if hold_connection
-            else {"poolclass": NullPool}
-        )
         return create_engine(
-            url, isolation_level="READ COMMITTED", connect_args=_timeouts(backend), **pooling
+            url,
+            isolation_level="READ COMMITTED",
+            connect_args={**_timeouts(backend), **driver_arguments(parsed, options)},
+            **pool_arguments(options, hold_connection),
         )
     except NoSuchModuleError:
         raise ConfigError([f"database driver of {mask_password(url)} is not installed"]) from None
@@ -284,7 +282,13 @@ def _reason(exc: DBAPIError, url: str) -> str:
 # failures, SQLite's busy lock, and a server out of connection slots (a
 # thousand hosts allocating at once; MariaDB 1040/1203/1226, PostgreSQL by message:
 # psycopg gives no SQLSTATE for a refused connection).
+# A PostgreSQL failover too: the primary shutting down or gone mid-transaction
+# (57P01-57P03, "server closed the connection"), a multi-host URL finding only a
+# standby until one is promoted ("session is read-only"), a connection to a
+# demoted primary (25006). Every store operation is idempotent (allocate returns
+# the port a lost COMMIT may have created), so retrying these is safe.
 _TRANSIENT_CODES = {"40001", "40P01", 1213, 1205, 1040, 1203, 1226}
+_TRANSIENT_CODES |= {"57P01", "57P02", "57P03", "25006"}
 # MariaDB 1684: a table skipped while concurrent DDL changes it (on Galera, a
 # schema upgrade made on another node is applied under this host's reads).
 _TRANSIENT_CODES |= {1684}
@@ -294,6 +298,8 @@ _TRANSIENT_MESSAGES = (
     "too many clients",
     "too many connections",
     "connection slots are reserved",
+    "server closed the connection unexpectedly",
+    "session is read-only",
 )
 
 

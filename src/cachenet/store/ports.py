@@ -40,6 +40,7 @@ from cachenet.settings import Settings, linux_ifname_problem
 from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
 from cachenet.store.notify import announce_change
+from cachenet.store.pooling import PoolOptions
 from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
 from cachenet.store.usage import refuse_removed_subnets
 
@@ -420,7 +421,7 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     ``hold_connection``: keep a connection to a database server between
     operations, for a process that polls the store (see ``make_engine``).
     """
-    engine = make_engine(settings.database, hold_connection)
+    engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
     if needs_upgrade(engine):
         upgrade(engine)
     store = PortStore(engine, settings)

@@ -1,0 +1,57 @@
+"""Connections to a real database server: a burst reuses a few, an idle process
+holds none, a poller keeps its own."""
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import event
+
+from cachenet.settings import make_settings
+from cachenet.store import open_store
+from cachenet.store.pooling import PoolOptions
+from harness.databases import connections_to, fresh_database
+
+IDLE = 1  # pool_idle_timeout of these tests, seconds
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request):
+    with fresh_database(request.param) as url:
+        yield url
+
+
+def wait_until(condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def test_a_burst_reuses_connections_and_an_idle_store_closes_them(server_url):
+    store = open_store(make_settings(database=server_url, pool_idle_timeout=IDLE))
+    opened = []
+    event.listen(store.engine, "connect", lambda *_: opened.append(1))
+    for _ in range(20):
+        store.allocate(str(uuid.uuid4()), "compute-1")
+    assert len(opened) <= 1  # one allocation after another: one connection, reused
+    assert connections_to(server_url) == 1
+    assert wait_until(lambda: connections_to(server_url) == 0)
+    store.allocate(str(uuid.uuid4()), "compute-1")  # the next burst connects again
+    assert connections_to(server_url) == 1
+    assert wait_until(lambda: connections_to(server_url) == 0)
+    store.engine.dispose()
+
+
+def test_a_poller_keeps_its_connection(server_url):
+    poller = open_store(
+        make_settings(database=server_url, pool_idle_timeout=IDLE), hold_connection=True
+    )
+    poller.snapshot()
+    time.sleep(IDLE * 3)
+    assert connections_to(server_url) == 1
+    poller.engine.dispose()
+
+
+def test_pool_option_defaults_are_the_settings_defaults():
+    assert PoolOptions() == PoolOptions.of(make_settings())
