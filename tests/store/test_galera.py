@@ -8,6 +8,7 @@ serves every test here; the test that kills a node comes last.
 
 import json
 import multiprocessing
+import random
 import time
 import uuid
 from collections import Counter
@@ -86,6 +87,12 @@ def allocate_until_stopped(url: str, host: str, stop: Path, out: Path) -> None:
                 time.sleep(0.2)
             else:
                 record = {key: str(value) for key, value in port.as_dict().items()}
+                # A host allocates when an instance spawns, not in a tight loop: with
+                # pooled connections, tight loops on every node keep the allocator row
+                # in flight on two nodes at all times and starve one of them through
+                # 20 certification failures (that burst is what the README sends to
+                # one writer behind a proxy).
+                time.sleep(random.uniform(0.02, 0.1))
             log.write(json.dumps({**record, "at": time.time(), "retried": retried}) + "\n")
             log.flush()
 
