@@ -66,9 +66,7 @@ class Host:
 
     @property
     def engine(self) -> Engine:
-        engine: Engine = self.shared(
-            "engine", "store", lambda: _open_engine(self.settings.database)
-        )
+        engine: Engine = self.shared("engine", "store", lambda: _open_engine(self.settings))
         return engine
 
     @property
@@ -98,11 +96,14 @@ class Host:
         return ports
 
 
-def _open_engine(database: str) -> Engine:
+def _open_engine(settings: Settings) -> Engine:
     """An engine on the store, its database reached once; nothing is created (no SQLite
-    file, no schema): a doctor only looks."""
+    file, no schema): a doctor only looks. Built with the host's pool options, so a
+    host behind PgBouncer (prepared statements off) is checked as it connects."""
     from cachenet.store.engine import make_engine, translate_errors
+    from cachenet.store.pooling import PoolOptions
 
+    database = settings.database
     parsed = make_url(database)
     if parsed.get_backend_name() == "sqlite":
         try:
@@ -112,7 +113,7 @@ def _open_engine(database: str) -> Engine:
                 f"no port store at {parsed.database} (it is created on first use, or by "
                 "`cachenet db upgrade`)"
             ) from None
-    engine = make_engine(database)
+    engine = make_engine(database, pool=PoolOptions.of(settings))
     with translate_errors(engine.url), engine.connect():
         pass
     return engine
