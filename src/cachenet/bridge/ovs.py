@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-
+from cachenet import hostnet
 from cachenet.bridge import ovs_flows
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
@@ -477,32 +476,17 @@ def _check_reachable(remote: str) -> None:
         ) from None
 
 
-def _kernel_link(name: str) -> Any:
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        return ipr.get_links(found[0])[0] if found else None
-
-
 def _kernel_kind(name: str) -> str | None:
     """The kernel device kind of ``name`` ('veth', 'tun', ...; 'device' if plain), or None."""
-    link = _kernel_link(name)
-    if link is None:
-        return None
-    info = link.get_attr("IFLA_LINKINFO")
-    return (info.get_attr("IFLA_INFO_KIND") if info else None) or "device"
+    link = hostnet.lookup_link(name)
+    return None if link is None else link.kind or "device"
 
 
 def _kernel_master(name: str) -> str | None:
     """The Linux bridge or bond ``name`` is enslaved to (not OVS's own datapath)."""
-    link = _kernel_link(name)
-    master = link.get_attr("IFLA_MASTER") if link is not None else None
-    if not master:
-        return None
-    with IPRoute() as ipr:
-        owner = ipr.get_links(master)[0]
-    info = owner.get_attr("IFLA_LINKINFO")
-    kind = info.get_attr("IFLA_INFO_KIND") if info else None
-    return None if kind == "openvswitch" else owner.get_attr("IFLA_IFNAME")
+    link = hostnet.lookup_link(name)
+    owner = hostnet.master_of(link) if link is not None else None
+    return None if owner is None or owner.kind == "openvswitch" else owner.name
 
 
 def _first(values: Any) -> Any:
