@@ -1,12 +1,19 @@
-"""The bridge backend interface: ensure, teardown, status (os-vif style: one job, two kinds)."""
+"""The bridge backend interface: what a bridge type does on the host (ensure, teardown,
+status, port security) and what it adds to the domain's interface (os-vif style)."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 from cachenet.port import Port
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+    from cachenet.settings import Settings
 
 # Marks what cachenet created, so teardown never removes a bridge an operator made.
 MANAGED_MARK = "cachenet"
@@ -37,7 +44,28 @@ class BridgeStatus:
 
 
 class BridgeBackend(abc.ABC):
-    """Sets up the cache bridge of one host. Every method is safe to repeat."""
+    """Sets up the cache bridge of one host. Every method is safe to repeat.
+
+    A new bridge type subclasses this in its own module and is registered in
+    ``cachenet.bridge.BRIDGE_TYPES``; its library's errors leave it as
+    ``BridgeError`` (``PrivilegeError`` when the kernel or a socket refuses).
+    """
+
+    # The value of the bridge_type option that selects this backend.
+    bridge_type: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    @abc.abstractmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        """Add what this bridge type needs to ``port``'s domain ``<interface>`` element,
+        beyond the MAC, source bridge, device, model and MTU every type has.
+
+        Pure (domxml calls it in Nova and in the CLI): no host access, no import of the
+        library the backend drives.
+        """
 
     @abc.abstractmethod
     def ensure(self) -> list[str]:

@@ -25,6 +25,7 @@ LOG = logging.getLogger(__name__)
 # pyroute2 is imported (by hostnet.route) in the operations on the bridge itself: port
 # security (secure_ports, run by every attach) needs nftables only, and pyroute2 costs ~0.2 s.
 if TYPE_CHECKING:
+    from lxml import etree
     from pyroute2 import IPRoute
 
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
@@ -45,8 +46,15 @@ class LinuxBridge(BridgeBackend):
     Ownership is marked with the bridge's alias (IFLA_IFALIAS).
     """
 
+    bridge_type = "linuxbridge"
+
+    @classmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        """Nothing: isolation and anti-spoofing are the host's nftables table
+        (nft_rules.py), keyed by the device name, not parts of the domain."""
+
     def __init__(self, settings: Settings, netns: str | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.netns = netns
 
     def _ipr(self) -> contextlib.AbstractContextManager[IPRoute]:
@@ -132,7 +140,7 @@ class LinuxBridge(BridgeBackend):
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.bridge)
-            status = BridgeStatus(self.settings.bridge, "linuxbridge", exists=bridge is not None)
+            status = BridgeStatus(self.settings.bridge, self.bridge_type, exists=bridge is not None)
             if bridge is None or bridge.kind != "bridge":
                 return status
             status.managed = bridge.alias == MANAGED_MARK

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachenet import hostnet
 from cachenet.bridge import ovs_flows
@@ -34,12 +34,10 @@ from cachenet.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
-with warnings.catch_warnings():
-    # ovs.poller imports eventlet only to learn whether it is monkey-patched;
-    # eventlet then warns, in eight lines on stderr, that it is deprecated.
-    # Its warning class lives in eventlet itself, so match message and module.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", module=r"ovs\.poller")
-    from ovsdbapp.backend.ovs_idl import connection
+# ovsdbapp (with ovs and eventlet, ~0.3 s) is imported on the first connection: the
+# domain XML of an OVS port (interface_parts) is built by Nova and the CLI without it.
+if TYPE_CHECKING:
+    from lxml import etree
     from ovsdbapp.schema.open_vswitch import impl_idl
 
 OVSDB_TIMEOUT = 10  # seconds for one OVSDB transaction
@@ -55,8 +53,22 @@ BASE_KINDS = {ovs_flows.KIND_BASE, ovs_flows.KIND_CANARY}
 class OvsBridge(BridgeBackend):
     """``settings.bridge`` in the local Open vSwitch, with the uplink as a (VLAN access) port."""
 
+    bridge_type = "ovs"
+
+    @classmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        from lxml import etree
+
+        virtualport = etree.SubElement(iface, "virtualport", type="openvswitch")
+        # libvirt invents a random interfaceid otherwise; the instance UUID makes the
+        # OVS port findable (external_ids:iface-id) and stable across reboots.
+        etree.SubElement(virtualport, "parameters", interfaceid=port.instance_uuid)
+        if settings.vlan is not None:
+            vlan = etree.SubElement(iface, "vlan")
+            etree.SubElement(vlan, "tag", id=str(settings.vlan))
+
     def __init__(self, settings: Settings, openflow_listen: str | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.openflow_listen = openflow_listen or settings.openflow_listen
         self._api: impl_idl.OvsdbIdl | None = None
 
@@ -202,7 +214,7 @@ class OvsBridge(BridgeBackend):
     def status(self) -> BridgeStatus:
         name, uplink = self.settings.bridge, self.settings.uplink
         exists = self.api.br_exists(name).execute(check_error=True)
-        status = BridgeStatus(name, "ovs", exists=exists)
+        status = BridgeStatus(name, self.bridge_type, exists=exists)
         if not exists:
             return status
         bridge_iface = self._row("Interface", name)
@@ -445,6 +457,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _connect(remote: str) -> impl_idl.OvsdbIdl:
+    with warnings.catch_warnings():
+        # ovs.poller imports eventlet only to learn whether it is monkey-patched;
+        # eventlet then warns, in eight lines on stderr, that it is deprecated.
+        # Its warning class lives in eventlet itself, so match message and module.
+        warnings.filterwarnings(
+            "ignore", message=r"\s*Eventlet is deprecated", module=r"ovs\.poller"
+        )
+        from ovsdbapp.backend.ovs_idl import connection
+        from ovsdbapp.schema.open_vswitch import impl_idl
     path = remote.removeprefix("unix:")
     if remote.startswith("unix:") and not os.path.exists(path):
         raise BridgeError(f"Open vSwitch database is not running: no socket at {path}")
