@@ -1,11 +1,18 @@
 """The bridge types: one registry, matching the bridge_type option; the domain XML of
 every type built without the libraries the backends drive."""
 
+import errno
 import subprocess
 import sys
 
+import pytest
+from ovsdbapp.exceptions import TimeoutException
+from pyroute2.netlink.exceptions import NetlinkError
+
 from cachenet import settings
 from cachenet.bridge import BRIDGE_TYPES, backend_class
+from cachenet.bridge.base import translated
+from cachenet.errors import BridgeError, PrivilegeError
 
 
 def test_every_bridge_type_the_option_accepts_is_registered_under_its_own_name():
@@ -29,3 +36,18 @@ def test_the_interface_xml_of_every_type_loads_neither_pyroute2_nor_ovsdbapp():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "message"),
+    [
+        (NetlinkError(errno.EEXIST, "File exists"), BridgeError, "br0 failed: File exists$"),
+        (NetlinkError(errno.EPERM, "Operation not permitted"), PrivilegeError, "kernel refused"),
+        (TimeoutException(commands=[], timeout=10, cause="x"), BridgeError, "br0 failed: .*x"),
+        (RuntimeError("OVSDB Error: x"), BridgeError, "br0 failed: OVSDB Error: x$"),
+        (KeyError("x"), KeyError, "x"),  # not a library's error: a bug, left as it is
+    ],
+)
+def test_library_errors_leave_a_backend_as_cachenet_errors(raised, expected, message):
+    with pytest.raises(expected, match=message), translated("reading bridge br0"):
+        raise raised

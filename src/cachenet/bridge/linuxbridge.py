@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachenet import hostnet
 from cachenet.bridge import nft_rules
-from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
+from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
 from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
 from cachenet.hostnet import Link
@@ -60,6 +60,7 @@ class LinuxBridge(BridgeBackend):
     def _ipr(self) -> contextlib.AbstractContextManager[IPRoute]:
         return hostnet.route(self.netns)
 
+    @library_errors("setting up")
     def ensure(self) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.bridge)
@@ -115,6 +116,7 @@ class LinuxBridge(BridgeBackend):
             changes += _set_mtu_and_up(ipr, up_index, uplink, self.settings.mtu)
         return changes
 
+    @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_TEARDOWN), self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.bridge)
@@ -137,6 +139,7 @@ class LinuxBridge(BridgeBackend):
             changes.append(f"removed nftables table {TABLE_NAME}")
         return changes
 
+    @library_errors("reading")
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.bridge)
@@ -159,6 +162,7 @@ class LinuxBridge(BridgeBackend):
 
     # --- port security: the nftables table -------------------------------------------
 
+    @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         return self._reconcile(wanted=Elements.of(ports))
 
@@ -192,6 +196,7 @@ class LinuxBridge(BridgeBackend):
             return self._reconcile(wanted, attempts - 1)
         return _port_changes(installed.elements, wanted)
 
+    @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
         options = _rule_options(self.settings)
         installed = self._installed()

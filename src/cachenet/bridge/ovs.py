@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachenet import hostnet
 from cachenet.bridge import ovs_flows
-from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
+from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
@@ -91,6 +91,7 @@ class OvsBridge(BridgeBackend):
         host, _, port = rest.rpartition(":")
         return f"ptcp:{port}:{host}" if scheme == "tcp" and _is_loopback(host) else None
 
+    @library_errors("setting up")
     def ensure(self) -> list[str]:
         self._connect_for_ensure()
         self._check_preconditions()
@@ -196,6 +197,7 @@ class OvsBridge(BridgeBackend):
     def _managers(self) -> list[str]:
         return list(self.api.get_manager().execute(check_error=True))
 
+    @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
         name = self.settings.bridge
         if not self.api.br_exists(name).execute(check_error=True):
@@ -211,6 +213,7 @@ class OvsBridge(BridgeBackend):
         self.api.del_br(name).execute(check_error=True)
         return [f"removed OVS bridge {name}"]
 
+    @library_errors("reading")
     def status(self) -> BridgeStatus:
         name, uplink = self.settings.bridge, self.settings.uplink
         exists = self.api.br_exists(name).execute(check_error=True)
@@ -243,6 +246,7 @@ class OvsBridge(BridgeBackend):
         }
         return [p for p in ports if self._ofport(p) and self._ofport(p) not in secured]
 
+    @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         """Install the flows of ``ports`` that are plugged into the bridge (see ovs_flows);
         remove those of any other port. A port not plugged yet has no OpenFlow number:
@@ -254,6 +258,7 @@ class OvsBridge(BridgeBackend):
         # A second layer: protected ports cannot reach each other should NORMAL ever forward.
         return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
 
+    @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
         name = self.settings.bridge
         if not self.api.br_exists(name).execute(check_error=True):
@@ -379,6 +384,7 @@ class OvsBridge(BridgeBackend):
         while self._ofport(device) is None and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    @library_errors("isolating the ports of")
     def isolate_instance_ports(self) -> list[str]:
         """Mark every instance port of the bridge protected; returns the ports changed.
 
