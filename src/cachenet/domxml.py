@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from cachenet.bridge import backend_class
 from cachenet.errors import DomainXMLError
 from cachenet.identity import has_mac_prefix
 from cachenet.port import Port
@@ -72,21 +73,9 @@ def interface_element(port: Port, settings: Settings) -> etree._Element:
     etree.SubElement(iface, "model", type=settings.nic_model)
     if settings.mtu:
         etree.SubElement(iface, "mtu", size=str(settings.mtu))
-    # On a Linux bridge, isolation and anti-spoofing are the host's nftables table
-    # (bridge/nft_rules.py), keyed by the device name: nothing in the domain.
-    if settings.bridge_type == "ovs":
-        _add_ovs_parts(iface, port, settings)
+    # What differs per bridge type (OVS: virtualport, VLAN tag) is the type's own.
+    backend_class(settings.bridge_type).interface_parts(iface, port, settings)
     return iface
-
-
-def _add_ovs_parts(iface: etree._Element, port: Port, settings: Settings) -> None:
-    virtualport = etree.SubElement(iface, "virtualport", type="openvswitch")
-    # libvirt invents a random interfaceid otherwise; the instance UUID makes the
-    # OVS port findable (external_ids:iface-id) and stable across reboots.
-    etree.SubElement(virtualport, "parameters", interfaceid=port.instance_uuid)
-    if settings.vlan is not None:
-        vlan = etree.SubElement(iface, "vlan")
-        etree.SubElement(vlan, "tag", id=str(settings.vlan))
 
 
 def interface_xml(port: Port, settings: Settings) -> str:

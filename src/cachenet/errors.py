@@ -51,6 +51,10 @@ class BridgeError(CachenetError):
     """The cache bridge cannot be set up, inspected or removed."""
 
 
+class NamespaceNotFound(CachenetError):
+    """A named network namespace does not exist."""
+
+
 class DhcpError(CachenetError):
     """The DHCP server cannot be started or its reservations written."""
 

@@ -23,9 +23,9 @@ import warnings
 from collections.abc import Iterator
 
 from oslo_config import cfg
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from cachenet import hostnet
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.settings import linux_ifname_problem
 
@@ -153,22 +153,16 @@ def _set_port_isolated(ifname: str, isolated: bool) -> None:
         raise BridgeError(f"refused interface name {ifname!r}")
     if not isinstance(isolated, bool):
         raise BridgeError(f"refused isolated flag {isolated!r}: not a boolean")
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
+    with hostnet.route() as ipr:
+        link = hostnet.find_link(ipr, ifname)
+        if link is None:
             raise BridgeError(f"cannot isolate {ifname}: no such device")
-        link = ipr.get_links(found[0])[0]
-        if not link.get_attr("IFLA_MASTER") or _kind(link) == "bridge":
+        if not link.master or link.kind == "bridge":
             raise BridgeError(f"cannot isolate {ifname}: not a port of a bridge")
         try:
-            ipr.brport("set", index=found[0], isolated=int(isolated))
+            ipr.brport("set", index=link.index, isolated=int(isolated))
         except NetlinkError as exc:
             raise BridgeError(f"cannot isolate {ifname}: {exc.args[-1]}") from None
-
-
-def _kind(link: object) -> str | None:
-    info = link.get_attr("IFLA_LINKINFO")  # type: ignore[attr-defined]
-    return info.get_attr("IFLA_INFO_KIND") if info else None
 
 
 def _run_nft(commands: str, json_output: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -19,6 +20,21 @@ if TYPE_CHECKING:
 _SECURING = threading.Lock()
 
 
+# Every bridge type, by the value of the bridge_type option: the one place a new type
+# is registered. Modules are imported when their type is used (each costs some imports).
+BRIDGE_TYPES = {
+    "linuxbridge": "cachenet.bridge.linuxbridge:LinuxBridge",
+    "ovs": "cachenet.bridge.ovs:OvsBridge",
+}
+
+
+def backend_class(bridge_type: str) -> type[BridgeBackend]:
+    """The ``BridgeBackend`` subclass registered for ``bridge_type``."""
+    module, _, name = BRIDGE_TYPES[bridge_type].partition(":")
+    cls: type[BridgeBackend] = getattr(importlib.import_module(module), name)
+    return cls
+
+
 @functools.cache
 def backend_for(settings: Settings) -> BridgeBackend:
     """The backend of ``settings.bridge_type``, one per settings in a process.
@@ -26,13 +42,7 @@ def backend_for(settings: Settings) -> BridgeBackend:
     Kept: an OVS backend holds a connection to OVSDB (and its thread), which a
     daemon calling this every minute must not open again each time.
     """
-    if settings.bridge_type == "ovs":
-        from cachenet.bridge.ovs import OvsBridge
-
-        return OvsBridge(settings)
-    from cachenet.bridge.linuxbridge import LinuxBridge
-
-    return LinuxBridge(settings)
+    return backend_class(settings.bridge_type)(settings)
 
 
 def secure_host_ports(
@@ -47,4 +57,11 @@ def secure_host_ports(
         return backend_for(settings).secure_ports(ports)
 
 
-__all__ = ["BridgeBackend", "BridgeStatus", "backend_for", "secure_host_ports"]
+__all__ = [
+    "BRIDGE_TYPES",
+    "BridgeBackend",
+    "BridgeStatus",
+    "backend_class",
+    "backend_for",
+    "secure_host_ports",
+]

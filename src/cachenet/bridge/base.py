@@ -1,12 +1,22 @@
-"""The bridge backend interface: ensure, teardown, status (os-vif style: one job, two kinds)."""
+"""The bridge backend interface: what a bridge type does on the host (ensure, teardown,
+status, port security) and what it adds to the domain's interface (os-vif style)."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Concatenate, ParamSpec, TypeVar
 
+from cachenet.errors import BridgeError, CachenetError, PrivilegeError, refused
 from cachenet.port import Port
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+    from cachenet.settings import Settings
 
 # Marks what cachenet created, so teardown never removes a bridge an operator made.
 MANAGED_MARK = "cachenet"
@@ -37,7 +47,28 @@ class BridgeStatus:
 
 
 class BridgeBackend(abc.ABC):
-    """Sets up the cache bridge of one host. Every method is safe to repeat."""
+    """Sets up the cache bridge of one host. Every method is safe to repeat.
+
+    A new bridge type subclasses this in its own module and is registered in
+    ``cachenet.bridge.BRIDGE_TYPES``; its library's errors leave it as
+    ``BridgeError`` (``PrivilegeError`` when the kernel or a socket refuses).
+    """
+
+    # The value of the bridge_type option that selects this backend.
+    bridge_type: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    @abc.abstractmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        """Add what this bridge type needs to ``port``'s domain ``<interface>`` element,
+        beyond the MAC, source bridge, device, model and MTU every type has.
+
+        Pure (domxml calls it in Nova and in the CLI): no host access, no import of the
+        library the backend drives.
+        """
 
     @abc.abstractmethod
     def ensure(self) -> list[str]:
@@ -68,3 +99,54 @@ class BridgeBackend(abc.ABC):
         """What ``secure_ports(ports)`` would change, changing nothing: one line per port
         (or bridge-wide rule set) whose rules are missing, stale or left over; empty when
         every rule is in place. ``cachenet doctor`` reports it."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+B = TypeVar("B", bound=BridgeBackend)
+
+
+def library_errors(
+    action: str,
+) -> Callable[[Callable[Concatenate[B, P], R]], Callable[Concatenate[B, P], R]]:
+    """Decorates a backend method: what its library raises leaves it as cachenet's error
+    (``translated``), saying ``action`` on the backend's bridge failed."""
+
+    def decorate(method: Callable[Concatenate[B, P], R]) -> Callable[Concatenate[B, P], R]:
+        @functools.wraps(method)
+        def translating(backend: B, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with translated(f"{action} bridge {backend.settings.bridge}"):
+                return method(backend, *args, **kwargs)
+
+        return translating
+
+    return decorate
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turns an error of a library a backend drives (pyroute2's NetlinkError, ovsdbapp's
+    RuntimeErrors) into ``BridgeError`` ("WHAT failed: ..."), or ``PrivilegeError`` when
+    the kernel refused this process. cachenet's own errors and anything else pass."""
+    try:
+        yield
+    except CachenetError:
+        raise
+    except Exception as exc:
+        if not _from_library(exc):
+            raise
+        detail = " ".join(str(exc.args[-1] if _from_pyroute2(exc) and exc.args else exc).split())
+        if refused(exc):
+            raise PrivilegeError(f"{what}: the kernel refused it ({detail}); run as root") from None
+        raise BridgeError(f"{what} failed: {detail}") from None
+
+
+def _from_library(exc: Exception) -> bool:
+    # ovsdbapp reports OVSDB's errors as RuntimeError (its own exceptions subclass it).
+    return _from_pyroute2(exc) or isinstance(exc, RuntimeError)
+
+
+def _from_pyroute2(exc: Exception) -> bool:
+    # Matched by module, not by class: importing pyroute2 to name NetlinkError would cost
+    # port security (run by every attach, no netlink) ~0.2 s.
+    return type(exc).__module__.split(".")[0] == "pyroute2"

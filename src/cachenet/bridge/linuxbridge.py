@@ -3,6 +3,7 @@ as one nftables table (nft_rules.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -10,18 +11,21 @@ import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cachenet import hostnet
 from cachenet.bridge import nft_rules
-from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
+from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
 from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
+from cachenet.hostnet import Link
 from cachenet.port import Port
 from cachenet.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
-# pyroute2 is imported by the operations on the bridge itself: port security
-# (secure_ports, run by every attach) needs nftables only, and pyroute2 costs ~0.2 s.
+# pyroute2 is imported (by hostnet.route) in the operations on the bridge itself: port
+# security (secure_ports, run by every attach) needs nftables only, and pyroute2 costs ~0.2 s.
 if TYPE_CHECKING:
+    from lxml import etree
     from pyroute2 import IPRoute
 
 TABLE_NAME = f"{nft_rules.FAMILY} {nft_rules.TABLE}"
@@ -42,18 +46,24 @@ class LinuxBridge(BridgeBackend):
     Ownership is marked with the bridge's alias (IFLA_IFALIAS).
     """
 
+    bridge_type = "linuxbridge"
+
+    @classmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        """Nothing: isolation and anti-spoofing are the host's nftables table
+        (nft_rules.py), keyed by the device name, not parts of the domain."""
+
     def __init__(self, settings: Settings, netns: str | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.netns = netns
 
-    def _ipr(self) -> IPRoute:
-        from pyroute2 import IPRoute, NetNS
+    def _ipr(self) -> contextlib.AbstractContextManager[IPRoute]:
+        return hostnet.route(self.netns)
 
-        return NetNS(self.netns) if self.netns else IPRoute()
-
+    @library_errors("setting up")
     def ensure(self) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
-            bridge = _link(ipr, self.settings.bridge)
+            bridge = hostnet.find_link(ipr, self.settings.bridge)
             self._check_preconditions(ipr, bridge)
             changes: list[str] = []
             created = bridge is None
@@ -73,24 +83,23 @@ class LinuxBridge(BridgeBackend):
         # Default deny for instance devices from boot on; the ports' rules are kept.
         return changes + self._reconcile(wanted=None)
 
-    def _check_preconditions(self, ipr: IPRoute, bridge: Any) -> None:
+    def _check_preconditions(self, ipr: IPRoute, bridge: Link | None) -> None:
         name, uplink = self.settings.bridge, self.settings.uplink
-        if bridge is not None and _kind(bridge) != "bridge":
+        if bridge is not None and bridge.kind != "bridge":
             raise BridgeError(
-                f"{name} exists and is a {_kind(bridge) or 'plain'} device, not a bridge"
+                f"{name} exists and is a {bridge.kind or 'plain'} device, not a bridge"
             )
         if uplink is None:
             return
-        link = _link(ipr, uplink)
+        link = hostnet.find_link(ipr, uplink)
         if link is None:
             raise BridgeError(f"uplink {uplink} does not exist")
-        if _kind(link) == "bridge":
+        if link.kind == "bridge":
             raise BridgeError(f"uplink {uplink} is itself a bridge")
-        master = link.get_attr("IFLA_MASTER")
-        if master and (bridge is None or master != bridge["index"]):
-            raise BridgeError(
-                f"uplink {uplink} is already enslaved to {_name_of(ipr, master)}, not {name}"
-            )
+        master = link.master
+        if master and (bridge is None or master != bridge.index):
+            owner = hostnet.link_at(ipr, master).name
+            raise BridgeError(f"uplink {uplink} is already enslaved to {owner}, not {name}")
 
     def _configure(self, ipr: IPRoute, created: bool) -> list[str]:
         changes: list[str] = []
@@ -101,56 +110,59 @@ class LinuxBridge(BridgeBackend):
         uplink = self.settings.uplink
         if uplink:
             up_index = _index(ipr, uplink)
-            if ipr.get_links(up_index)[0].get_attr("IFLA_MASTER") != index:
+            if hostnet.link_at(ipr, up_index).master != index:
                 _netlink(ipr, "set", index=up_index, master=index)
                 changes.append(f"enslaved uplink {uplink} to {self.settings.bridge}")
             changes += _set_mtu_and_up(ipr, up_index, uplink, self.settings.mtu)
         return changes
 
+    @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_TEARDOWN), self._ipr() as ipr:
-            bridge = _link(ipr, self.settings.bridge)
+            bridge = hostnet.find_link(ipr, self.settings.bridge)
             if bridge is None:
                 return []
-            if bridge.get_attr("IFLA_IFALIAS") != MANAGED_MARK:
+            if bridge.alias != MANAGED_MARK:
                 raise BridgeError(
                     f"{self.settings.bridge} was not created by cachenet; not removed"
                 )
-            ports = self._instance_ports(ipr, bridge["index"])
+            ports = self._instance_ports(ipr, bridge.index)
             if ports and not force:
                 raise BridgeError(
                     f"{self.settings.bridge} still has instance ports ({', '.join(ports)}); "
                     "use --force to remove it anyway"
                 )
-            _netlink(ipr, "del", index=bridge["index"])  # the kernel releases the uplink
+            _netlink(ipr, "del", index=bridge.index)  # the kernel releases the uplink
         changes = [f"removed Linux bridge {self.settings.bridge}"]
         if self._installed() is not None:
             self._apply(nft_rules.delete_script())
             changes.append(f"removed nftables table {TABLE_NAME}")
         return changes
 
+    @library_errors("reading")
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
-            bridge = _link(ipr, self.settings.bridge)
-            status = BridgeStatus(self.settings.bridge, "linuxbridge", exists=bridge is not None)
-            if bridge is None or _kind(bridge) != "bridge":
+            bridge = hostnet.find_link(ipr, self.settings.bridge)
+            status = BridgeStatus(self.settings.bridge, self.bridge_type, exists=bridge is not None)
+            if bridge is None or bridge.kind != "bridge":
                 return status
-            status.managed = bridge.get_attr("IFLA_IFALIAS") == MANAGED_MARK
-            status.state = bridge.get_attr("IFLA_OPERSTATE")
-            status.mtu = bridge.get_attr("IFLA_MTU")
-            status.instance_ports = self._instance_ports(ipr, bridge["index"])
+            status.managed = bridge.alias == MANAGED_MARK
+            status.state = bridge.state
+            status.mtu = bridge.mtu
+            status.instance_ports = self._instance_ports(ipr, bridge.index)
             uplink = self.settings.uplink
             if uplink:
-                link = _link(ipr, uplink)
-                if link is not None and link.get_attr("IFLA_MASTER") == bridge["index"]:
+                link = hostnet.find_link(ipr, uplink)
+                if link is not None and link.master == bridge.index:
                     status.uplink = uplink
-                    status.uplink_state = link.get_attr("IFLA_OPERSTATE")
+                    status.uplink_state = link.state
         if status.instance_ports and not self._isolating():
             status.unisolated_ports = list(status.instance_ports)
         return status
 
     # --- port security: the nftables table -------------------------------------------
 
+    @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         return self._reconcile(wanted=Elements.of(ports))
 
@@ -184,6 +196,7 @@ class LinuxBridge(BridgeBackend):
             return self._reconcile(wanted, attempts - 1)
         return _port_changes(installed.elements, wanted)
 
+    @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
         options = _rule_options(self.settings)
         installed = self._installed()
@@ -220,7 +233,7 @@ class LinuxBridge(BridgeBackend):
 
     def _instance_ports(self, ipr: IPRoute, bridge_index: int) -> list[str]:
         prefix = self.settings.device_prefix
-        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links(master=bridge_index)]
+        names = [link.name for link in hostnet.ports_of(ipr, bridge_index)]
         return sorted(n for n in names if n.startswith(prefix))
 
 
@@ -319,31 +332,20 @@ def _netlink(ipr: IPRoute, command: str, **attributes: Any) -> None:
     ipr.link(command, **attributes)
 
 
-def _link(ipr: IPRoute, name: str) -> Any:
-    found = ipr.link_lookup(ifname=name)
-    return ipr.get_links(found[0])[0] if found else None
-
-
 def _index(ipr: IPRoute, name: str) -> int:
-    return int(ipr.link_lookup(ifname=name)[0])
-
-
-def _kind(link: Any) -> str | None:
-    info = link.get_attr("IFLA_LINKINFO")
-    return info.get_attr("IFLA_INFO_KIND") if info else None
-
-
-def _name_of(ipr: IPRoute, index: int) -> str:
-    return str(ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
+    link = hostnet.find_link(ipr, name)
+    if link is None:  # removed by someone else meanwhile
+        raise BridgeError(f"{name} disappeared while the bridge was being set up")
+    return link.index
 
 
 def _set_mtu_and_up(ipr: IPRoute, index: int, name: str, mtu: int | None) -> list[str]:
-    link = ipr.get_links(index)[0]
+    link = hostnet.link_at(ipr, index)
     changes = []
-    if mtu and link.get_attr("IFLA_MTU") != mtu:
+    if mtu and link.mtu != mtu:
         _netlink(ipr, "set", index=index, mtu=mtu)
         changes.append(f"set MTU of {name} to {mtu}")
-    if not link["flags"] & 1:  # IFF_UP
+    if not link.up:
         _netlink(ipr, "set", index=index, state="up")
         changes.append(f"set {name} up")
     return changes

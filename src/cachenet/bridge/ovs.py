@@ -22,12 +22,11 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
-
+from cachenet import hostnet
 from cachenet.bridge import ovs_flows
-from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus
+from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
@@ -35,12 +34,10 @@ from cachenet.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
-with warnings.catch_warnings():
-    # ovs.poller imports eventlet only to learn whether it is monkey-patched;
-    # eventlet then warns, in eight lines on stderr, that it is deprecated.
-    # Its warning class lives in eventlet itself, so match message and module.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", module=r"ovs\.poller")
-    from ovsdbapp.backend.ovs_idl import connection
+# ovsdbapp (with ovs and eventlet, ~0.3 s) is imported on the first connection: the
+# domain XML of an OVS port (interface_parts) is built by Nova and the CLI without it.
+if TYPE_CHECKING:
+    from lxml import etree
     from ovsdbapp.schema.open_vswitch import impl_idl
 
 OVSDB_TIMEOUT = 10  # seconds for one OVSDB transaction
@@ -56,8 +53,22 @@ BASE_KINDS = {ovs_flows.KIND_BASE, ovs_flows.KIND_CANARY}
 class OvsBridge(BridgeBackend):
     """``settings.bridge`` in the local Open vSwitch, with the uplink as a (VLAN access) port."""
 
+    bridge_type = "ovs"
+
+    @classmethod
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+        from lxml import etree
+
+        virtualport = etree.SubElement(iface, "virtualport", type="openvswitch")
+        # libvirt invents a random interfaceid otherwise; the instance UUID makes the
+        # OVS port findable (external_ids:iface-id) and stable across reboots.
+        etree.SubElement(virtualport, "parameters", interfaceid=port.instance_uuid)
+        if settings.vlan is not None:
+            vlan = etree.SubElement(iface, "vlan")
+            etree.SubElement(vlan, "tag", id=str(settings.vlan))
+
     def __init__(self, settings: Settings, openflow_listen: str | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.openflow_listen = openflow_listen or settings.openflow_listen
         self._api: impl_idl.OvsdbIdl | None = None
 
@@ -80,6 +91,7 @@ class OvsBridge(BridgeBackend):
         host, _, port = rest.rpartition(":")
         return f"ptcp:{port}:{host}" if scheme == "tcp" and _is_loopback(host) else None
 
+    @library_errors("setting up")
     def ensure(self) -> list[str]:
         self._connect_for_ensure()
         self._check_preconditions()
@@ -185,6 +197,7 @@ class OvsBridge(BridgeBackend):
     def _managers(self) -> list[str]:
         return list(self.api.get_manager().execute(check_error=True))
 
+    @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
         name = self.settings.bridge
         if not self.api.br_exists(name).execute(check_error=True):
@@ -200,10 +213,11 @@ class OvsBridge(BridgeBackend):
         self.api.del_br(name).execute(check_error=True)
         return [f"removed OVS bridge {name}"]
 
+    @library_errors("reading")
     def status(self) -> BridgeStatus:
         name, uplink = self.settings.bridge, self.settings.uplink
         exists = self.api.br_exists(name).execute(check_error=True)
-        status = BridgeStatus(name, "ovs", exists=exists)
+        status = BridgeStatus(name, self.bridge_type, exists=exists)
         if not exists:
             return status
         bridge_iface = self._row("Interface", name)
@@ -232,6 +246,7 @@ class OvsBridge(BridgeBackend):
         }
         return [p for p in ports if self._ofport(p) and self._ofport(p) not in secured]
 
+    @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
         """Install the flows of ``ports`` that are plugged into the bridge (see ovs_flows);
         remove those of any other port. A port not plugged yet has no OpenFlow number:
@@ -243,6 +258,7 @@ class OvsBridge(BridgeBackend):
         # A second layer: protected ports cannot reach each other should NORMAL ever forward.
         return changes + [f"marked {p} protected" for p in self.isolate_instance_ports()]
 
+    @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
         name = self.settings.bridge
         if not self.api.br_exists(name).execute(check_error=True):
@@ -368,6 +384,7 @@ class OvsBridge(BridgeBackend):
         while self._ofport(device) is None and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    @library_errors("isolating the ports of")
     def isolate_instance_ports(self) -> list[str]:
         """Mark every instance port of the bridge protected; returns the ports changed.
 
@@ -446,6 +463,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _connect(remote: str) -> impl_idl.OvsdbIdl:
+    with warnings.catch_warnings():
+        # ovs.poller imports eventlet only to learn whether it is monkey-patched;
+        # eventlet then warns, in eight lines on stderr, that it is deprecated.
+        # Its warning class lives in eventlet itself, so match message and module.
+        warnings.filterwarnings(
+            "ignore", message=r"\s*Eventlet is deprecated", module=r"ovs\.poller"
+        )
+        from ovsdbapp.backend.ovs_idl import connection
+        from ovsdbapp.schema.open_vswitch import impl_idl
     path = remote.removeprefix("unix:")
     if remote.startswith("unix:") and not os.path.exists(path):
         raise BridgeError(f"Open vSwitch database is not running: no socket at {path}")
@@ -477,32 +503,17 @@ def _check_reachable(remote: str) -> None:
         ) from None
 
 
-def _kernel_link(name: str) -> Any:
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        return ipr.get_links(found[0])[0] if found else None
-
-
 def _kernel_kind(name: str) -> str | None:
     """The kernel device kind of ``name`` ('veth', 'tun', ...; 'device' if plain), or None."""
-    link = _kernel_link(name)
-    if link is None:
-        return None
-    info = link.get_attr("IFLA_LINKINFO")
-    return (info.get_attr("IFLA_INFO_KIND") if info else None) or "device"
+    link = hostnet.lookup_link(name)
+    return None if link is None else link.kind or "device"
 
 
 def _kernel_master(name: str) -> str | None:
     """The Linux bridge or bond ``name`` is enslaved to (not OVS's own datapath)."""
-    link = _kernel_link(name)
-    master = link.get_attr("IFLA_MASTER") if link is not None else None
-    if not master:
-        return None
-    with IPRoute() as ipr:
-        owner = ipr.get_links(master)[0]
-    info = owner.get_attr("IFLA_LINKINFO")
-    kind = info.get_attr("IFLA_INFO_KIND") if info else None
-    return None if kind == "openvswitch" else owner.get_attr("IFLA_IFNAME")
+    link = hostnet.lookup_link(name)
+    owner = hostnet.master_of(link) if link is not None else None
+    return None if owner is None or owner.kind == "openvswitch" else owner.name
 
 
 def _first(values: Any) -> Any:

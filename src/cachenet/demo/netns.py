@@ -6,8 +6,12 @@ import contextlib
 import secrets
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import netns
+
+from cachenet import hostnet
+from cachenet.errors import CachenetError
 
 
 def unique_prefix() -> str:
@@ -19,8 +23,8 @@ def unique_prefix() -> str:
 def namespace(name: str) -> Iterator[str]:
     netns.create(name)
     try:
-        with NetNS(name) as ns:
-            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        with hostnet.route(name) as ns:
+            ns.link("set", index=_index(ns, "lo"), state="up")
         yield name
     finally:
         netns.remove(name)
@@ -28,25 +32,28 @@ def namespace(name: str) -> Iterator[str]:
 
 def add_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None = None) -> None:
     """A veth pair, each end moved into a namespace when given, both ends up."""
-    with IPRoute() as ipr:
+    for target in (ns, peer_ns):  # refused before anything is created
+        if target:
+            hostnet.check_namespace(target)
+    with hostnet.route() as ipr:
         ipr.link("add", ifname=name, kind="veth", peer=peer)
         for end, target in ((name, ns), (peer, peer_ns)):
             if target:
-                ipr.link("set", index=ipr.link_lookup(ifname=end)[0], net_ns_fd=target)
+                ipr.link("set", index=_index(ipr, end), net_ns_fd=target)
     for end, target in ((name, ns), (peer, peer_ns)):
-        with NetNS(target) if target else IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname=end)[0], state="up")
+        with hostnet.route(target) as ipr:
+            ipr.link("set", index=_index(ipr, end), state="up")
 
 
 def delete_link(name: str, ns: str | None = None) -> None:
-    with NetNS(ns) if ns else IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if found:
-            ipr.link("del", index=found[0])
+    with hostnet.route(ns) as ipr:
+        link = hostnet.find_link(ipr, name)
+        if link is not None:
+            ipr.link("del", index=link.index)
 
 
 def links(ns: str | None = None) -> set[str]:
-    with NetNS(ns) if ns else IPRoute() as ipr:
+    with hostnet.route(ns) as ipr:
         return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
 
@@ -57,5 +64,12 @@ def tx_offload_off(dev: str, ns: str | None = None) -> None:
 
 
 def add_address(dev: str, address: str, prefixlen: int, ns: str | None = None) -> None:
-    with NetNS(ns) if ns else IPRoute() as ipr:
-        ipr.addr("add", index=ipr.link_lookup(ifname=dev)[0], address=address, prefixlen=prefixlen)
+    with hostnet.route(ns) as ipr:
+        ipr.addr("add", index=_index(ipr, dev), address=address, prefixlen=prefixlen)
+
+
+def _index(ipr: Any, name: str) -> int:
+    link = hostnet.find_link(ipr, name)
+    if link is None:
+        raise CachenetError(f"no device {name}")
+    return link.index

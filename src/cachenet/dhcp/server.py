@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from cachenet import metrics
+from cachenet import hostnet, metrics
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
@@ -163,17 +163,13 @@ def _check_own_addresses(
 
 
 def _interface_addresses(interface: str) -> list[ipaddress.IPv4Address]:
-    # pyroute2 is loaded only by serve: `dhcp sync --once` and `dhcp leases` need no netlink.
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=interface)
-        if not found:
+    # pyroute2 is loaded (by hostnet.route) only by serve: `dhcp sync --once` and
+    # `dhcp leases` need no netlink.
+    with hostnet.route() as ipr:
+        link = hostnet.find_link(ipr, interface)
+        if link is None:
             raise DhcpError(f"interface {interface} does not exist")
-        return [
-            ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS"))
-            for a in ipr.get_addr(family=2, index=found[0])
-        ]
+        return hostnet.ipv4_addresses(ipr, link.index)
 
 
 def _check_readable_by_dnsmasq(directory: Path) -> None:
