@@ -95,7 +95,10 @@ def test_agent_metrics_follow_its_domains(lab, tmp_path):
         assert released["cachenet_store_up"] == 1
 
         # Another host's allocation: the pool's figures are the store's, not this agent's.
-        other = run_cachenet(conf, "ports", "allocate", str(uuid.uuid4()), "--json")
+        # Another host has its own configuration (so this agent does not answer for it).
+        other_conf = tmp_path / "other-host.conf"
+        other_conf.write_text(conf.read_text().replace("host = compute-1", "host = compute-2"))
+        other = run_cachenet(other_conf, "ports", "allocate", str(uuid.uuid4()), "--json")
         assert other.returncode == 0, other.stderr
         assert json.loads(other.stdout)["address"]
         moved = scrape_until(LISTEN, lambda s: pool_allocated(s) == 2, "the other port", ns)
