@@ -25,7 +25,6 @@ import argparse
 import functools
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +32,12 @@ from pathlib import Path
 import libvirt
 from lxml import etree
 
-from cachenet.demo import netns
-from cachenet.demo.guest import domain_xml
-from cachenet.demo.lab import CacheLab, lease_of
-from cachenet.demo.services import ensure_libvirtd
+from harness import netns
+from harness.cli import run_cachenet
+from harness.guest import domain_xml
+from harness.lab import CacheLab, lease_of
+from harness.libvirtd import ensure_libvirtd
+from harness.wait import wait_for
 
 MANAGED_ADDRESS = "10.78.0.1"
 URI = "qemu:///system"
@@ -74,13 +75,13 @@ def define_on_network(lab: CacheLab, short_name: str, mac: str | None, **options
 
 
 def until(lab: CacheLab, name: str, condition: str, timeout: float = 120) -> None:
-    lab.wait_for(lambda: any(condition in line for line in lab.report(name)), condition, timeout)
+    wait_for(lambda: any(condition in line for line in lab.report(name)), condition, timeout)
 
 
 def boot(lab: CacheLab, domain: libvirt.virDomain) -> float:
     started = time.perf_counter()
     domain.create()
-    lab.wait_for(lambda: lease_of(lab.report(domain.name())) is not None, "lease", 120)
+    wait_for(lambda: lease_of(lab.report(domain.name())) is not None, "lease", 120)
     return time.perf_counter() - started
 
 
@@ -106,8 +107,9 @@ def agent_and_lone_config(lab: CacheLab) -> Path:
 
 
 def attach_alone(conf: Path, name: str) -> None:
-    subprocess.run([sys.executable, "-m", "cachenet", "--config-file", str(conf), "attach", name],
-                   check=True, capture_output=True)  # fmt: skip
+    attached = run_cachenet(conf, "attach", name)
+    if attached.returncode != 0:
+        raise RuntimeError(f"cachenet attach {name} failed: {attached.stderr.strip()}")
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ def commands(conf: Path, agents_conf: Path | None) -> Commands:
 def running_agent(conf: Path, env: dict[str, str]) -> Iterator[str]:
     """``cachenet agent`` of ``conf`` in a namespace of its own (its port security
     writes that namespace's nftables), until the block ends; yields the namespace."""
-    from cachenet.demo import netns
+    from harness import netns
 
     log = conf.with_suffix(".log")
     with netns.namespace(netns.unique_prefix() + "-bench") as ns, open(log, "w") as out:

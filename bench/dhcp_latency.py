@@ -46,10 +46,10 @@ from pyroute2 import IPRoute, NetNS
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cachenet.demo import netns
-from cachenet.demo.services import ensure_libvirtd
 from cachenet.identity import mac_from_suffix
 from cachenet.settings import load_settings
+from harness import netns
+from harness.libvirtd import ensure_libvirtd
 
 POSTGRES = "postgresql+psycopg://cachenet:cachenet@127.0.0.1:5432/postgres"
 URI = "qemu:///system"

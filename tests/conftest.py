@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from cachenet.demo.services import ensure_libvirtd
+from harness.libvirtd import ensure_libvirtd
 
 
 def _root_table_exists() -> bool | None:

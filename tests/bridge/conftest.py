@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cachenet.demo import netns
-from harness import ovs
+from harness import netns, ovs
 
 
 @pytest.fixture

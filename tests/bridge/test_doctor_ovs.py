@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from cachenet.demo import netns
 from cachenet.port import Port
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness import netns
 from harness.doctor import cachenet, run_doctor, write_conf
 from harness.ovs import ofctl, vsctl
 

@@ -17,9 +17,9 @@ import pytest
 from pyroute2 import NetNS
 
 from cachenet.bridge.linuxbridge import LinuxBridge
-from cachenet.demo import netns
 from cachenet.port import Port
 from cachenet.settings import make_settings
+from harness import netns
 
 pytestmark = pytest.mark.root
 

@@ -17,8 +17,8 @@ import pytest
 from cachenet import privileged
 from cachenet.bridge.base import BridgeBackend
 from cachenet.bridge.linuxbridge import LinuxBridge
-from cachenet.demo import netns
 from cachenet.settings import make_settings
+from harness import netns
 from harness.unprivileged import SRC, interpreter, run_as, service_user, sudoers_drop_in
 
 pytestmark = pytest.mark.root

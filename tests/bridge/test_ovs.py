@@ -7,9 +7,9 @@ import pytest
 
 from bridge.conftest import run_cachenet
 from cachenet.bridge.ovs import OvsBridge
-from cachenet.demo import netns
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
+from harness import netns
 from harness.ovs import ofctl, vsctl
 
 pytestmark = pytest.mark.root

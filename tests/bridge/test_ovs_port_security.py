@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from cachenet.bridge.ovs import OvsBridge
-from cachenet.demo import netns
 from cachenet.port import Port
 from cachenet.settings import make_settings
+from harness import netns
 from harness.ovs import ofctl, restart_vswitchd, vsctl
 
 pytestmark = pytest.mark.root

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from cachenet.bridge.linuxbridge import LinuxBridge
-from cachenet.demo import netns
 from cachenet.settings import make_settings
+from harness import netns
 from harness.unprivileged import NOBODY, cachenet_as
 
 pytestmark = pytest.mark.root

@@ -7,15 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from pyroute2 import NetNS
 
-from cachenet.demo import netns
+from harness import netns
+from harness.cli import PATH, run_cachenet, start_cachenet
+from harness.wait import wait_for
 
 UDHCPC_SCRIPT = (
     '#!/bin/sh\ncase "$1" in bound|renew) echo "LEASE $ip mask=$mask router=$router" ;; esac\n'
@@ -90,24 +90,13 @@ class CacheNetwork:
         return None
 
     def cachenet(self, *args, ns=None):
-        prefix = ["ip", "netns", "exec", ns] if ns else []
-        return subprocess.run(
-            [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(self.conf), *args],
-            capture_output=True, text=True, check=False, env=self.env,
-        )  # fmt: skip
-
-    @property
-    def env(self):
-        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)}
+        """A cachenet command with this network's configuration."""
+        return run_cachenet(self.conf, *args, ns=ns)
 
     def start_server(self):
         log = open(self.tmp_path / "serve.log", "w")  # noqa: SIM115 - closed with the process
-        self.server = subprocess.Popen(
-            ["ip", "netns", "exec", self.server_ns, sys.executable, "-m", "cachenet",
-             "--config-file", str(self.conf), "dhcp", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
-        )  # fmt: skip
-        self.wait_for(lambda: self.dnsmasq_pid() is not None, "dnsmasq to start")
+        self.server = start_cachenet(self.conf, "dhcp", "serve", ns=self.server_ns, log=log)
+        wait_for(lambda: self.dnsmasq_pid() is not None, "dnsmasq to start")
 
     def stop_server(self):
         if self.server and self.server.poll() is None:
@@ -124,15 +113,6 @@ class CacheNetwork:
 
     def reservation(self, instance_uuid):
         return self.state_dir / "hosts" / f"{instance_uuid}.conf"
-
-    @staticmethod
-    def wait_for(condition, what, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -182,12 +162,8 @@ class DhcpNode:
 
     def start(self):
         log = open(self.log, "w")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "cachenet",
-             "--config-file", str(self.conf), "dhcp", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.network.env,
-        )  # fmt: skip
-        self.network.wait_for(lambda: "dnsmasq started" in self.log.read_text(), "dnsmasq", 10)
+        self.process = start_cachenet(self.conf, "dhcp", "serve", ns=self.ns, log=log)
+        wait_for(lambda: "dnsmasq started" in self.log.read_text(), "dnsmasq", 10)
 
     def link(self, state):
         """Set the node's link on the cache network "up" or "down"."""
@@ -267,10 +243,10 @@ class SharedCacheNetwork(CacheNetwork):
             ["ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "eth0", "-f",
              "-t", "5", "-T", "1", "-s", str(script)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**self.env, "EVENTS": f"{self.events}.{client}"},
+            env={"PATH": PATH, "EVENTS": f"{self.events}.{client}"},
         )  # fmt: skip
         self._stack.callback(_end, process)
-        self.wait_for(lambda: self.last_event(client).startswith("bound "), "a lease", 15)
+        wait_for(lambda: self.last_event(client).startswith("bound "), "a lease", 15)
         return process, self.last_event(client).split()[1]
 
     def last_event(self, client):

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from harness import databases
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -35,7 +36,7 @@ def test_a_port_allocated_while_serving_is_served_within_a_second(cache_network)
     cache_network.start_server()
     started = time.monotonic()
     port = allocate(cache_network)
-    cache_network.wait_for(
+    wait_for(
         lambda: cache_network.reservation(port["instance_uuid"]).exists(), "the reservation", 1.0
     )
     assert time.monotonic() - started < 2.0  # includes starting the allocating process
@@ -47,9 +48,7 @@ def test_a_released_port_stops_being_served(cache_network):
     cache_network.start_server()
     assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
     assert cache_network.cachenet("ports", "release", port["instance_uuid"]).returncode == 0
-    cache_network.wait_for(
-        lambda: not cache_network.reservation(port["instance_uuid"]).exists(), "removal", 1.0
-    )
+    wait_for(lambda: not cache_network.reservation(port["instance_uuid"]).exists(), "removal", 1.0)
     time.sleep(0.3)  # the SIGHUP that makes dnsmasq forget it follows the removal
     assert cache_network.lease(cache_network.client(port["mac"]), tries=2) is None
 
@@ -59,9 +58,7 @@ def test_dnsmasq_is_restarted_when_it_dies(cache_network):
     cache_network.start_server()
     first = cache_network.dnsmasq_pid()
     os.kill(first, signal.SIGKILL)
-    cache_network.wait_for(
-        lambda: cache_network.dnsmasq_pid() not in (None, first), "a new dnsmasq", 10
-    )
+    wait_for(lambda: cache_network.dnsmasq_pid() not in (None, first), "a new dnsmasq", 10)
     assert cache_network.lease(cache_network.client(port["mac"])) == port["address"]
 
 
@@ -118,7 +115,7 @@ def test_serving_goes_on_while_the_store_is_down(cache_network, tmp_path):
 
         store.cut()
         log = tmp_path / "serve.log"
-        cache_network.wait_for(lambda: "cannot use the port store" in log.read_text(),
+        wait_for(lambda: "cannot use the port store" in log.read_text(),
                                "the server to notice", 5)  # fmt: skip
         assert "serving the 1 reservations written before" in log.read_text()
         assert cache_network.server.poll() is None
@@ -126,7 +123,7 @@ def test_serving_goes_on_while_the_store_is_down(cache_network, tmp_path):
 
         store.restore()
         later = allocate(cache_network)
-        cache_network.wait_for(
+        wait_for(
             lambda: cache_network.reservation(later["instance_uuid"]).exists(), "the new port", 5
         )
         assert "port store reachable again" in log.read_text()

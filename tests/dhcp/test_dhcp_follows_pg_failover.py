@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from harness.pg_cluster import pg_cluster
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -23,13 +24,13 @@ def test_dhcp_serve_follows_the_promoted_standby(cache_network):
         cache_network.configure(database=cluster.socket_url)
         before = allocate(cache_network)
         cache_network.start_server()
-        cache_network.wait_for(
+        wait_for(
             lambda: cache_network.reservation(before["instance_uuid"]).exists(), "a reservation"
         )
         cluster.crash_primary()
         cluster.promote_standby()
         after = allocate(cache_network)  # only the promoted standby can have it
-        cache_network.wait_for(
+        wait_for(
             lambda: cache_network.reservation(after["instance_uuid"]).exists(),
             "the reservation of a port allocated on the new primary",
             timeout=30,

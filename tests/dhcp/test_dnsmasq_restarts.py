@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+from harness.cli import cachenet_env
+from harness.wait import wait_for
+
 pytestmark = pytest.mark.root
 
 # ``cachenet dhcp serve`` with the stable-run threshold shrunk from 30 s to 1 s.
@@ -25,7 +28,7 @@ def kill_dnsmasq(network):
 
 
 def wait_for_restart(network, old_pid, timeout=15):
-    network.wait_for(lambda: network.dnsmasq_pid() not in (None, old_pid), "a new dnsmasq", timeout)
+    wait_for(lambda: network.dnsmasq_pid() not in (None, old_pid), "a new dnsmasq", timeout)
 
 
 def crash_loop(network, deaths):
@@ -40,7 +43,7 @@ def test_sigterm_during_the_restart_backoff_stops_at_once(cache_network):
     crash_loop(cache_network, 3)  # backoffs 0.5, 1 and 2 s: the next one is 4 s
     kill_dnsmasq(cache_network)
     log = cache_network.tmp_path / "serve.log"
-    cache_network.wait_for(lambda: log.read_text().count("dnsmasq exited") == 4, "the 4th death")
+    wait_for(lambda: log.read_text().count("dnsmasq exited") == 4, "the 4th death")
     started = time.monotonic()
     cache_network.server.send_signal(signal.SIGTERM)
     assert cache_network.server.wait(timeout=10) == 0
@@ -53,9 +56,9 @@ def test_the_backoff_starts_over_after_dnsmasq_ran_stably(cache_network):
     cache_network.server = subprocess.Popen(
         ["ip", "netns", "exec", cache_network.server_ns, sys.executable, "-c",
          SERVE_WITH_SHORT_STABLE_RUN, "--config-file", str(cache_network.conf), "dhcp", "serve"],
-        stdout=log, stderr=subprocess.STDOUT, env=cache_network.env,
+        stdout=log, stderr=subprocess.STDOUT, env=cachenet_env(),
     )  # fmt: skip
-    cache_network.wait_for(lambda: cache_network.dnsmasq_pid() is not None, "dnsmasq to start")
+    wait_for(lambda: cache_network.dnsmasq_pid() is not None, "dnsmasq to start")
     crash_loop(cache_network, 3)  # without the reset, the next backoff would be 4 s
     time.sleep(1.5)  # longer than the (shrunk) stable run
     pid, killed = kill_dnsmasq(cache_network)

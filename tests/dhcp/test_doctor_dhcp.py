@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from harness.doctor import run_doctor
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -26,7 +27,7 @@ def test_a_serving_node_is_healthy_then_its_dead_dnsmasq_is_named(cache_network)
     network = cache_network
     instances = [allocate(network) for _ in range(2)]
     network.start_server()
-    network.wait_for(lambda: all(network.reservation(i).exists() for i in instances), "sync")
+    wait_for(lambda: all(network.reservation(i).exists() for i in instances), "sync")
     found = doctor(network)
     assert found.status_of("dnsmasq") == "ok", found.results["dnsmasq"]
     assert f"pid {network.dnsmasq_pid()}" in found.message("dnsmasq")
@@ -36,7 +37,7 @@ def test_a_serving_node_is_healthy_then_its_dead_dnsmasq_is_named(cache_network)
     network.server.kill()
     network.server.wait(timeout=10)
     os.kill(pid, signal.SIGKILL)
-    network.wait_for(lambda: network.dnsmasq_pid() is None, "dnsmasq to die")
+    wait_for(lambda: network.dnsmasq_pid() is None, "dnsmasq to die")
     found = doctor(network)
     assert found.status == 1
     assert found.status_of("dnsmasq") == "fail"

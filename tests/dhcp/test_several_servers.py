@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from harness.wait import wait_for
+
 pytestmark = pytest.mark.root
 
 
@@ -68,7 +70,7 @@ def test_two_servers_nak_no_client_and_the_survivor_acks_every_rebind(two_server
         assert not node.logged("DHCPNAK"), node.log.read_text()
 
     # b learns of the late port's lease within seconds (it restarts dnsmasq to seed it).
-    network.wait_for(lambda: b.logged("restarting dnsmasq to seed"), "b to seed the late port", 15)
+    wait_for(lambda: b.logged("restarting dnsmasq to seed"), "b to seed the late port", 15)
     a.kill()
     for client, ((process, _), port) in held.items():
         assert rebinds_to(network, client, process) == port["address"], client

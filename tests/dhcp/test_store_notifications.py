@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -21,11 +20,12 @@ import pytest
 from pyroute2 import IPRoute
 from sqlalchemy import create_engine, text
 
-from cachenet.demo import netns
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from cachenet.store.notify import APPLICATION_NAME
+from harness import netns
 from harness.databases import fresh_database
+from harness.wait import wait_for
 
 # `cachenet dhcp serve`, but polling the store only once an hour while listening.
 SERVE_POLLING_HOURLY = """
@@ -70,7 +70,7 @@ class Node:
                 [sys.executable, "-c", SERVE_POLLING_HOURLY, str(self.conf)],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_for(lambda: "dnsmasq started" in self.log.read_text(), "dnsmasq to start")
+        wait_for(lambda: "dnsmasq started" in self.log.read_text(), "dnsmasq to start", timeout=20)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -105,15 +105,6 @@ class Node:
             engine.dispose()
 
 
-def wait_for(condition, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def node(tmp_path):
     # Not under tmp_path: dnsmasq reads the reservations as its own unprivileged user.
@@ -131,9 +122,9 @@ def test_a_port_is_served_as_its_allocation_commits(node):
     node.start()
     assert len(node.listener_pids()) == 1
     allocated = node.store.allocate(str(uuid.uuid4()), "compute-1")
-    wait_for(lambda: node.served(allocated.instance_uuid), "the reservation")
+    wait_for(lambda: node.served(allocated.instance_uuid), "the reservation", timeout=20)
     released = node.store.release(allocated.instance_uuid)
-    wait_for(lambda: not node.served(released.instance_uuid), "the reservation to go")
+    wait_for(lambda: not node.served(released.instance_uuid), "the reservation to go", timeout=20)
 
 
 def test_a_lost_listening_session_is_opened_again_and_changes_meanwhile_are_served(node):
@@ -141,8 +132,14 @@ def test_a_lost_listening_session_is_opened_again_and_changes_meanwhile_are_serv
     [first] = node.listener_pids()
     node.end_listener_sessions()
     during = node.store.allocate(str(uuid.uuid4()), "compute-1")  # polled for while deaf
-    wait_for(lambda: node.served(during.instance_uuid), "the reservation made while deaf")
-    wait_for(lambda: node.listener_pids() not in ([], [first]), "a new listening session")
+    wait_for(
+        lambda: node.served(during.instance_uuid), "the reservation made while deaf", timeout=20
+    )
+    wait_for(
+        lambda: node.listener_pids() not in ([], [first]), "a new listening session", timeout=20
+    )
     after = node.store.allocate(str(uuid.uuid4()), "compute-1")
-    wait_for(lambda: node.served(after.instance_uuid), "the reservation made once listening")
+    wait_for(
+        lambda: node.served(after.instance_uuid), "the reservation made once listening", timeout=20
+    )
     assert "not listening for the port store's changes" in node.log.read_text()

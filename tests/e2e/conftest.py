@@ -2,9 +2,8 @@
 
 import pytest
 
-from cachenet.demo import netns
-from cachenet.demo.lab import CacheLab
-from harness import ovs
+from harness import netns, ovs
+from harness.lab import CacheLab
 
 
 @pytest.fixture

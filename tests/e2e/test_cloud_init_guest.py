@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from cachenet.demo.lab import NODE_ADDRESS, CacheLab, outcome
 from cachenet.guest.network_data import add_cache_link
 from cachenet.guest.vendordata import cloud_config
 from cachenet.port import Port
 from cachenet.settings import Settings, load_settings
 from harness import cloud_guest
+from harness.lab import NODE_ADDRESS, CacheLab, outcome
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

@@ -1,20 +1,24 @@
 """The README's first command, past its install step: the demonstration itself."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import libvirt
 import pytest
 
-from cachenet.demo import netns
+from harness import netns
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
+ROOT = Path(__file__).parents[2]
 
 
 def test_demo_shows_addresses_isolation_and_anti_spoofing_and_cleans_up(libvirtd):
+    # As scripts/demo.sh runs it (past its install step): from the repository's root.
     result = subprocess.run(
-        [sys.executable, "-m", "cachenet.demo"], capture_output=True, text=True, timeout=300,
-        check=False,
+        [sys.executable, "-m", "harness.demo"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, check=False, env={**os.environ, "PYTHONPATH": ":".join(sys.path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every VM got its reserved address and reached the cache node" in result.stdout

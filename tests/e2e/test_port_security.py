@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cachenet.demo.lab import (
+from harness import ovs
+from harness.lab import (
     NODE_ADDRESS,
     CacheLab,
     behaviour,
@@ -29,7 +30,6 @@ from cachenet.demo.lab import (
     reached,
     server_of,
 )
-from harness import ovs
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

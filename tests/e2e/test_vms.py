@@ -5,8 +5,8 @@ import json
 import libvirt
 import pytest
 
-from cachenet.demo.lab import lease_of, outcome
 from harness import databases
+from harness.lab import lease_of, outcome
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 BRIDGE_TYPES = ["linuxbridge", "ovs"]

@@ -1,1 +1,2 @@
-"""Real components for the tests: network namespaces, veth pairs, Open vSwitch."""
+"""The test harness, not installed with cachenet: the real components the tests, the
+benchmarks and the demonstration (``python -m harness.demo``) build on."""

@@ -14,6 +14,7 @@ from multiprocessing.synchronize import Barrier, Event
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
+from harness.wait import wait_for
 
 SUBNET = "10.0.0.0/8"  # room for any run
 SPAWN = multiprocessing.get_context("spawn")  # no engine or thread inherited by a fork
@@ -72,11 +73,7 @@ class Allocators:
     def wait_for(self, more: int, timeout: float = 120) -> int:
         """Wait until ``more`` further allocations were acknowledged; the total then."""
         target = self._acked.value + more
-        deadline = time.monotonic() + timeout
-        while self._acked.value < target:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fewer than {more} allocations in {timeout} s")
-            time.sleep(0.05)
+        wait_for(lambda: self._acked.value >= target, f"{more} more allocations", timeout)
         return int(self._acked.value)
 
     def __enter__(self) -> Allocators:

@@ -1,27 +1,74 @@
-"""``cachenet`` run as a process, as an operator runs it: one helper for every test."""
+"""``cachenet`` run as a process, as an operator runs it: the one way tests, benchmarks and
+the demonstration start it.
+
+``cachenet_argv`` is the command line, ``run_cachenet`` runs a command to its end and
+``start_cachenet`` starts a daemon (``dhcp serve``, ``agent``, ...). Each takes ``ns`` to run
+inside a network namespace (``ip netns exec``) and runs with a minimal environment, so that
+what the operator's shell holds does not leak in (``env`` adds to it).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from os import PathLike
+from typing import IO, Any
+
+Conf = str | PathLike[str]
+
+# What a service manager gives a daemon: the tools cachenet calls (ip, dnsmasq, nft, ovs-*).
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def cachenet_argv(
+    conf: Conf | None, *args: str, ns: str | None = None, python: str = sys.executable
+) -> list[str]:
+    """``[ip netns exec NS] python -m cachenet [--config-file CONF] ARGS...``."""
+    prefix = ["ip", "netns", "exec", ns] if ns else []
+    config = ["--config-file", str(conf)] if conf is not None else []
+    return [*prefix, python, "-m", "cachenet", *config, *args]
+
+
+def cachenet_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The minimal environment: PATH, and this process's import path (the tree under test)."""
+    return {"PATH": PATH, "PYTHONPATH": ":".join(sys.path), **(env or {})}
 
 
 def run_cachenet(
-    conf: str | PathLike[str],
+    conf: Conf | None,
     *args: str,
+    ns: str | None = None,
     stdin: str | bytes | None = None,
     text: bool = True,
     timeout: float = 120,
-) -> subprocess.CompletedProcess:
-    """``cachenet --config-file CONF ARGS...`` with a minimal environment; never raises
-    on a non-zero exit (the tests assert the status and the output)."""
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[Any]:
+    """``cachenet --config-file CONF ARGS...`` to its end, output captured; never raises
+    on a non-zero exit (the caller asserts the status and the output)."""
     return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
+        cachenet_argv(conf, *args, ns=ns),
         input=stdin,
         capture_output=True,
         text=text,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
+        env=cachenet_env(env),
         check=False,
         timeout=timeout,
+    )
+
+
+def start_cachenet(
+    conf: Conf | None,
+    *args: str,
+    ns: str | None = None,
+    log: IO[Any] | int | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.Popen[Any]:
+    """A long-running ``cachenet`` command (a daemon), its output and errors to ``log``
+    (a file, or ``subprocess.PIPE``; ``stderr=`` to keep the errors apart); the caller
+    stops it."""
+    popen.setdefault("stderr", subprocess.STDOUT if log is not None else None)
+    return subprocess.Popen(
+        cachenet_argv(conf, *args, ns=ns), stdout=log, env=cachenet_env(env), **popen
     )

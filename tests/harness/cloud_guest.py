@@ -145,7 +145,7 @@ def debian_mirror() -> str:
         for stanza in path.read_text().split("\n\n"):
             fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.MULTILINE))
             if SUITE in fields.get("Suites", "").split():
-                return fields["URIs"].split()[0]
+                return str(fields["URIs"].split()[0])
     sources_list = Path("/etc/apt/sources.list")
     if sources_list.exists():
         for line in sources_list.read_text().splitlines():
@@ -323,4 +323,4 @@ def domain_xml(
     serial = etree.SubElement(devices, "serial", type="file")
     etree.SubElement(serial, "source", path=str(console))
     etree.SubElement(serial, "target", port="0")
-    return etree.tostring(domain, encoding="unicode", pretty_print=True)
+    return str(etree.tostring(domain, encoding="unicode", pretty_print=True))

@@ -61,7 +61,7 @@ def import_cloudinit(module: str = "cloudinit") -> ModuleType:
 
 def version() -> str:
     """The unpacked package's version, e.g. "22.4.2"."""
-    return import_cloudinit("cloudinit.version").version_string()
+    return str(import_cloudinit("cloudinit.version").version_string())
 
 
 def network_config(network_data: dict[str, Any], known_macs: dict[str, str]) -> dict[str, Any]:
@@ -75,7 +75,8 @@ def network_config(network_data: dict[str, Any], known_macs: dict[str, str]) -> 
         tempfile.TemporaryDirectory() as guest_sys_class_net,
         mock.patch.object(net, "SYS_CLASS_NET", guest_sys_class_net + "/"),
     ):
-        return openstack.convert_net_json(network_data, known_macs=known_macs)
+        config: dict[str, Any] = openstack.convert_net_json(network_data, known_macs=known_macs)
+        return config
 
 
 RENDERERS = ("netplan", "eni", "networkd")
@@ -144,4 +145,5 @@ def consume_vendor_data2(vendor_data2: dict[str, Any]) -> dict[str, Any]:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config

@@ -17,13 +17,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from harness.wait import wait_for
 
 PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
 MARIADBD = "/usr/sbin/mariadbd"
@@ -194,15 +195,14 @@ def start(node: Node, config: Path, bootstrap: bool = False) -> None:
 
 
 def wait_synced(node: Node) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def synced() -> bool:
         if not node.alive():
             raise RuntimeError(f"{node.name} exited while starting:\n{tail(node.log)}")
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            if node.socket.exists() and node.status("wsrep_local_state_comment") == "Synced":
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{node.name} not Synced after {START_TIMEOUT} s:\n{tail(node.log)}")
+            return node.socket.exists() and node.status("wsrep_local_state_comment") == "Synced"
+        return False
+
+    wait_for(synced, lambda: f"{node.name} to be Synced:\n{tail(node.log)}", START_TIMEOUT, 0.3)
 
 
 def tail(log: Path, lines: int = 30) -> str:

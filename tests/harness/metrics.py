@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from harness.wait import wait_for
 
 FETCH = (
     "import sys, urllib.request; "
@@ -57,17 +58,15 @@ def scrape_until(
     timeout: float = 10.0,
 ) -> Scrape:  # fmt: skip
     """Scrape until ``condition`` holds; the last scrape is in the failure message."""
-    deadline = time.monotonic() + timeout
-    while True:
+    last: list[str] = ["no scrape"]
+
+    def satisfied() -> Scrape | None:
         try:
-            last = scrape(listen, ns)
+            found = scrape(listen, ns)
         except (OSError, subprocess.CalledProcessError) as exc:
-            last, error = None, exc
-        else:
-            if condition(last):
-                return last
-            error = None
-        if time.monotonic() > deadline:
-            shown = last.text if last else error
-            raise AssertionError(f"timed out waiting for {what}; last scrape:\n{shown}")
-        time.sleep(0.1)
+            last[0] = str(exc)
+            return None
+        last[0] = found.text
+        return found if condition(found) else None
+
+    return wait_for(satisfied, lambda: f"{what}; last scrape:\n{last[0]}", timeout, interval=0.1)

@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.wait import wait_for
+
 STATE = Path("/tmp/cachenet-test-ovs")  # database and logs
 RUNDIR = Path("/var/run/openvswitch")  # sockets and pid files, where libvirt looks
 SOCKET = RUNDIR / "db.sock"
@@ -66,9 +68,7 @@ def ensure_running() -> str:
     _listen_where_managers_say()
     if not _alive("ovs-vswitchd"):
         _start_vswitchd()
-    deadline = time.monotonic() + 10
-    while not SOCKET.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(SOCKET.exists, f"ovsdb-server's socket {SOCKET}", 10, interval=0.1)
     return f"unix:{SOCKET}"
 
 
@@ -98,9 +98,7 @@ def restart_vswitchd(down_for: float = 0.0) -> None:
     ``down_for`` seconds pass between the two."""
     pid = int((RUNDIR / "ovs-vswitchd.pid").read_text().strip())
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while _alive("ovs-vswitchd") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not _alive("ovs-vswitchd"), "ovs-vswitchd to stop", 10)
     time.sleep(down_for)
     _start_vswitchd()
 

@@ -15,11 +15,11 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness.pgbouncer import free_port
+from harness.wait import wait_for
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 RUN_AS = "postgres"
@@ -135,11 +135,8 @@ def _wait_for_sync_standby(cluster: PgCluster) -> None:
     query = (
         "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = 'sync'"
     )
-    deadline = time.monotonic() + 60
-    while cluster.psql(cluster.primary_port, query) != "1":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the standby did not start streaming synchronously within 60 s")
-        time.sleep(0.1)
+    wait_for(lambda: cluster.psql(cluster.primary_port, query) == "1",
+             "the standby to stream synchronously", 60, interval=0.1)  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -9,11 +9,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+
+from harness.wait import accepts_connections, wait_for
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 RUN_AS = "postgres"  # PgBouncer refuses to run as root; it drops to this user itself
@@ -27,14 +28,12 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"did not listen on port {port} within 15 s")
+        return accepts_connections(port)
+
+    wait_for(listening, f"PgBouncer to listen on port {port}", 15)
 
 
 def scram_secret(user: str) -> str:

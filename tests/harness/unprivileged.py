@@ -17,6 +17,9 @@ import sysconfig
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from harness.cli import cachenet_argv
 
 NOBODY = 65534
 SRC = Path(__file__).parents[2] / "src"
@@ -42,8 +45,8 @@ def pythonpath() -> str:
 
 
 def run_as(
-    uid: int, argv: list[str], gid: int | None = None, netns: str | None = None, **kwargs
-) -> subprocess.CompletedProcess:
+    uid: int, argv: list[str], gid: int | None = None, netns: str | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """``argv`` as ``uid`` (no supplementary groups), in /tmp, with a plain environment;
     in the network namespace ``netns`` if given."""
     env = {
@@ -61,9 +64,10 @@ def run_as(
                           text=True, check=False, **kwargs)  # fmt: skip
 
 
-def cachenet_as(uid: int, conf: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return run_as(uid, [interpreter(), "-m", "cachenet", "--config-file", str(conf), *args],
-                  **kwargs)  # fmt: skip
+def cachenet_as(
+    uid: int, conf: Path, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    return run_as(uid, cachenet_argv(conf, *args, python=interpreter()), **kwargs)
 
 
 @contextlib.contextmanager

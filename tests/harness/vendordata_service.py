@@ -7,13 +7,15 @@ import json
 import signal
 import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from harness.cli import start_cachenet
+from harness.wait import accepts_connections, wait_for
 
 START_TIMEOUT = 20.0
 
@@ -24,7 +26,9 @@ class Service:
     url: str
     config_file: Path
 
-    def post(self, body: bytes | dict[str, object], headers: dict[str, str] | None = None):
+    def post(
+        self, body: bytes | dict[str, object], headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         """(status, decoded JSON answer) of a POST, as Nova sends it."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         request = urllib.request.Request(self.url, data=data, method="POST")
@@ -73,9 +77,8 @@ def vendordata_service(directory: Path, database: str, **options: str) -> Iterat
         vendordata_port=str(port),
         **options,
     )
-    command = [sys.executable, "-m", "cachenet", "--config-file", str(config), "vendordata"]
-    process = subprocess.Popen(
-        [*command, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    process = start_cachenet(
+        config, "vendordata", "serve", log=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     service = Service(process, f"http://127.0.0.1:{port}/", config)
     try:
@@ -86,11 +89,9 @@ def vendordata_service(directory: Path, database: str, **options: str) -> Iterat
 
 
 def _wait_listening(process: subprocess.Popen[str], port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"the service exited: {process.stderr.read()}")  # type: ignore[union-attr]
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError("the service did not listen in time")
+            raise AssertionError(f"the service exited: {process.communicate()[1]}")
+        return accepts_connections(port)
+
+    wait_for(listening, f"the service to listen on port {port}", START_TIMEOUT)

@@ -6,16 +6,14 @@ rules (nftables) and its metrics listener stay there."""
 import contextlib
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import libvirt
 import pytest
 
-from cachenet.demo import netns
-from harness.cli import run_cachenet
+from harness import netns
+from harness.cli import run_cachenet, start_cachenet
 from harness.metrics import scrape_until
 
 pytestmark = pytest.mark.root
@@ -63,12 +61,7 @@ def test_agent_metrics_follow_its_domains(lab, tmp_path):
     prefix, conf, conn, ns = lab
     before = define(conn, f"{prefix}-before")
     log = open(tmp_path / "agent.log", "w")  # noqa: SIM115 - closed with the process
-    agent = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "cachenet", "--config-file", str(conf),
-         "agent"],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    agent = start_cachenet(conf, "agent", ns=ns, log=log)
     try:
         first = scrape_until(
             LISTEN, lambda s: s["cachenet_agent_reconciliations_total", {"result": "success"}] >= 1,

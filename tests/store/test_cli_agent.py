@@ -8,14 +8,13 @@ the reading of every domain's XML are real.
 
 import json
 import signal
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 
 from harness.cli import run_cachenet as run
+from harness.cli import start_cachenet
+from harness.wait import wait_for
 
 ODD_INTERFACE = (
     "<interface type='bridge'><mac address='{mac}'/><source bridge='br-cache'/>"
@@ -81,16 +80,10 @@ def test_attach_handles_an_odd_domain_and_refuses_an_unusable_one_in_one_line(ho
 def test_the_agent_daemon_keeps_running_past_an_unusable_domain(host, tmp_path):
     log_path = tmp_path / "agent.log"
     with open(log_path, "w") as log:
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "cachenet", "--config-file", str(host), "agent"],
-            stdout=log, stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        )  # fmt: skip
+        agent = start_cachenet(host, "agent", log=log)
     try:
-        deadline = time.monotonic() + 20
-        while "reconciled" not in log_path.read_text() and agent.poll() is None:
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+        wait_for(lambda: "reconciled" in log_path.read_text() or agent.poll() is not None,
+                 lambda: f"a reconciliation: {log_path.read_text()}", 20, interval=0.1)  # fmt: skip
         assert agent.poll() is None, log_path.read_text()  # still running
     finally:
         agent.send_signal(signal.SIGTERM)

@@ -13,16 +13,15 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 
 from cachenet.agent.handoff import socket_path
-from cachenet.demo import netns
+from harness import netns
 from harness.cli import run_cachenet as run
+from harness.cli import start_cachenet
+from harness.wait import wait_for
 
 INTERFACE = "<interface type='bridge'><mac address='{mac}'/><source bridge='br-cache'/></interface>"
 
@@ -57,40 +56,16 @@ def host(tmp_path):
     with contextlib.ExitStack() as stack:
         ns = stack.enter_context(netns.namespace(netns.unique_prefix() + "-agent"))
         with open(log, "w") as out:
-            agent = subprocess.Popen(
-                ["ip", "netns", "exec", ns, sys.executable, "-m", "cachenet",
-                 "--config-file", str(conf), "agent"],
-                stdout=out, stderr=subprocess.STDOUT,
-                env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
-            )  # fmt: skip
+            agent = start_cachenet(conf, "agent", ns=ns, log=out)
         stack.callback(stop, agent)
-        wait_for(lambda: "serving cachenet attach" in log.read_text(), "the agent's socket")
+        wait_for(lambda: "serving cachenet attach" in log.read_text(), "the agent's socket", 20)
         yield conf, log, agent, ns
-
-
-def run_in(ns, conf, *args):
-    """``cachenet`` run in namespace ``ns``, as ``run`` does in the host's."""
-    return subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "cachenet", "--config-file", str(conf),
-         *args],
-        capture_output=True, text=True, check=False, timeout=120,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
 
 
 def stop(agent):
     if agent.poll() is None:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=15)
-
-
-def wait_for(condition, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def answered(log, command):
@@ -118,12 +93,12 @@ def test_the_agents_refusals_are_the_clis_one_line_errors(host, tmp_path):
     conf, log, _, ns = host
     alone = write_conf(tmp_path / "other.conf", tmp_path, tmp_path / "node.xml", "# other\n")
     for args in (["ports", "allocate", "not-a-uuid"], ["attach", "nosuch"], ["attach", "bare"]):
-        by_agent, by_cli = run_in(ns, conf, *args), run_in(ns, alone, *args)
+        by_agent, by_cli = run(conf, *args, ns=ns), run(alone, *args, ns=ns)
         assert by_agent.returncode == by_cli.returncode == 2
         assert by_agent.stderr == by_cli.stderr
         assert by_agent.stderr.startswith("cachenet: error: ") and by_agent.stderr.count("\n") == 1
     assert len(answered(log, "attach")) == 2
-    done = run_in(ns, conf, "attach", "attached")
+    done = run(conf, "attach", "attached", ns=ns)
     assert (done.returncode, done.stdout) == (0, "nothing to do: already attached\n")
 
 

@@ -2,8 +2,6 @@
 MariaDB servers: reachable, schema current, clock agreeing, pool not filling up."""
 
 import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from alembic.config import Config
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from cachenet.store.engine import MIGRATIONS, make_engine
+from harness.cli import run_cachenet
 from harness.doctor import cachenet, run_doctor, write_conf
 
 FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -133,11 +132,7 @@ def test_a_clock_off_from_the_database_servers_is_named(tmp_path, kind):
 
 def test_a_bad_configuration_is_its_line_and_exit_status_2(tmp_path):
     conf = conf_for(tmp_path, f"sqlite:///{tmp_path}/ports.sqlite", subnet="10.77.0.0/33")
-    done = subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), "doctor"],
-        capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    done = run_cachenet(conf, "doctor")
     assert (done.returncode, done.stderr) == (2, "")
     first, *rest = done.stdout.splitlines()
     assert first.startswith("FAIL    config          invalid configuration: subnet '10.77.0.0/33'")

@@ -26,6 +26,7 @@ from cachenet.store.engine import SCHEMA_REVISION, is_transient
 from harness.cli import run_cachenet
 from harness.galera import galera_cluster
 from harness.vendordata_service import write_config
+from harness.wait import wait_for
 
 SUBNET = "10.60.0.0/16"
 ALLOCATORS_PER_NODE = 2
@@ -107,13 +108,6 @@ def acknowledged(out: Path) -> list[dict]:
     return [r for r in records(out) if "error" not in r]
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path):
     """Allocators on all three nodes at once; the third node is SIGKILLed while
     they run. Allocations on the two surviving nodes go on; no address, MAC or
@@ -140,8 +134,8 @@ def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path
     for worker in workers:
         worker.start()
     try:
-        wait_for(lambda: all(len(acknowledged(o)) >= BEFORE_KILL for o in every_log), 120,
-                 "every allocator's first ports")  # fmt: skip
+        wait_for(lambda: all(len(acknowledged(o)) >= BEFORE_KILL for o in every_log),
+                 "every allocator's first ports", 120, interval=0.2)  # fmt: skip
         started = min(r["at"] for out in every_log for r in records(out))
         killed_at = time.time()
         victim.kill()
@@ -150,7 +144,7 @@ def test_allocators_on_every_node_survive_a_node_killed_mid_run(galera, tmp_path
             return [r for r in acknowledged(out) if r["at"] > killed_at]
 
         wait_for(lambda: all(len(after_kill(o)) >= AFTER_KILL for o in surviving_logs),
-                 AFTER_KILL_TIMEOUT, "allocations on the surviving nodes")  # fmt: skip
+                 "allocations on the surviving nodes", AFTER_KILL_TIMEOUT, 0.2)  # fmt: skip
     finally:
         stop.touch()
         for worker in workers:

@@ -14,10 +14,11 @@ from urllib.parse import quote
 
 import pytest
 
-from cachenet.demo import netns
-from harness.cli import run_cachenet
+from harness import netns
+from harness.cli import cachenet_env, run_cachenet, start_cachenet
 from harness.databases import _as_mariadb, fresh_database
 from harness.sqlite_lock import HeldWriteLock
+from harness.wait import wait_for
 
 # cachenet with SQLite's busy wait shrunk from 30 s to 50 ms: a lock held for a
 # second is then seen as "database is locked" and retried.
@@ -26,7 +27,6 @@ SHORT_BUSY_WAIT = (
     "from cachenet.cli import main; main()"
 )
 RETRY_LINE = "DEBUG store transaction attempt 1 of 20 failed (transient: database is locked); "
-ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)}
 
 
 @pytest.fixture
@@ -45,11 +45,9 @@ def allocate_while_locked(conf, *options):
     store = conf.parent / "ports.sqlite"
     with HeldWriteLock(store) as lock:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=ENV)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not has_open(process.pid, store) and process.poll() is None:
-            assert time.monotonic() < deadline, "the command never opened the store"
-            time.sleep(0.02)
+                                   text=True, env=cachenet_env())  # fmt: skip
+        wait_for(lambda: has_open(process.pid, store) or process.poll() is not None,
+                 "the command to open the store", 30, interval=0.02)  # fmt: skip
         time.sleep(0.5)
         lock.release()
         out, err = process.communicate(timeout=60)
@@ -115,21 +113,21 @@ def secret_store():
             _as_mariadb(f"DROP USER '{user}'@'localhost';")
 
 
-def run_daemon(command, log, started, prefix=()):
+def run_daemon(conf, args, log, started, ns=None):
     """Run a daemon until ``started`` is in its log file; returns its stdout and stderr."""
-    daemon = subprocess.Popen([*prefix, sys.executable, "-m", "cachenet", *command],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=ENV)  # fmt: skip
+    daemon = start_cachenet(conf, *args, ns=ns, log=subprocess.PIPE, text=True)
+
+    def has_started():
+        assert daemon.poll() is None, daemon.communicate()
+        return log.exists() and started in log.read_text()
+
     try:
-        deadline = time.monotonic() + 30
-        while not (log.exists() and started in log.read_text()):
-            assert daemon.poll() is None, daemon.communicate()
-            assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
-            time.sleep(0.1)
+        wait_for(has_started, lambda: f"{started!r} in {log}: "
+                 + (log.read_text() if log.exists() else "no log"), 30, interval=0.1)  # fmt: skip
     finally:
         daemon.send_signal(signal.SIGTERM)
-        out, err = daemon.communicate(timeout=15)
-    return out + err
+        out, _ = daemon.communicate(timeout=15)
+    return out
 
 
 @pytest.mark.root
@@ -146,15 +144,14 @@ def test_no_password_in_any_log_line_of_the_daemons(secret_store, tmp_path):
         f"vendordata_port = {free_port()}\n"
     )
     logs = {name: tmp_path / f"{name}.log" for name in ("agent", "vendordata")}
-    flags = ["--debug", "--config-file", str(conf)]
     prefix = netns.unique_prefix()
     with netns.namespace(f"{prefix}-agent") as ns:  # its port security rules stay there
         printed = run_daemon(
-            [*flags, "--log-file", str(logs["agent"]), "agent"], logs["agent"], "reconciled",
-            prefix=("ip", "netns", "exec", ns),
+            conf, ["--debug", "--log-file", str(logs["agent"]), "agent"], logs["agent"],
+            "reconciled", ns=ns,
         )  # fmt: skip
     printed += run_daemon(
-        [*flags, "--log-file", str(logs["vendordata"]), "vendordata", "serve"],
+        conf, ["--debug", "--log-file", str(logs["vendordata"]), "vendordata", "serve"],
         logs["vendordata"], "vendordata serve starting",
     )  # fmt: skip
     agent_log, vendordata_log = logs["agent"].read_text(), logs["vendordata"].read_text()

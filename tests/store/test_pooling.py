@@ -11,6 +11,7 @@ from cachenet.settings import make_settings
 from cachenet.store import open_store
 from cachenet.store.pooling import PoolOptions
 from harness.databases import connections_to, fresh_database
+from harness.wait import wait_for
 
 IDLE = 1  # pool_idle_timeout of these tests, seconds
 
@@ -21,13 +22,6 @@ def server_url(request):
         yield url
 
 
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return condition()
-
-
 def test_a_burst_reuses_connections_and_an_idle_store_closes_them(server_url):
     store = open_store(make_settings(database=server_url, pool_idle_timeout=IDLE))
     opened = []
@@ -36,10 +30,10 @@ def test_a_burst_reuses_connections_and_an_idle_store_closes_them(server_url):
         store.allocate(str(uuid.uuid4()), "compute-1")
     assert len(opened) <= 1  # one allocation after another: one connection, reused
     assert connections_to(server_url) == 1
-    assert wait_until(lambda: connections_to(server_url) == 0)
+    wait_for(lambda: connections_to(server_url) == 0, "the idle store to close it", 15)
     store.allocate(str(uuid.uuid4()), "compute-1")  # the next burst connects again
     assert connections_to(server_url) == 1
-    assert wait_until(lambda: connections_to(server_url) == 0)
+    wait_for(lambda: connections_to(server_url) == 0, "the idle store to close it again", 15)
     store.engine.dispose()
 
 

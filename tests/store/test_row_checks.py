@@ -6,8 +6,6 @@ row must never reach a file name, a reservation line or an interface name.
 
 import json
 import logging
-import subprocess
-import sys
 import uuid
 from datetime import datetime
 
@@ -18,6 +16,7 @@ from cachenet.errors import IdentityError, StoreError
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from cachenet.store.schema import port_events, ports
+from harness.cli import run_cachenet
 
 SUBNET = {"subnet": "10.20.0.0/24", "reserved": ["10.20.0.1-10.20.0.9"]}
 GOOD_ROW = {"mac": "fa:17:3e:00:0f:01", "address": 0x0A140064, "device": "cache-hostile00",
@@ -104,11 +103,7 @@ def test_hostile_host_names_are_refused_and_nothing_is_stored(db_url):
 def cachenet(tmp_path, db_url, *args):
     conf = tmp_path / "cachenet.conf"
     conf.write_text(f"[cachenet]\ndatabase = {db_url}\nhost = compute-1\n")
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    return run_cachenet(conf, *args)
 
 
 def test_hostile_hosts_on_the_command_line_are_one_line_errors(db_url, tmp_path):

@@ -2,8 +2,6 @@
 
 import json
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -12,6 +10,7 @@ from cachenet.guest import service as service_module
 from cachenet.guest.vendordata import cloud_config
 from cachenet.settings import load_settings
 from cachenet.store import open_store
+from harness.cli import run_cachenet
 from harness.databases import mariadb_behind_a_link
 from harness.vendordata_service import vendordata_service, write_config
 
@@ -139,12 +138,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path):
         config = write_config(
             tmp_path / "c.conf", f"sqlite:///{tmp_path}/p.sqlite", vendordata_port=str(port)
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "cachenet", "--config-file", str(config), "vendordata", "serve"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = run_cachenet(config, "vendordata", "serve", timeout=30)
 
     assert result.returncode == 2
     assert result.stderr == (
@@ -156,11 +150,10 @@ def test_show_prints_what_an_instance_gets(tmp_path):
     config = write_config(tmp_path / "c.conf", f"sqlite:///{tmp_path}/p.sqlite")
     settings = load_settings([str(config)])
     port = open_store(settings).allocate(INSTANCE, "compute-1")
-    command = [sys.executable, "-m", "cachenet", "--config-file", str(config), "vendordata", "show"]
 
-    known = subprocess.run([*command, INSTANCE], capture_output=True, text=True, timeout=30)
-    unknown = subprocess.run([*command, OTHER], capture_output=True, text=True, timeout=30)
-    bad = subprocess.run([*command, "nope"], capture_output=True, text=True, timeout=30)
+    known = run_cachenet(config, "vendordata", "show", INSTANCE)
+    unknown = run_cachenet(config, "vendordata", "show", OTHER)
+    bad = run_cachenet(config, "vendordata", "show", "nope")
 
     assert (known.returncode, known.stdout) == (0, cloud_config(port, settings))
     assert (unknown.returncode, unknown.stdout) == (0, "\n")

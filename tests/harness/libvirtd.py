@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
 
 import libvirt
 
-from cachenet.errors import LibvirtError
+from harness.wait import wait_for
 
 
 def libvirtd_running(uri: str = "qemu:///system") -> bool:
@@ -23,8 +22,4 @@ def ensure_libvirtd(uri: str = "qemu:///system", timeout: float = 20) -> None:
         return
     subprocess.run(["virtlogd", "-d"], check=False)
     subprocess.run(["libvirtd", "-d"], check=True)
-    deadline = time.monotonic() + timeout
-    while not libvirtd_running(uri):
-        if time.monotonic() > deadline:
-            raise LibvirtError(f"libvirtd did not start within {timeout:.0f} s")
-        time.sleep(0.2)
+    wait_for(lambda: libvirtd_running(uri), "libvirtd to start", timeout, interval=0.2)

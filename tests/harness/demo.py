@@ -1,4 +1,5 @@
-"""``python -m cachenet.demo``: three tiny VMs on a cache network, on this machine.
+"""``python -m harness.demo`` (``scripts/demo.sh``): three tiny VMs on a cache network, on
+this machine.
 
 Builds a Linux bridge cache network with ``cachenet bridge ensure``, a cache
 node (a network namespace) running ``cachenet dhcp serve``, boots three VMs
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from cachenet.demo import netns
-from cachenet.demo.lab import (
+from harness import netns
+from harness.lab import (
     GO_ADDRESS,
     NODE_ADDRESS,
     CacheLab,
@@ -28,7 +29,8 @@ from cachenet.demo.lab import (
     outcome,
     reached,
 )
-from cachenet.demo.services import ensure_libvirtd
+from harness.libvirtd import ensure_libvirtd
+from harness.wait import wait_for
 
 VMS = ("vm1", "vm2", "vm3")
 SPOOFER, SPOOFED = "vm3", "vm1"  # vm3 forges vm1's address
@@ -87,7 +89,7 @@ def _wait_for_leases(lab: CacheLab, vms: list[Vm], started: float) -> None:
                 vm.leased_after = time.monotonic() - started
         return all(vm.leased_after is not None for vm in vms)
 
-    lab.wait_for(all_leased, "every VM's DHCP lease", 120)
+    wait_for(all_leased, "every VM's DHCP lease", 120)
 
 
 def _show(console: Console, vms: list[Vm], reports: dict[str, list[str]]) -> int:

@@ -20,15 +20,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
 
-from cachenet.demo import netns
-from cachenet.demo.guest import Guest, build_guest, console_lines, domain_xml
+from harness import netns
+from harness.cli import run_cachenet, start_cachenet
+from harness.guest import Guest, build_guest, console_lines, domain_xml
+from harness.wait import WaitTimeout, wait_for
 
 SUBNET = "10.77.0.0/24"
 NODE_ADDRESS = "10.77.0.1"
@@ -92,7 +93,7 @@ class CacheLab:
         if self.echo is not None:
             self.echo(built.strip())
         self.start("dhcp", "serve", ns=self.node_ns)
-        self.wait_for(lambda: (self.state / "dhcp" / "dnsmasq.pid").exists(), "dnsmasq", 15)
+        wait_for(lambda: (self.state / "dhcp" / "dnsmasq.pid").exists(), "dnsmasq", 15)
 
     def close(self) -> None:
         for name in self.domains:
@@ -112,17 +113,16 @@ class CacheLab:
     def cachenet(self, *args: str, ns: str | None = None, check: bool = False) -> str:
         """Run a cachenet command with the lab's config; its stdout."""
         self._show(args, ns)
-        result = subprocess.run(self._command(args, ns), capture_output=True, text=True,
-                                check=False)  # fmt: skip
+        result = run_cachenet(self.conf, *args, ns=ns)
         if check and result.returncode != 0:
             raise RuntimeError(f"cachenet {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
+        return str(result.stdout)
 
     def start(self, *args: str, ns: str | None = None) -> subprocess.Popen[bytes]:
         """Start a long-running cachenet command (dhcp serve, agent); stopped by close()."""
         self._show(args, ns)
         log = open(self.state / f"{args[0]}.log", "ab")  # noqa: SIM115 - lives with the process
-        process = subprocess.Popen(self._command(args, ns), stdout=log, stderr=subprocess.STDOUT)
+        process = start_cachenet(self.conf, *args, ns=ns, log=log)
         self._servers.append(process)
         return process
 
@@ -131,17 +131,13 @@ class CacheLab:
         returns its log file."""
         self.start("agent")
         log = self.state / "agent.log"
-        self.wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
+        wait_for(lambda: "reconciled" in log.read_text(), "the agent", 20)
         return log
 
     def _show(self, args: tuple[str, ...], ns: str | None) -> None:
         if self.echo is not None:
             where = f"ip netns exec {ns} " if ns else ""
             self.echo(f"[dim]$ {where}cachenet {' '.join(args)}[/]")
-
-    def _command(self, args: tuple[str, ...], ns: str | None) -> list[str]:
-        prefix = ["ip", "netns", "exec", ns] if ns else []
-        return [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(self.conf), *args]
 
     # --- virtual machines ------------------------------------------------------------
 
@@ -173,24 +169,24 @@ class CacheLab:
         ``destroy`` then fails with "domain is not running" while the domain is
         still active, so each step is retried until the domain is gone.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def gone() -> bool:
             # Listing rather than looking up: a failed lookup prints libvirt's error.
             found = [d for d in self.conn.listAllDomains() if d.name() == name]
-            if not found:
-                return
-            domain = found[0]
-            with contextlib.suppress(libvirt.libvirtError):
-                if domain.isActive():
-                    domain.destroy()
-            with contextlib.suppress(libvirt.libvirtError):
-                if domain.isPersistent():
-                    domain.undefine()
-            if time.monotonic() > deadline:
-                # Keep cleaning up the rest; the leftover is named for the operator.
-                print(f"warning: could not remove the domain {name}", file=sys.stderr)
-                return
-            time.sleep(0.1)
+            for domain in found:
+                with contextlib.suppress(libvirt.libvirtError):
+                    if domain.isActive():
+                        domain.destroy()
+                with contextlib.suppress(libvirt.libvirtError):
+                    if domain.isPersistent():
+                        domain.undefine()
+            return not found
+
+        try:
+            wait_for(gone, f"the domain {name} to go", timeout, interval=0.1)
+        except WaitTimeout:
+            # Keep cleaning up the rest; the leftover is named for the operator.
+            print(f"warning: could not remove the domain {name}", file=sys.stderr)
 
     # --- what the cache node sees (port security checks) -------------------------------
 
@@ -240,17 +236,8 @@ class CacheLab:
 
     def wait_done(self, name: str, timeout: float = 120) -> list[str]:
         """The guest's report once it printed DONE (it powers off right after)."""
-        self.wait_for(lambda: "CACHENET DONE" in self.report(name), f"{name} to finish", timeout)
+        wait_for(lambda: "CACHENET DONE" in self.report(name), f"{name} to finish", timeout)
         return self.report(name)
-
-    @staticmethod
-    def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def lease_of(report: list[str]) -> tuple[str, str] | None:

@@ -1,1 +1,0 @@
-"""The demonstration on one machine: a cache network with real VMs (also used by tests)."""
