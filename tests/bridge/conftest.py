@@ -1,6 +1,4 @@
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -34,17 +32,6 @@ def root_veth(prefix):
     netns.tx_offload_off(f"{prefix}up")
     yield f"{prefix}up"
     netns.delete_link(f"{prefix}up")
-
-
-def run_cachenet(conf, *args, ns=None):
-    prefix = ["ip", "netns", "exec", ns] if ns else []
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from bridge.conftest import run_cachenet
+from harness.cli import run_cachenet
 from harness.ovs import vsctl
 
 pytestmark = pytest.mark.root

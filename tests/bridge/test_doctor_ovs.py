@@ -5,7 +5,6 @@ name it and its fix must clear it."""
 
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from cachenet.store import open_store
 from harness import netns
 from harness.doctor import cachenet, run_doctor, write_conf
 from harness.ovs import ofctl, vsctl
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -46,10 +46,8 @@ def free_tcp_port():
 
 
 def wait_for_ofport(device):
-    deadline = time.monotonic() + 10
-    while int(vsctl("get", "Interface", device, "ofport") or -1) <= 0:
-        assert time.monotonic() < deadline, f"{device} never got an OpenFlow port number"
-        time.sleep(0.05)
+    wait_for(lambda: int(vsctl("get", "Interface", device, "ofport") or -1) > 0,
+             f"{device} to get an OpenFlow port number", 10)  # fmt: skip
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import subprocess
 import pytest
 from pyroute2 import NetNS
 
-from bridge.conftest import run_cachenet
 from cachenet.bridge.linuxbridge import LinuxBridge
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
+from harness.cli import run_cachenet
 
 pytestmark = pytest.mark.root
 

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from bridge.conftest import run_cachenet
 from cachenet.bridge.ovs import OvsBridge
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
 from harness import netns
+from harness.cli import run_cachenet
 from harness.ovs import ofctl, vsctl
 
 pytestmark = pytest.mark.root

@@ -24,6 +24,7 @@ from cachenet.port import Port
 from cachenet.settings import make_settings
 from harness import netns
 from harness.ovs import ofctl, restart_vswitchd, vsctl
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -159,12 +160,8 @@ def make_net(ovsdb, prefix) -> Iterator:
 def wait_until_numbered(net: Net) -> None:
     """Until the backend sees the OpenFlow numbers of the plugged ports (its OVSDB cache)."""
     devices = [p.device for p in net.ports]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if all(net.bridge._ofport(d) for d in devices):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{devices} never got OpenFlow port numbers")
+    wait_for(lambda: all(net.bridge._ofport(d) for d in devices),
+             f"{devices} to get OpenFlow port numbers", 10)  # fmt: skip
 
 
 def test_a_plugged_port_forwards_nothing_until_it_is_secured(make_net):

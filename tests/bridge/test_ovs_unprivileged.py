@@ -19,6 +19,7 @@ import pytest
 from bridge.test_ovs_port_security import free_tcp_port
 from cachenet.bridge.ovs import OvsBridge
 from cachenet.settings import make_settings
+from harness.cli import cachenet_argv, cachenet_env
 from harness.ovs import ofctl, vsctl
 
 pytestmark = pytest.mark.root
@@ -39,9 +40,8 @@ print(json.dumps(bridge.status().unsecured_ports))
 
 
 def as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": ":".join(sys.path)}
     return subprocess.run(
-        [*NOBODY, *argv], capture_output=True, text=True, env=env, check=False, cwd="/"
+        [*NOBODY, *argv], capture_output=True, text=True, env=cachenet_env(), check=False, cwd="/"
     )
 
 
@@ -86,7 +86,7 @@ def cachenet_as_nobody(conf_dir: Path, text: str, *args: str) -> subprocess.Comp
     conf = conf_dir / "cachenet.conf"
     conf.write_text("[cachenet]\n" + text)
     conf.chmod(0o644)
-    return as_nobody(sys.executable, "-m", "cachenet", "--config-file", str(conf), *args)
+    return as_nobody(*cachenet_argv(conf, *args))
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:

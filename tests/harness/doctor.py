@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from os import PathLike
+
+from harness.cli import run_cachenet
 
 
 @dataclass
@@ -37,14 +37,7 @@ def run_doctor(
     conf: str | PathLike[str], *args: str, ns: str | None = None, env: dict[str, str] | None = None
 ) -> Doctor:
     """``cachenet --config-file CONF doctor --json ARGS`` (in the network namespace ``ns``)."""
-    prefix = ["ip", "netns", "exec", ns] if ns else []
-    done = subprocess.run(
-        [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(conf), "doctor",
-         "--json", *args],
-        capture_output=True, text=True, check=False, timeout=120,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path),
-             **(env or {})},
-    )  # fmt: skip
+    done = run_cachenet(conf, "doctor", "--json", *args, ns=ns, env=env)
     assert "Traceback" not in done.stderr, done.stderr
     results = {r["name"]: r for r in json.loads(done.stdout)}
     return Doctor(done.returncode, results, done.stderr)
@@ -52,14 +45,9 @@ def run_doctor(
 
 def cachenet(conf: str | PathLike[str], *args: str, ns: str | None = None) -> str:
     """Another ``cachenet`` command (a fix doctor named); its output. It must succeed."""
-    prefix = ["ip", "netns", "exec", ns] if ns else []
-    done = subprocess.run(
-        [*prefix, sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
-        capture_output=True, text=True, check=False, timeout=120,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    done = run_cachenet(conf, *args, ns=ns)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return str(done.stdout)
 
 
 def write_conf(path: PathLike[str], **options: object) -> PathLike[str]:

@@ -9,7 +9,6 @@ import inspect
 import os
 import subprocess
 import sys
-import time
 import uuid
 from typing import ClassVar
 
@@ -28,6 +27,7 @@ from cachenet.nova import driver as cachenet_driver
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from harness import ovs
+from harness.wait import wait_for
 
 API_PASTE = os.path.join(sys.prefix, "etc", "nova", "api-paste.ini")
 
@@ -430,7 +430,6 @@ class RestoreRulesTest(CacheNicTestBase):
         self.assertIn(device, self.table() or "")
         subprocess.run(["nft", "delete", "table", "bridge", "cachenet"], check=True)
         self.assertIsNone(self.table())
-        deadline = time.monotonic() + 5  # the interval is 1 s
-        while device not in (self.table() or "") and time.monotonic() < deadline:
-            time.sleep(0.1)  # eventlet's sleep: nova-compute's green threads run
-        self.assertIn(device, self.table() or "")
+        # The interval is 1 s. wait_for sleeps with eventlet's sleep (time is patched
+        # here): nova-compute's green threads run meanwhile.
+        wait_for(lambda: device in (self.table() or ""), f"{device}'s rules to come back", 5, 0.1)

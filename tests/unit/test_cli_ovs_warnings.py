@@ -1,7 +1,6 @@
 """OVS commands print what cachenet says, not warnings of the libraries below."""
 
-import subprocess
-import sys
+from harness.cli import run_cachenet
 
 
 def test_an_ovs_command_without_ovs_prints_one_line_and_no_eventlet_warning(tmp_path):
@@ -9,13 +8,7 @@ def test_an_ovs_command_without_ovs_prints_one_line_and_no_eventlet_warning(tmp_
     conf.write_text(
         f"[cachenet]\nbridge_type = ovs\novsdb_connection = unix:{tmp_path}/no-ovsdb.sock\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), "bridge", "status"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    result = run_cachenet(conf, "bridge", "status")
     assert result.returncode == 2
     assert "Eventlet" not in result.stderr and "Warning" not in result.stderr
     lines = result.stderr.splitlines()

@@ -1,13 +1,13 @@
 """The ``cachenet`` command as a user runs it: a real process, stdin to stdout."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from lxml import etree
+
+from harness.cli import run_cachenet
 
 NOVA_XML = (Path(__file__).parent / "data" / "nova-domain.xml").read_text()
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
@@ -15,14 +15,7 @@ UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
 
 def cachenet(*args, stdin=""):
     """Run ``python -m cachenet`` with no config file but the ones given in ``args``."""
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    return run_cachenet(None, *args, stdin=stdin)
 
 
 def test_xml_add_then_show_then_remove():
@@ -86,13 +79,7 @@ def test_version():
 
 
 def cachenet_bytes(*args, stdin=b""):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", *args],
-        input=stdin,
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    return run_cachenet(None, *args, stdin=stdin, text=False)
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,13 @@ values that were once silently accepted.
 """
 
 import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from oslo_config import cfg
 
 from cachenet.settings import ALL_OPTS
+from harness.cli import run_cachenet
 
 HUGE = "x" * 5000
 GARBAGE = ["a\x01b", "\x1b[31mred"]  # control characters (a terminal escape)
@@ -107,13 +106,7 @@ def bad_values(opt):
 
 
 def config_show(conf):
-    return subprocess.run(
-        [sys.executable, "-m", "cachenet", "--config-file", str(conf), "config", "show"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-        check=False,
-    )
+    return run_cachenet(conf, "config", "show")
 
 
 def what_is_wrong(result, option):
