@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,27 +88,18 @@ def commands(conf: Path, agents_conf: Path | None) -> Commands:
 
 
 @contextlib.contextmanager
-def running_agent(conf: Path, env: dict[str, str]) -> Iterator[str]:
+def running_agent(conf: Path) -> Iterator[str]:
     """``cachenet agent`` of ``conf`` in a namespace of its own (its port security
     writes that namespace's nftables), until the block ends; yields the namespace."""
     from harness import netns
+    from harness.cli import running_cachenet
 
     log = conf.with_suffix(".log")
-    with netns.namespace(netns.unique_prefix() + "-bench") as ns, open(log, "w") as out:
-        agent = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-m", "cachenet", "--config-file",
-             str(conf), "agent"], stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while "reconciled" not in log.read_text():
-                if agent.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the agent did not start: {log.read_text()}")
-                time.sleep(0.1)
-            yield ns
-        finally:
-            agent.send_signal(signal.SIGTERM)
-            agent.wait(timeout=15)
+    with (
+        netns.namespace(netns.unique_prefix() + "-bench") as ns,
+        running_cachenet(conf, "agent", ns=ns, log=log, ready="reconciled"),
+    ):
+        yield ns
 
 
 def main() -> None:
@@ -132,7 +121,7 @@ def main() -> None:
         as_root = os.geteuid() == 0
         runs = commands(conf, agents_conf if as_root else None)
         seconds: dict[str, list[float]] = {name: [] for name in runs}
-        with running_agent(agents_conf, env) if as_root else contextlib.nullcontext() as ns:
+        with running_agent(agents_conf) if as_root else contextlib.nullcontext() as ns:
             for argv, stdin, in_ns in runs.values():  # warm up: byte-code, schema created
                 import_seconds(argv, env, stdin, ns if in_ns else None)
             for _ in range(args.runs):

@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,6 +46,7 @@ from sqlalchemy.engine import make_url
 from cachenet.identity import mac_from_suffix
 from cachenet.settings import load_settings
 from harness import netns
+from harness.cli import cachenet_argv, running_cachenet
 from harness.libvirtd import ensure_libvirtd
 
 POSTGRES = "postgresql+psycopg://cachenet:cachenet@127.0.0.1:5432/postgres"
@@ -165,22 +163,9 @@ def cache_node(stack: contextlib.ExitStack, bridge: str, database: str) -> Itera
         "[cachenet]\nsubnet = 10.77.0.0/24\nreserved = 10.77.0.1-10.77.0.9\n"
         f"dhcp_interface = {bridge}\ndhcp_state_dir = {state}\ndatabase = {database}\n"
     )
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cachenet = [sys.executable, "-m", "cachenet", "--config-file", str(conf)]
     log = state / "serve.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen([*cachenet, "dhcp", "serve"],
-                                  stdout=out, stderr=subprocess.STDOUT, env=env)  # fmt: skip
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while "dnsmasq started" not in log.read_text():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dhcp serve did not start: {log.read_text()}")
-            time.sleep(0.05)
-        yield cachenet
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with running_cachenet(conf, "dhcp", "serve", log=log, ready="dnsmasq started", timeout=TIMEOUT):
+        yield cachenet_argv(conf)
 
 
 def relay_postgres(stack: contextlib.ExitStack, admin_url: str, directory: Path) -> None:
@@ -228,22 +213,8 @@ def agent_host(
         + f"libvirt_uri = test://{tmp}/node.xml\nagent_selector = name:none-*\n"
     )
     ns = stack.enter_context(netns.namespace(f"{prefix}-agent"))
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cachenet = [sys.executable, "-m", "cachenet", "--config-file", str(conf)]
-    log = tmp / "agent.log"
-    with open(log, "w") as out:
-        agent = subprocess.Popen(["ip", "netns", "exec", ns, *cachenet, "agent"],
-                                 stdout=out, stderr=subprocess.STDOUT, env=env)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while "reconciled" not in log.read_text():
-            if agent.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the agent did not start: {log.read_text()}")
-            time.sleep(0.1)
-        yield cachenet
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=15)
+    with running_cachenet(conf, "agent", ns=ns, log=tmp / "agent.log", ready="reconciled"):
+        yield cachenet_argv(conf)
 
 
 def libvirt_network(stack: contextlib.ExitStack, prefix: str) -> str:

@@ -2,18 +2,24 @@
 the demonstration start it.
 
 ``cachenet_argv`` is the command line, ``run_cachenet`` runs a command to its end and
-``start_cachenet`` starts a daemon (``dhcp serve``, ``agent``, ...). Each takes ``ns`` to run
+``start_cachenet`` starts a daemon (``dhcp serve``, ``agent``, ...), ``running_cachenet``
+runs one for the length of a ``with`` block once it says it is ready. Each takes ``ns`` to run
 inside a network namespace (``ip netns exec``) and runs with a minimal environment, so that
 what the operator's shell holds does not leak in (``env`` adds to it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from os import PathLike
+from pathlib import Path
 from typing import IO, Any
+
+from harness.wait import wait_for
 
 Conf = str | PathLike[str]
 
@@ -72,3 +78,34 @@ def start_cachenet(
     return subprocess.Popen(
         cachenet_argv(conf, *args, ns=ns), stdout=log, env=cachenet_env(env), **popen
     )
+
+
+@contextlib.contextmanager
+def running_cachenet(
+    conf: Conf,
+    *args: str,
+    log: Path,
+    ready: str,
+    ns: str | None = None,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[Any]]:
+    """A daemon, its output in ``log``, from the moment ``ready`` is in that log until the
+    block ends (SIGTERM, then its exit). One that exits before it is ready is a failure
+    that shows its log."""
+    with open(log, "w") as out:
+        daemon = start_cachenet(conf, *args, ns=ns, log=out, env=env)
+    try:
+
+        def is_ready() -> bool:
+            if daemon.poll() is not None:
+                raise AssertionError(f"cachenet {' '.join(args)} exited: {log.read_text()}")
+            return ready in log.read_text()
+
+        wait_for(is_ready, lambda: f"{ready!r} from cachenet {' '.join(args)}: {log.read_text()}",
+                 timeout, interval=0.1)  # fmt: skip
+        yield daemon
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)

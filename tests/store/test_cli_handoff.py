@@ -20,8 +20,7 @@ import pytest
 from cachenet.agent.handoff import socket_path
 from harness import netns
 from harness.cli import run_cachenet as run
-from harness.cli import start_cachenet
-from harness.wait import wait_for
+from harness.cli import running_cachenet
 
 INTERFACE = "<interface type='bridge'><mac address='{mac}'/><source bridge='br-cache'/></interface>"
 
@@ -55,10 +54,9 @@ def host(tmp_path):
     log = tmp_path / "agent.log"
     with contextlib.ExitStack() as stack:
         ns = stack.enter_context(netns.namespace(netns.unique_prefix() + "-agent"))
-        with open(log, "w") as out:
-            agent = start_cachenet(conf, "agent", ns=ns, log=out)
-        stack.callback(stop, agent)
-        wait_for(lambda: "serving cachenet attach" in log.read_text(), "the agent's socket", 20)
+        agent = stack.enter_context(
+            running_cachenet(conf, "agent", ns=ns, log=log, ready="serving cachenet attach")
+        )
         yield conf, log, agent, ns
 
 
