@@ -9,7 +9,7 @@ bash scripts/install.sh
 bash scripts/start-services.sh
 .venv/bin/ruff check
 .venv/bin/ruff format --check
-.venv/bin/python -m mypy  # strict, on src/cachenet and bench: [tool.mypy] in pyproject.toml
+.venv/bin/python -m mypy  # strict, on src/cachenet, bench and tests/harness: [tool.mypy] in pyproject.toml
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
