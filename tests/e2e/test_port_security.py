@@ -30,6 +30,7 @@ from harness.lab import (
     reached,
     server_of,
 )
+from harness.wait import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -70,7 +71,7 @@ def misbehave_beside_a_good_guest(lab: CacheLab) -> Observed:
     lab.seed_node_neighbour(good_port["address"], good_port["mac"])
 
     bad.create()
-    lab.wait_for(lambda: behaviour(lab.report(bad.name()), "rogue-dhcp") is not None,
+    wait_for(lambda: behaviour(lab.report(bad.name()), "rogue-dhcp") is not None,
                  "the misbehaving guest to run its DHCP server", 150)  # fmt: skip
     rogue_offer = lab.dhcp_offer_to_node()
     good.create()  # it asks for its lease while the rogue server is serving
@@ -157,19 +158,19 @@ def test_after_ovs_vswitchd_restarts_the_rules_are_back_and_spoofing_stays_block
     ]), linger="300")  # fmt: skip
     lab.cachenet("attach", bad.name(), check=True)
     bad.create()
-    lab.wait_for(lambda: outcome(lab.report(bad.name()), "PING") is not None, "its ping", 150)
+    wait_for(lambda: outcome(lab.report(bad.name()), "PING") is not None, "its ping", 150)
     assert outcome(lab.report(bad.name()), "PING") == "ok"
     secured = flows(lab.bridge)
     assert secured
 
     ovs.restart_vswitchd()
     restarted = time.monotonic()
-    lab.wait_for(lambda: flows(lab.bridge) == secured, "the rules to come back",
+    wait_for(lambda: flows(lab.bridge) == secured, "the rules to come back",
                  RECONCILE_INTERVAL + 5)  # fmt: skip
     restored_after = time.monotonic() - restarted
     assert restored_after <= RECONCILE_INTERVAL + 2, restored_after
 
-    lab.wait_for(lambda: behaviour(lab.report(bad.name()), "rogue-dhcp") is not None,
+    wait_for(lambda: behaviour(lab.report(bad.name()), "rogue-dhcp") is not None,
                  "the guest to misbehave", 120)  # fmt: skip
     report = lab.report(bad.name())
     assert reached(report) == {NODE_ADDRESS: True}, report  # its own traffic flows again

@@ -7,6 +7,7 @@ import pytest
 
 from harness import databases
 from harness.lab import lease_of, outcome
+from harness.wait import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 BRIDGE_TYPES = ["linuxbridge", "ovs"]
@@ -40,17 +41,17 @@ def test_agent_gives_new_domains_the_nic_and_releases_it_on_undefine(make_lab, b
     lab = make_lab(bridge_type)
     lab.start_agent()
     domain = lab.define("vm2")
-    lab.wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the agent to attach", 10)
+    wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the agent to attach", 10)
     port = port_of(lab, domain)
     domain.create()
     report = lab.wait_done(domain.name())
     assert lease_of(report) == (port["address"], port["mac"])
     assert outcome(report, "PING") == "ok"
-    lab.wait_for(lambda: not domain.isActive(), "the guest to power off", 10)
+    wait_for(lambda: not domain.isActive(), "the guest to power off", 10)
     reservation = lab.state / "dhcp" / "hosts" / f"{port['instance_uuid']}.conf"
     assert reservation.exists()
     domain.undefine()
-    lab.wait_for(lambda: not reservation.exists(), "the reservation to go", 5)
+    wait_for(lambda: not reservation.exists(), "the reservation to go", 5)
     assert json.loads(lab.cachenet("ports", "list", "--json")) == []
 
 
@@ -59,7 +60,7 @@ def test_hot_plug_into_a_running_vm(make_lab, bridge_type):
     lab = make_lab(bridge_type)
     domain = lab.define("vm3", wait="60")
     domain.create()
-    lab.wait_for(lambda: "CACHENET BOOTED" in lab.report(domain.name()), "the guest to boot", 60)
+    wait_for(lambda: "CACHENET BOOTED" in lab.report(domain.name()), "the guest to boot", 60)
     changes = lab.cachenet("attach", domain.name(), check=True)
     assert "(persistent)" in changes and "(live)" in changes
     port = port_of(lab, domain)
@@ -79,7 +80,7 @@ def run_pair(lab):
     b = lab.define("b", spoof="10.77.0.200", peer=a_address)
     lab.cachenet("attach", b.name(), check=True)
     a.create()
-    lab.wait_for(lambda: lease_of(lab.report(a.name())) is not None, "a's lease", 60)
+    wait_for(lambda: lease_of(lab.report(a.name())) is not None, "a's lease", 60)
     b.create()
     return lab.report(a.name()), lab.wait_done(b.name(), 150)
 
@@ -125,11 +126,11 @@ def test_agent_makes_up_for_a_domain_defined_while_the_store_was_down(make_lab, 
 
         store.cut()
         domain = lab.define("late")
-        lab.wait_for(lambda: "cannot use the port store" in log.read_text(), "the error", 10)
+        wait_for(lambda: "cannot use the port store" in log.read_text(), "the error", 10)
         assert "fa:17:3e" not in inactive_xml(domain)
 
         store.restore()
-        lab.wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the NIC after the outage", 10)
+        wait_for(lambda: "fa:17:3e" in inactive_xml(domain), "the NIC after the outage", 10)
         assert port_of(lab, domain)["mac"] in inactive_xml(domain)
         assert "reconciled: 1 interfaces added" in log.read_text()
 
