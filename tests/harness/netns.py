@@ -1,4 +1,5 @@
-"""Network namespaces and veth pairs with unique names (the demonstration and the tests)."""
+"""Network namespaces and veth pairs with unique names (the demonstration and the tests);
+netlink through ``cachenet.hostnet``, which refuses a namespace that does not exist."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def delete_link(name: str, ns: str | None = None) -> None:
 
 def links(ns: str | None = None) -> set[str]:
     with hostnet.route(ns) as ipr:
-        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        return {hostnet.Link.of(message).name for message in ipr.get_links()}
 
 
 def tx_offload_off(dev: str, ns: str | None = None) -> None:
