@@ -4,12 +4,11 @@ their addresses from the other."""
 
 import json
 import signal
-import time
 import uuid
 
 import pytest
 
-from harness.wait import wait_for
+from harness.wait import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -26,16 +25,18 @@ def rebinds_to(network, client, process, seconds=4.0):
     address it holds after ``seconds``, or None if it lost it or got no answer."""
     before = len(network.client_events(client))
     process.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def outcome():
         new = network.client_events(client)[before:]
-        if any(event.startswith("deconfig") for event in new):
-            return None
-        renewed = [event for event in new if event.startswith("renew ")]
-        if renewed:
-            return renewed[-1].split()[1]
-        time.sleep(0.05)
-    return None
+        return [event for event in new if event.startswith(("deconfig", "renew "))]
+
+    try:
+        events = wait_for(outcome, "an answer to the rebind", seconds)
+    except WaitTimeout:
+        return None  # no answer
+    if any(event.startswith("deconfig") for event in events):
+        return None
+    return events[-1].split()[1]
 
 
 @pytest.fixture
