@@ -25,6 +25,7 @@ import argparse
 import functools
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import libvirt
 from lxml import etree
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness
 from harness import netns
 from harness.cli import run_cachenet
 from harness.guest import domain_xml

@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness
+
 TARGET = {"ports allocate": 0.15, "ports allocate (agent)": 0.15}  # seconds
 XML_PORT = ["--mac", "fa:16:3e:00:00:05", "--ip", "10.99.0.20"]
 DOMAIN = b"<domain type='kvm'><name>d</name><devices/></domain>"

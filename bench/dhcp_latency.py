@@ -31,6 +31,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +44,7 @@ from pyroute2 import IPRoute, NetNS
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness
 from cachenet.identity import mac_from_suffix
 from cachenet.settings import load_settings
 from harness import netns
