@@ -2,22 +2,17 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from harness.cli import cachenet_env
+from harness.cli import start_cachenet
 from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
 # ``cachenet dhcp serve`` with the stable-run threshold shrunk from 30 s to 1 s.
-SERVE_WITH_SHORT_STABLE_RUN = (
-    "import cachenet.dhcp.server as server; server.STABLE_RUN = 1.0; "
-    "from cachenet.cli import main; main()"
-)
+SHORT_STABLE_RUN = "import cachenet.dhcp.server as server; server.STABLE_RUN = 1.0"
 
 
 def kill_dnsmasq(network):
@@ -53,11 +48,9 @@ def test_sigterm_during_the_restart_backoff_stops_at_once(cache_network):
 
 def test_the_backoff_starts_over_after_dnsmasq_ran_stably(cache_network):
     log = open(cache_network.tmp_path / "serve.log", "w")  # noqa: SIM115 - closed with the process
-    cache_network.server = subprocess.Popen(
-        ["ip", "netns", "exec", cache_network.server_ns, sys.executable, "-c",
-         SERVE_WITH_SHORT_STABLE_RUN, "--config-file", str(cache_network.conf), "dhcp", "serve"],
-        stdout=log, stderr=subprocess.STDOUT, env=cachenet_env(),
-    )  # fmt: skip
+    cache_network.server = start_cachenet(cache_network.conf, "dhcp", "serve",
+                                          ns=cache_network.server_ns, log=log,
+                                          patch=SHORT_STABLE_RUN)  # fmt: skip
     wait_for(lambda: cache_network.dnsmasq_pid() is not None, "dnsmasq to start")
     crash_loop(cache_network, 3)  # without the reset, the next backoff would be 4 s
     time.sleep(1.5)  # longer than the (shrunk) stable run

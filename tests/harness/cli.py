@@ -25,15 +25,25 @@ Conf = str | PathLike[str]
 
 # What a service manager gives a daemon: the tools cachenet calls (ip, dnsmasq, nft, ovs-*).
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAIN = "from cachenet.cli import main; main()"  # what ``python -m cachenet`` runs
 
 
 def cachenet_argv(
-    conf: Conf | None, *args: str, ns: str | None = None, python: str = sys.executable
+    conf: Conf | None,
+    *args: str,
+    ns: str | None = None,
+    python: str = sys.executable,
+    patch: str | None = None,
 ) -> list[str]:
-    """``[ip netns exec NS] python -m cachenet [--config-file CONF] ARGS...``."""
+    """``[ip netns exec NS] python -m cachenet [--config-file CONF] ARGS...``.
+
+    ``patch``: Python statements run first, in the command's process (a timeout shrunk
+    so that a test need not wait it out), e.g. ``"import m; m.TIMEOUT = 1"``.
+    """
     prefix = ["ip", "netns", "exec", ns] if ns else []
     config = ["--config-file", str(conf)] if conf is not None else []
-    return [*prefix, python, "-m", "cachenet", *config, *args]
+    entry = ["-m", "cachenet"] if patch is None else ["-c", f"{patch}\n{MAIN}"]
+    return [*prefix, python, *entry, *config, *args]
 
 
 def cachenet_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -49,11 +59,12 @@ def run_cachenet(
     text: bool = True,
     timeout: float = 120,
     env: Mapping[str, str] | None = None,
+    patch: str | None = None,
 ) -> subprocess.CompletedProcess[Any]:
     """``cachenet --config-file CONF ARGS...`` to its end, output captured; never raises
     on a non-zero exit (the caller asserts the status and the output)."""
     return subprocess.run(
-        cachenet_argv(conf, *args, ns=ns),
+        cachenet_argv(conf, *args, ns=ns, patch=patch),
         input=stdin,
         capture_output=True,
         text=text,
@@ -69,6 +80,7 @@ def start_cachenet(
     ns: str | None = None,
     log: IO[Any] | int | None = None,
     env: Mapping[str, str] | None = None,
+    patch: str | None = None,
     **popen: Any,
 ) -> subprocess.Popen[Any]:
     """A long-running ``cachenet`` command (a daemon), its output and errors to ``log``
@@ -76,7 +88,7 @@ def start_cachenet(
     stops it."""
     popen.setdefault("stderr", subprocess.STDOUT if log is not None else None)
     return subprocess.Popen(
-        cachenet_argv(conf, *args, ns=ns), stdout=log, env=cachenet_env(env), **popen
+        cachenet_argv(conf, *args, ns=ns, patch=patch), stdout=log, env=cachenet_env(env), **popen
     )
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,17 +14,14 @@ from urllib.parse import quote
 import pytest
 
 from harness import netns
-from harness.cli import cachenet_env, run_cachenet, start_cachenet
+from harness.cli import run_cachenet, start_cachenet
 from harness.databases import _as_mariadb, fresh_database
 from harness.sqlite_lock import HeldWriteLock
 from harness.wait import wait_for
 
 # cachenet with SQLite's busy wait shrunk from 30 s to 50 ms: a lock held for a
 # second is then seen as "database is locked" and retried.
-SHORT_BUSY_WAIT = (
-    "import cachenet.store.engine as engine; engine.SQLITE_BUSY_TIMEOUT = 0.05; "
-    "from cachenet.cli import main; main()"
-)
+SHORT_BUSY_WAIT = "import cachenet.store.engine as engine; engine.SQLITE_BUSY_TIMEOUT = 0.05"
 RETRY_LINE = "DEBUG store transaction attempt 1 of 20 failed (transient: database is locked); "
 
 
@@ -40,18 +36,17 @@ def store_conf(tmp_path):
 def allocate_while_locked(conf, *options):
     """``cachenet OPTIONS ports allocate`` while another writer holds the store: released
     half a second after the command opened it, scores of 50 ms waits later."""
-    command = [sys.executable, "-c", SHORT_BUSY_WAIT, *options, "--config-file", str(conf),
-               "ports", "allocate", str(uuid.uuid4())]  # fmt: skip
     store = conf.parent / "ports.sqlite"
     with HeldWriteLock(store) as lock:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=cachenet_env())  # fmt: skip
+        process = start_cachenet(conf, *options, "ports", "allocate", str(uuid.uuid4()),
+                                 patch=SHORT_BUSY_WAIT, log=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
         wait_for(lambda: has_open(process.pid, store) or process.poll() is not None,
                  "the command to open the store", 30, interval=0.02)  # fmt: skip
         time.sleep(0.5)
         lock.release()
         out, err = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(command, process.returncode, out, err)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def has_open(pid, path):
