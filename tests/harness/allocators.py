@@ -70,7 +70,7 @@ class Allocators:
             for i in range(count)
         ]
 
-    def wait_for(self, more: int, timeout: float = 120) -> int:
+    def wait_for_more(self, more: int, timeout: float = 120) -> int:
         """Wait until ``more`` further allocations were acknowledged; the total then."""
         target = self._acked.value + more
         wait_for(lambda: self._acked.value >= target, f"{more} more allocations", timeout)

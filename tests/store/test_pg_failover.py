@@ -19,12 +19,12 @@ def test_allocations_continue_through_a_failover_and_none_is_lost():
             make_settings(database=cluster.url, subnet=SUBNET)
         ).engine.dispose()  # the schema
         with Allocators(cluster.url, ALLOCATORS) as allocators:
-            allocators.wait_for(40)
+            allocators.wait_for_more(40)
             cluster.crash_primary()
             time.sleep(FAILOVER_MANAGER_DELAY)  # only the standby is up: it refuses writes
             cluster.promote_standby()
             promoted = time.time()
-            allocators.wait_for(40)
+            allocators.wait_for_more(40)
             acked = allocators.stop()
         new_primary = open_store(
             make_settings(database=cluster.url_of(cluster.standby_port), subnet=SUBNET)
