@@ -71,6 +71,15 @@ def allowed_sources(
     return (*port_addresses(mac, prefixes), link_local_address(mac))
 
 
+def mac_of(address: ipaddress.IPv6Address) -> str | None:
+    """The MAC whose modified EUI-64 ``address`` ends with; None for another identifier."""
+    identifier = (int(address) & (1 << 64) - 1).to_bytes(8, "big")
+    if identifier[3:5] != b"\xff\xfe":
+        return None
+    octets = bytes([identifier[0] ^ 0x02]) + identifier[1:3] + identifier[5:8]
+    return ":".join(f"{octet:02x}" for octet in octets)
+
+
 def prefix_problem(prefix: ipaddress.IPv6Network) -> str | None:
     """Why ``prefix`` cannot be a cache prefix (None when it can)."""
     if prefix.prefixlen != SLAAC_PREFIXLEN:

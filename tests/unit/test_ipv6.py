@@ -75,3 +75,26 @@ def test_dual_stack_pool_keeps_ipv4_subnets_apart():
 
 def test_an_ipv4_pool_has_no_ipv6():
     assert make_settings().ipv6_prefixes == ()
+
+
+def test_mac_of_reverses_eui64_and_knows_other_identifiers():
+    prefix = ipaddress.IPv6Network("fd00:99::/64")
+    assert ipv6.mac_of(ipv6.eui64_address(prefix, "fa:17:3e:00:00:01")) == "fa:17:3e:00:00:01"
+    assert ipv6.mac_of(ipaddress.IPv6Address("fd00:99::1")) is None
+
+
+def test_dnsmasq_announces_prefixes_only_on_a_dual_stack_pool():
+    from cachenet.dhcp.server import dnsmasq_command
+
+    ipv4_only = make_settings(dhcp_interface="br0")
+    assert not [
+        o for o in dnsmasq_command(ipv4_only, "dnsmasq") if o.startswith(("--enable-ra", "--ra-"))
+    ]
+    dual = make_settings(dhcp_interface="br0", subnet="10.99.0.0/16, fd00:99::/64", mtu=1400)
+    command = dnsmasq_command(dual, "dnsmasq")
+    assert command[: len(dnsmasq_command(ipv4_only, "dnsmasq"))] == dnsmasq_command(
+        ipv4_only, "dnsmasq"
+    )  # IPv4 DHCP unchanged, the announcements after it
+    assert "--enable-ra" in command
+    assert "--ra-param=br0,mtu:1400,0,0" in command  # router lifetime 0: no default route
+    assert any(o.startswith("--dhcp-range=") and "fd00:99::,ra-only,64," in o for o in command)
