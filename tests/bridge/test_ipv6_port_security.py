@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from test_linuxbridge_port_security import NODE_MAC, Lab
 from test_ovs_port_security import CACHE_MAC, make_net  # noqa: F401 - make_net: a fixture
 
 from cachenet import ipv6
+from cachenet.dhcp.server import dnsmasq_command
 from cachenet.port import Port
+from cachenet.settings import make_settings
 
 pytestmark = pytest.mark.root
 
@@ -133,19 +138,30 @@ class Side:
         return {int(p) for p in out.split()}
 
 
-def use_eui64_address(instance: Instance) -> None:
-    """Bring the NIC up again (its link-local address from its MAC) and add its EUI-64
-    address the ordinary way, duplicate address detection included."""
+def relink(instance: Instance) -> None:
+    """Bring the NIC down and up: its link-local address from its (new) MAC, a fresh
+    round of router solicitations."""
     for state in ("down", "up"):
         in_ns(instance.ns, "ip", "link", "set", "dev", instance.dev, state)
-    added = in_ns(instance.ns, "ip", "-6", "addr", "add", f"{instance.address}/64",
-                  "dev", instance.dev)  # fmt: skip
-    assert added.returncode == 0, added.stderr
+
+
+def without_tentative(instance: Instance) -> str:
+    """The NIC's IPv6 addresses once duplicate address detection is over."""
     deadline = time.monotonic() + 10
     while "tentative" in in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout:
         assert time.monotonic() < deadline, "duplicate address detection never finished"
         time.sleep(0.1)
-    out = in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout
+    return in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout
+
+
+def use_eui64_address(instance: Instance) -> None:
+    """Add the EUI-64 address by hand, the ordinary way (duplicate address detection
+    included), on a NIC that takes no router advertisements."""
+    relink(instance)
+    added = in_ns(instance.ns, "ip", "-6", "addr", "add", f"{instance.address}/64",
+                  "dev", instance.dev)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    out = without_tentative(instance)
     assert str(instance.address) in out and str(instance.link_local) in out, out  # DAD passed
 
 
@@ -166,7 +182,7 @@ def neighbour_advertisement(target: ipaddress.IPv6Address, mac: str) -> bytes:
 def make_side(request: pytest.FixtureRequest, prefix: str) -> Iterator[Callable[..., Side]]:
     with contextlib.ExitStack() as stack:
 
-        def make(anti_spoofing: bool = True) -> Side:
+        def make(anti_spoofing: bool = True, addresses: bool = True) -> Side:
             if request.param == "linuxbridge":
                 lab = Lab(prefix, stack, subnet=f"10.77.0.0/24, {PREFIX}",
                           anti_spoofing=anti_spoofing)  # fmt: skip
@@ -186,7 +202,8 @@ def make_side(request: pytest.FixtureRequest, prefix: str) -> Iterator[Callable[
                           "dev", side.node_dev, "nodad")  # fmt: skip
             assert added.returncode == 0, added.stderr
             for instance in (side.good, side.spoofer):
-                use_eui64_address(instance)
+                if addresses:
+                    use_eui64_address(instance)
             return side
 
         yield make
@@ -237,3 +254,41 @@ def test_a_dhcpv6_server_reply_from_an_instance_is_not_heard(make_side, anti_spo
     side = make_side(anti_spoofing)
     heard = side.udp6_sources_heard(side.spoofer, [547, 5547], dport=546)
     assert heard == ({5547} if anti_spoofing else {547, 5547})
+
+
+@pytest.fixture
+def router_advertisements() -> Iterator[Callable[[Side], None]]:
+    """Start, in the cache node's namespace, the dnsmasq `cachenet dhcp serve` would run."""
+    processes: list[subprocess.Popen[bytes]] = []
+    state_dir = Path(tempfile.mkdtemp(prefix="cachenet-ra-"))
+    state_dir.chmod(0o755)  # dnsmasq reads it as its own user
+
+    def start(side: Side) -> None:
+        (state_dir / "hosts").mkdir(mode=0o755)
+        settings = make_settings(subnet=f"10.99.0.0/16, {PREFIX}", dhcp_interface=side.node_dev,
+                                 dhcp_state_dir=str(state_dir))  # fmt: skip
+        argv = ["ip", "netns", "exec", side.node, *dnsmasq_command(settings, "dnsmasq")]
+        log = open(state_dir / "dnsmasq.log", "w")  # noqa: SIM115 - closed with the process
+        processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_an_instance_gets_its_address_by_slaac_through_port_security(
+    make_side, router_advertisements
+):
+    side = make_side(addresses=False)
+    router_advertisements(side)
+    instance = side.good
+    in_ns(instance.ns, "sysctl", "-qw", f"net.ipv6.conf.{instance.dev}.accept_ra=1")
+    relink(instance)  # solicits: the answer crosses the bridge, so do DAD and the solicitation
+    deadline = time.monotonic() + 20
+    while str(instance.address) not in without_tentative(instance):
+        assert time.monotonic() < deadline, without_tentative(instance)
+        time.sleep(0.2)
+    assert in_ns(instance.ns, "ip", "-6", "route", "show", "default").stdout.strip() == ""
+    assert side.pings(instance)
