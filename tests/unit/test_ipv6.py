@@ -84,7 +84,7 @@ def test_mac_of_reverses_eui64_and_knows_other_identifiers():
 
 
 def test_dnsmasq_announces_prefixes_only_on_a_dual_stack_pool():
-    from cachenet.dhcp.server import dnsmasq_command
+    from cachenet.dhcp.server import dnsmasq_command  # the whole command: IPv4 part unchanged
 
     ipv4_only = make_settings(dhcp_interface="br0")
     assert not [

@@ -20,12 +20,8 @@ default): each dnsmasq starts with a lease file seeded with every reservation
 (see ``cachenet.dhcp.leases``), so it ACKs the rebind of a client another
 server leased to, once that server is gone.
 
-With IPv6 prefixes in the pool, dnsmasq also sends router advertisements for
-each of them (``ra-only``: no DHCPv6): guests form their EUI-64 address by
-SLAAC, which is the address the store derives from the port's MAC. The router
-lifetime is 0, so no guest takes a default route through the cache network;
-several serve nodes announce the same prefixes without conflict (an RA holds
-no state: the guest's address depends on the prefix and its own MAC alone).
+With IPv6 prefixes in the pool, dnsmasq also sends router advertisements
+(``cachenet.dhcp.router_adverts``).
 """
 
 from __future__ import annotations
@@ -42,7 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from cachenet import hostnet, ipv6, metrics
+from cachenet import hostnet, metrics
+from cachenet.dhcp import router_adverts
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
@@ -125,28 +122,7 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
     command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
     if settings.mtu:
         command.append(f"--dhcp-option=option:mtu,{settings.mtu}")
-    return command + _router_advertisement_options(settings)
-
-
-def _router_advertisement_options(settings: Settings) -> list[str]:
-    """dnsmasq's options announcing the IPv6 prefixes: SLAAC only, never a default route.
-
-    A range is bound to the interface holding an address in its prefix (preflight
-    checks there is one). ``ra-param``: the MTU when set (else dnsmasq announces the
-    interface's own), the default interval (0), and a router lifetime of 0.
-    """
-    if not settings.ipv6_prefixes:
-        return []
-    mtu = f"mtu:{settings.mtu}," if settings.mtu else ""
-    return [
-        "--enable-ra",
-        *(
-            f"--dhcp-range=set:{_range_tag(i, ipv6=True)},{prefix.network_address},ra-only,"
-            f"{prefix.prefixlen},{settings.dhcp_lease_time}s"
-            for i, prefix in enumerate(settings.ipv6_prefixes)
-        ),
-        f"--ra-param={settings.dhcp_interface},{mtu}0,0",
-    ]
+    return command + router_adverts.dnsmasq_options(settings)
 
 
 def preflight(settings: Settings) -> str:
@@ -164,15 +140,15 @@ def preflight(settings: Settings) -> str:
         raise DhcpError("dhcp_interface is not set: name the interface on the cache network")
     own, own6 = _interface_addresses(interface)
     _check_own_addresses(interface, own, settings)
-    _check_own_ipv6_addresses(interface, own6, settings)
+    router_adverts.check_own_addresses(interface, own6, settings)
     _check_writable(settings.dhcp_state_dir)
     _check_readable_by_dnsmasq(hosts_dir(settings))
     return executable
 
 
-def _range_tag(index: int, ipv6: bool = False) -> str:
-    """dnsmasq's tag of the ``index``-th subnet's (or IPv6 prefix's) range."""
-    return f"cachenet{'6-' if ipv6 else ''}{index}"
+def _range_tag(index: int) -> str:
+    """dnsmasq's tag of the ``index``-th subnet's range."""
+    return f"cachenet{index}"
 
 
 def _check_own_addresses(
@@ -190,23 +166,6 @@ def _check_own_addresses(
             f"this server's address {allocatable[0]} could be handed to an instance: "
             "add it to reserved"
         )
-
-
-def _check_own_ipv6_addresses(
-    interface: str, own: list[ipaddress.IPv6Address], settings: Settings
-) -> None:
-    """dnsmasq announces a prefix only on an interface with an address in it; and no
-    address of this server may be the EUI-64 address of a cachenet MAC (a port's)."""
-    for prefix in settings.ipv6_prefixes:
-        if not any(a in prefix for a in own):
-            raise DhcpError(f"interface {interface} has no address in the cache prefix {prefix}")
-    for address in own:
-        mac = ipv6.mac_of(address)
-        if mac and mac.startswith(settings.mac_prefix) and not address.is_link_local:
-            raise DhcpError(
-                f"this server's address {address} is the EUI-64 address an instance with "
-                f"MAC {mac} forms by SLAAC: give the server another interface identifier"
-            )
 
 
 def _interface_addresses(
