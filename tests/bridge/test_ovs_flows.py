@@ -120,6 +120,7 @@ def test_ipv6_only_from_the_eui64_and_link_local_addresses_no_rogue_router_or_dh
     prefix, mac, onward = "table=10,in_port=7", PORT.mac, "actions=goto_table:30"
     global6, local6 = "fd00:99::f817:3eff:fe00:1", "fe80::f817:3eff:fe00:1"
     assert f"{prefix},priority=200,icmp6,icmp_type=134,actions=drop" in ipv6_flows  # RA
+    assert f"{prefix},priority=200,icmp6,icmp_type=137,actions=drop" in ipv6_flows  # redirect
     assert f"{prefix},priority=200,udp6,tp_src=547,actions=drop" in ipv6_flows  # DHCPv6 reply
     assert f"{prefix},priority=150,icmp6,icmp_type=136,actions=drop" in ipv6_flows  # other NAs
     for address in (global6, local6):

@@ -107,7 +107,7 @@ def test_a_dual_stack_port_may_use_its_eui64_and_link_local_addresses():
     assert "typeof iifname . @th,64,128" in script
     assert privileged.nft_ruleset_problem(script) is None
     rules = "\n".join(r for chain in nft_rules.chains(BOTH) for r in chain.rules)
-    assert "icmpv6 type nd-router-advert drop" in rules
+    assert "icmpv6 type { nd-router-advert, nd-redirect } drop" in rules
     assert "udp sport 547 drop" in rules
     assert "nd-neighbor-advert iifname . @th,64,128 != @addresses6 drop" in rules
     assert "iifname . @nh,64,128 @addresses6 accept" in rules

@@ -26,8 +26,8 @@ alike): source MAC its own; ARP with its own MAC and address as sender; IPv4
 from its own address, or DHCP DISCOVER/REQUEST from 0.0.0.0; never a DHCP server
 reply; IPv6 from its own addresses, or from :: for duplicate address detection
 (a neighbour solicitation for its own address, an MLDv2 report); neighbour
-advertisements only for its own addresses; never a router advertisement or a
-DHCPv6 server reply; nothing else (VLAN tags, other protocols). Frames to an instance
+advertisements only for its own addresses; never a router advertisement, a
+redirect or a DHCPv6 server reply; nothing else (VLAN tags, other protocols). Frames to an instance
 port (postrouting: from the uplink and from the host alike): unicast only to its
 MAC, broadcast and multicast. With isolation (forward), no frame from one
 instance port to another.
@@ -155,7 +155,7 @@ def _from_instance_ipv6() -> tuple[str, ...]:
     """The IPv6 rules from an instance port (``meta l4proto``: past extension headers)."""
     icmpv6 = "ether type ip6 meta l4proto ipv6-icmp icmpv6 type"
     return (
-        f"{icmpv6} nd-router-advert drop",  # no rogue router
+        f"{icmpv6} {{ nd-router-advert, nd-redirect }} drop",  # no rogue router
         "ether type ip6 meta l4proto udp udp sport 547 drop",  # no rogue DHCPv6 server
         f"{icmpv6} nd-neighbor-advert iifname . {ND_TARGET} != @addresses6 drop",
         f"ether type ip6 iifname . {IP6_SADDR} @addresses6 accept",

@@ -10,7 +10,8 @@ Tables (the shape of Neutron's native OVS firewall):
   with both as sender, DHCP client packets from 0.0.0.0; DHCP server replies
   dropped; with IPv6 prefixes in the pool, IPv6 from its EUI-64 and link-local
   addresses, neighbour advertisements for those only, duplicate address
-  detection from ::, router advertisements and DHCPv6 server replies dropped);
+  detection from ::, router advertisements, redirects and DHCPv6 server replies
+  dropped);
   the rest is dropped.
 - 23 ``CANARY``: one flow nothing uses; gone means ovs-vswitchd lost its flows.
 - 30 ``ISOLATED``: with isolate_ports, an instance's frames go to the uplink
@@ -157,6 +158,7 @@ def _ipv6_flows(port: SwitchPort, onward: str) -> list[str]:
     table, mac = f"table={FROM_INSTANCE},in_port={port.ofport}", port.mac
     flows = [
         f"{table},priority=200,icmp6,icmp_type=134,actions=drop",  # no rogue router
+        f"{table},priority=200,icmp6,icmp_type=137,actions=drop",  # nor its redirects
         f"{table},priority=200,udp6,tp_src=547,actions=drop",  # no rogue DHCPv6 server
         # neighbour advertisements: only for its own addresses (and from them)
         f"{table},priority=150,icmp6,icmp_type=136,actions=drop",
