@@ -50,6 +50,12 @@ def global_addresses(client):
     }
 
 
+def valid_lifetimes(client):
+    out = in_ns(client, "ip", "-6", "-j", "addr", "show", "dev", "eth0", "scope", "global")
+    return [a["valid_life_time"] for link in json.loads(out.stdout) for a in link["addr_info"]
+            if "local" in a]  # fmt: skip
+
+
 def default_routes(client):
     return in_ns(client, "ip", "-6", "route", "show", "default").stdout.strip()
 
@@ -77,6 +83,8 @@ def test_a_client_gets_its_eui64_address_no_default_route_and_reaches_the_node(c
     assert wait_for_slaac(network, client) == {ipv6.eui64_address(PREFIX, port["mac"])}
     assert default_routes(client) == ""
     assert in_ns(client, "cat", "/proc/sys/net/ipv6/conf/eth0/mtu").stdout.strip() == "1400"
+    (lifetime,) = valid_lifetimes(client)
+    assert 86000 < lifetime <= 86400  # a day, not the DHCPv4 lease time nor forever
     assert ping6(client, PREFIX[1])
     # DHCPv4 beside it, unchanged: the reserved address, no router.
     lease = network.lease_details(client)

@@ -17,14 +17,21 @@ from cachenet import ipv6
 from cachenet.errors import DhcpError
 from cachenet.settings import Settings
 
+# The prefixes' valid and preferred lifetime in the announcements. Not the IPv4
+# lease time (as short as 120 s, while dnsmasq announces every 10 minutes at most),
+# nor dnsmasq's default for ra-only (forever: a prefix taken off the pool would stay
+# on every guest until it reboots). A day: guests keep their addresses through a day
+# without any serve node.
+PREFIX_LIFETIME = 86400  # seconds
+
 
 def dnsmasq_options(settings: Settings) -> list[str]:
     """dnsmasq's options announcing the IPv6 prefixes (none on an IPv4-only pool).
 
     dnsmasq binds a range to the interface holding an address in its prefix
-    (``check_own_addresses`` makes sure there is one). ``ra-param``: the MTU when
-    set (else dnsmasq announces the interface's own), the default interval (0),
-    and a router lifetime of 0.
+    (``check_own_addresses`` makes sure there is one), announced with
+    PREFIX_LIFETIME. ``ra-param``: the MTU when set (else dnsmasq announces the
+    interface's own), the default interval (0), and a router lifetime of 0.
     """
     if not settings.ipv6_prefixes:
         return []
@@ -33,7 +40,7 @@ def dnsmasq_options(settings: Settings) -> list[str]:
         "--enable-ra",
         *(
             f"--dhcp-range=set:cachenet6-{i},{prefix.network_address},ra-only,"
-            f"{prefix.prefixlen},{settings.dhcp_lease_time}s"
+            f"{prefix.prefixlen},{PREFIX_LIFETIME}s"
             for i, prefix in enumerate(settings.ipv6_prefixes)
         ),
         f"--ra-param={settings.dhcp_interface},{mtu}0,0",
