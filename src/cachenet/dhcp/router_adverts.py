@@ -17,11 +17,13 @@ from cachenet import ipv6
 from cachenet.errors import DhcpError
 from cachenet.settings import Settings
 
+# Seconds between unsolicited announcements (RFC 4861 allows 4 to 1800; a guest
+# that solicits is answered at once).
+RA_INTERVAL = 300
 # The prefixes' valid and preferred lifetime in the announcements. Not the IPv4
-# lease time (as short as 120 s, while dnsmasq announces every 10 minutes at most),
-# nor dnsmasq's default for ra-only (forever: a prefix taken off the pool would stay
-# on every guest until it reboots). A day: guests keep their addresses through a day
-# without any serve node.
+# lease time (as short as 120 s), nor dnsmasq's default for ra-only (forever: a
+# prefix taken off the pool would stay on every guest until it reboots). A day:
+# guests keep their addresses through a day without any serve node.
 PREFIX_LIFETIME = 86400  # seconds
 
 
@@ -31,7 +33,7 @@ def dnsmasq_options(settings: Settings) -> list[str]:
     dnsmasq binds a range to the interface holding an address in its prefix
     (``check_own_addresses`` makes sure there is one), announced with
     PREFIX_LIFETIME. ``ra-param``: the MTU when set (else dnsmasq announces the
-    interface's own), the default interval (0), and a router lifetime of 0.
+    interface's own), RA_INTERVAL, and a router lifetime of 0.
     """
     if not settings.ipv6_prefixes:
         return []
@@ -43,7 +45,7 @@ def dnsmasq_options(settings: Settings) -> list[str]:
             f"{prefix.prefixlen},{PREFIX_LIFETIME}s"
             for i, prefix in enumerate(settings.ipv6_prefixes)
         ),
-        f"--ra-param={settings.dhcp_interface},{mtu}0,0",
+        f"--ra-param={settings.dhcp_interface},{mtu}{RA_INTERVAL},0",
     ]
 
 
