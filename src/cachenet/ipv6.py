@@ -65,7 +65,7 @@ def allowed_sources(
 ) -> tuple[ipaddress.IPv6Address, ...]:
     """The IPv6 source (and neighbour advertisement target) addresses port security lets
     an instance use: its EUI-64 address in each prefix and its link-local address.
-    None on a pool without IPv6 (the cache network then carries no IPv6 at all)."""
+    Empty on a pool without IPv6 (the cache network then carries no IPv6 at all)."""
     if not prefixes:
         return ()
     return (*port_addresses(mac, prefixes), link_local_address(mac))
