@@ -30,6 +30,7 @@ from cachenet import ipv6
 from cachenet.dhcp.server import dnsmasq_command
 from cachenet.port import Port
 from cachenet.settings import make_settings
+from harness.wait import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -147,11 +148,12 @@ def relink(instance: Instance) -> None:
 
 def without_tentative(instance: Instance) -> str:
     """The NIC's IPv6 addresses once duplicate address detection is over."""
-    deadline = time.monotonic() + 10
-    while "tentative" in in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout:
-        assert time.monotonic() < deadline, "duplicate address detection never finished"
-        time.sleep(0.1)
-    return in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout
+
+    def addresses() -> str | None:
+        shown = in_ns(instance.ns, "ip", "-6", "addr", "show", "dev", instance.dev).stdout
+        return None if "tentative" in shown else shown
+
+    return wait_for(addresses, "duplicate address detection to finish", 10, interval=0.1)
 
 
 def use_eui64_address(instance: Instance) -> None:
@@ -228,9 +230,8 @@ def test_only_the_eui64_address_reaches_the_cache_node(make_side, anti_spoofing)
 def test_a_router_advertisement_from_an_instance_is_not_heard(make_side, anti_spoofing):
     side = make_side(anti_spoofing)
     side.send_icmpv6(side.spoofer, router_advertisement(ROGUE_PREFIX))
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and not side.node_default_route():
-        time.sleep(0.1)
+    with contextlib.suppress(WaitTimeout):  # heard within 3 s, or not at all
+        wait_for(side.node_default_route, "a default route from the advertisement", 3, 0.1)
     assert (side.node_default_route() == "") is anti_spoofing
     addresses = in_ns(side.node, "ip", "-6", "addr", "show", "dev", side.node_dev).stdout
     assert ("fd00:66::" not in addresses) is anti_spoofing
@@ -286,9 +287,9 @@ def test_an_instance_gets_its_address_by_slaac_through_port_security(
     instance = side.good
     in_ns(instance.ns, "sysctl", "-qw", f"net.ipv6.conf.{instance.dev}.accept_ra=1")
     relink(instance)  # solicits: the answer crosses the bridge, so do DAD and the solicitation
-    deadline = time.monotonic() + 20
-    while str(instance.address) not in without_tentative(instance):
-        assert time.monotonic() < deadline, without_tentative(instance)
-        time.sleep(0.2)
+    wait_for(
+        lambda: str(instance.address) in without_tentative(instance),
+        lambda: f"{instance.address} by SLAAC: {without_tentative(instance)}", 20, 0.2,
+    )  # fmt: skip
     assert in_ns(instance.ns, "ip", "-6", "route", "show", "default").stdout.strip() == ""
     assert side.pings(instance)

@@ -9,9 +9,9 @@ import time
 import uuid
 
 import pytest
-from pyroute2 import NetNS
 
-from cachenet import ipv6
+from cachenet import hostnet, ipv6
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -28,7 +28,7 @@ def allocate(network):
 
 
 def add_ipv6(ns_name, ifname, address):
-    with NetNS(ns_name) as ns:
+    with hostnet.route(ns_name) as ns:
         index = ns.link_lookup(ifname=ifname)[0]
         ns.addr("add", index=index, address=str(address), prefixlen=64, flags=IFA_F_NODAD)
 
@@ -61,7 +61,7 @@ def default_routes(client):
 
 
 def wait_for_slaac(network, client, count=1, timeout=20.0):
-    network.wait_for(lambda: len(global_addresses(client)) >= count, "a SLAAC address", timeout)
+    wait_for(lambda: len(global_addresses(client)) >= count, "a SLAAC address", timeout)
     time.sleep(1.0)  # a second RA (the other server's, a repeat) has had its chance to add more
     return global_addresses(client)
 
@@ -146,7 +146,7 @@ def test_two_servers_announcing_one_prefix_give_one_address_and_no_default_route
     advert = f"RTR-ADVERT(eth0) {PREFIX.network_address}"
     for n, node in enumerate(nodes, start=2):
         assert ping6(client, PREFIX[n])
-        network.wait_for(lambda node=node: node.logged(advert), f"{node.ns} to announce")
+        wait_for(lambda node=node: node.logged(advert), f"{node.ns} to announce")
     # One node gone: the address stays (no state in the other one to disagree with).
     nodes[0].kill()
     assert global_addresses(client) == {ipv6.eui64_address(PREFIX, port["mac"])}
