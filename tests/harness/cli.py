@@ -46,9 +46,15 @@ def cachenet_argv(
     return [*prefix, python, *entry, *config, *args]
 
 
-def cachenet_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The minimal environment: PATH, and this process's import path (the tree under test)."""
-    return {"PATH": PATH, "PYTHONPATH": ":".join(sys.path), **(env or {})}
+def cachenet_env(
+    env: Mapping[str, str] | None = None, source: PathLike[str] | None = None
+) -> dict[str, str]:
+    """The minimal environment: PATH, and this process's import path (the tree under test).
+
+    ``source``: the directory holding another release's ``cachenet`` package, run
+    instead of this one (with the same interpreter and libraries)."""
+    path = ([str(source)] if source is not None else []) + sys.path
+    return {"PATH": PATH, "PYTHONPATH": ":".join(path), **(env or {})}
 
 
 def run_cachenet(
@@ -60,15 +66,17 @@ def run_cachenet(
     timeout: float = 120,
     env: Mapping[str, str] | None = None,
     patch: str | None = None,
+    source: PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[Any]:
     """``cachenet --config-file CONF ARGS...`` to its end, output captured; never raises
-    on a non-zero exit (the caller asserts the status and the output)."""
+    on a non-zero exit (the caller asserts the status and the output). ``source``: run
+    another release (``cachenet_env``)."""
     return subprocess.run(
         cachenet_argv(conf, *args, ns=ns, patch=patch),
         input=stdin,
         capture_output=True,
         text=text,
-        env=cachenet_env(env),
+        env=cachenet_env(env, source),
         check=False,
         timeout=timeout,
     )
