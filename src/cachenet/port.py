@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -12,7 +12,9 @@ class Port:
     """An instance's place on the cache network.
 
     ``mac`` is canonical, ``device`` is the host-side tap/port name (at most 15
-    characters), ``host`` the compute node the instance runs on.
+    characters), ``host`` the compute node the instance runs on. The bridge is
+    not the port's: it is the configured bridge of the host that renders it
+    (``settings.bridge``: the domain XML, the bridge's port security).
     """
 
     instance_uuid: str
@@ -20,8 +22,7 @@ class Port:
     address: ipaddress.IPv4Address
     device: str
     host: str
-    bridge: str
-    created_at: datetime | None = None
+    created_at: datetime | None = field(default=None, kw_only=True)
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -30,6 +31,5 @@ class Port:
             "address": str(self.address),
             "device": self.device,
             "host": self.host,
-            "bridge": self.bridge,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
