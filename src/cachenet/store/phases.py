@@ -26,12 +26,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, insert, inspect, select, text, union, update
 
 from cachenet.errors import StoreError
 from cachenet.store.engine import migrate, run_transaction
 from cachenet.store.schema import expanded_port_events, expanded_ports, hosts
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision of each chain (a test checks they agree with the scripts):
@@ -186,12 +190,20 @@ def _expand(connection: Connection) -> None:
 def _alembic(connection: Connection, chain: str, version_table: str, revision: str) -> None:
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
+
+    config = alembic_config(chain)
+    config.attributes["connection"] = connection
+    config.attributes["version_table"] = version_table
+    command.upgrade(config, revision)
+
+
+def alembic_config(chain: str) -> Config:
+    """Alembic's configuration for one chain of migrations: "versions" or "expand"."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(MIGRATIONS / chain))
-    config.attributes["connection"] = connection
-    config.attributes["version_table"] = version_table
-    command.upgrade(config, revision)
+    return config
 
