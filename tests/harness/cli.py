@@ -13,15 +13,20 @@ def run_cachenet(
     stdin: str | bytes | None = None,
     text: bool = True,
     timeout: float = 120,
+    source: PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``cachenet --config-file CONF ARGS...`` with a minimal environment; never raises
-    on a non-zero exit (the tests assert the status and the output)."""
+    on a non-zero exit (the tests assert the status and the output).
+
+    ``source``: the directory holding another release's ``cachenet`` package, run
+    instead of this one (with the same interpreter and libraries)."""
+    path = ([str(source)] if source is not None else []) + sys.path
     return subprocess.run(
         [sys.executable, "-m", "cachenet", "--config-file", str(conf), *args],
         input=stdin,
         capture_output=True,
         text=text,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(sys.path)},
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": ":".join(path)},
         check=False,
         timeout=timeout,
     )

@@ -44,6 +44,7 @@ SCHEMA_REVISION = "0003"  # main chain head: the contracted schema
 EXPANDED_REVISION = "0002"  # main chain while expanded: what the previous release checks for
 EXPAND_REVISION = "e001"  # expand chain head
 EXPAND_VERSION_TABLE = "cachenet_expand_version"
+KNOWN_REVISIONS = (None, "0001", EXPANDED_REVISION, SCHEMA_REVISION)
 # This release's schema generation, recorded in ``hosts``; the previous release
 # records none (generation 1).
 GENERATION = 2
@@ -67,6 +68,14 @@ class SchemaState:
     @property
     def contracted(self) -> bool:
         return self.expanded and self.main == SCHEMA_REVISION
+
+    def check_known(self) -> None:
+        """StoreError when a newer release moved either chain past what this one knows."""
+        if self.main not in KNOWN_REVISIONS or self.expand not in (None, EXPAND_REVISION):
+            raise StoreError(
+                f"the port store's schema (revision {self.main}, expand {self.expand}) is newer "
+                "than this cachenet's: upgrade cachenet on this host"
+            )
 
     @property
     def pending(self) -> str:
@@ -102,6 +111,7 @@ def expand(engine: Engine) -> SchemaState:
 
     def step(connection: Connection) -> SchemaState:
         state = read_state(connection)
+        state.check_known()
         if state.main is None:
             _create(connection)
         elif not state.expanded:
@@ -122,6 +132,7 @@ def upgrade(engine: Engine, upgraded_hosts: Iterable[str] = ()) -> str:
 
     def step(connection: Connection) -> str:
         state = read_state(connection)
+        state.check_known()
         if state.main is None:
             _create(connection)
             return BOTH
