@@ -3,9 +3,10 @@
 The cache interface is recognised by what it is, not where it is: an
 ``<interface>`` whose MAC is under the cache MAC prefix. The MAC is the port's
 stable identity; the bridge it names is the host's configured one when it was
-added, so a renamed bridge leaves it recognised (and replaced, not re-added). Adding is idempotent (an existing cache
-interface is replaced in place, keeping its guest PCI address so the guest's
-NIC name does not change), and nothing else of the document is touched:
+added, so a renamed bridge leaves it recognised (and replaced, not re-added).
+Adding is idempotent (an existing cache interface is replaced in place, keeping
+its guest PCI address so the guest's NIC name does not change), and nothing
+else of the document is touched:
 Nova's ``<metadata>`` and its namespaces survive a round trip.
 """
 

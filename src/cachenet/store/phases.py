@@ -95,7 +95,9 @@ def read_state(connection: Connection) -> SchemaState:
     if found.has_table("alembic_version"):
         main = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     if found.has_table(EXPAND_VERSION_TABLE):
-        expand = connection.execute(text(f"SELECT version_num FROM {EXPAND_VERSION_TABLE}")).scalar()
+        expand = connection.execute(
+            text(f"SELECT version_num FROM {EXPAND_VERSION_TABLE}")
+        ).scalar()
     return SchemaState(main, expand)
 
 
@@ -158,9 +160,7 @@ def upgrade(engine: Engine, upgraded_hosts: Iterable[str] = ()) -> str:
 
 def older_hosts(connection: Connection) -> list[str]:
     """Hosts named by a port or an event that have not recorded this generation."""
-    named = union(
-        select(expanded_ports.c.host), select(expanded_port_events.c.host)
-    ).subquery()
+    named = union(select(expanded_ports.c.host), select(expanded_port_events.c.host)).subquery()
     current = select(hosts.c.name).where(hosts.c.generation >= GENERATION)
     query = select(named.c.host).where(named.c.host.not_in(current)).order_by(named.c.host)
     return [str(name) for name in connection.execute(query).scalars()]
@@ -170,9 +170,7 @@ def record_host(engine: Engine, host: str) -> None:
     """Record that ``host`` runs this generation: one indexed read when it already has."""
 
     def step(connection: Connection) -> None:
-        found = connection.execute(
-            select(hosts.c.generation).where(hosts.c.name == host)
-        ).scalar()
+        found = connection.execute(select(hosts.c.generation).where(hosts.c.name == host)).scalar()
         if found is None or found < GENERATION:
             _record(connection, host)
 
@@ -217,4 +215,3 @@ def alembic_config(chain: str) -> Config:
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(MIGRATIONS / chain))
     return config
-

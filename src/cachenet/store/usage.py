@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, select
 
 from cachenet.errors import ConfigError
-from cachenet.store.addresses import AddressPool, SubnetSpace
+from cachenet.store.addresses import SubnetSpace
 from cachenet.store.engine import run_transaction
 from cachenet.store.schema import allocators
 
