@@ -140,9 +140,10 @@ def upgrade(engine: Engine, upgraded_hosts: Iterable[str] = ()) -> str:
             return BOTH
         if not state.expanded:
             _expand(connection)
-            return EXPAND
         for name in marked:
             _record(connection, name)
+        if not state.expanded:
+            return EXPAND
         if state.contracted:
             return NOTHING
         older = older_hosts(connection)

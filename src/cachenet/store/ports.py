@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from cachenet import metrics
 from cachenet.errors import IdentityError, StoreError, SubnetExhausted
@@ -239,13 +240,19 @@ class PortStore:
     def _transaction(self, work: Callable[[Connection], T]) -> T:
         try:
             return run_transaction(self.engine, work)
-        except Exception:
+        except (StoreError, DBAPIError):
             # Contracted since this store was opened (a long-running process):
             # the old columns are gone. Once more with the new columns only.
-            if self._layout.contracted or not phases.schema_state(self.engine).contracted:
+            if self._layout.contracted or not self._contracted_meanwhile():
                 raise
             self._layout = _LAYOUTS[True]
             return run_transaction(self.engine, work)
+
+    def _contracted_meanwhile(self) -> bool:
+        try:
+            return phases.schema_state(self.engine).contracted
+        except (StoreError, DBAPIError):
+            return False  # the store's own failure is the one to report
 
     def _get(self, conn: Connection, uuid: str, anywhere: bool = False) -> Port | None:
         row = conn.execute(self._layout.select_port, {"uuid": uuid}).first()
@@ -528,12 +535,12 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     (store/phases.py), and records that this host runs this release.
     """
     engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
+    state = phases.schema_state(engine)
+    if not state.expanded:
+        state = phases.expand(engine)
+    phases.record_host(engine, settings.host)
+    store = PortStore(engine, settings, contracted=state.contracted)
     try:
-        state = phases.schema_state(engine)
-        if not state.expanded:
-            state = phases.expand(engine)
-        phases.record_host(engine, settings.host)
-        store = PortStore(engine, settings, contracted=state.contracted)
         refuse_removed_subnets(store)
     except Exception:
         engine.dispose()

@@ -24,6 +24,10 @@ BACKFILL_BATCH = 1000  # rows updated per statement batch
 
 def upgrade() -> None:
     for table in ("ports", "port_events"):
+        # Done already: MariaDB commits each statement at once, so a contract
+        # that stopped half-way (or another Galera node's) may have done it.
+        if "address" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}:
+            continue
         _backfill(table)
         # SQLite cannot drop or alter a column in place: batch mode copies the table.
         with op.batch_alter_table(table) as batch:
