@@ -110,7 +110,7 @@ class _Layout:
     insert_event: Insert
 
 
-def _layout(contracted: bool) -> _Layout:
+def _layout_of(contracted: bool) -> _Layout:
     table, events = (ports, port_events) if contracted else (expanded_ports, expanded_port_events)
     # While expanded, every writer fills the integer column (the previous release
     # only that one): it alone tells whether an address is taken.
@@ -126,7 +126,7 @@ def _layout(contracted: bool) -> _Layout:
     )
 
 
-_LAYOUTS = {contracted: _layout(contracted) for contracted in (False, True)}
+_LAYOUTS = {contracted: _layout_of(contracted) for contracted in (False, True)}
 
 
 @dataclass
@@ -152,12 +152,11 @@ class PortStore:
     """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
     def __init__(self, engine: Engine, settings: Settings, contracted: bool | None = None) -> None:
-        """``contracted``: whether the schema's contract phase is done (read when not given)."""
+        """``contracted``: whether the schema's contract phase is done (read on first use
+        when not given: making a store touches no database)."""
         self.engine = engine
         self.settings = settings
-        if contracted is None:
-            contracted = phases.schema_state(engine).contracted
-        self._layout = _LAYOUTS[contracted]
+        self._phase = None if contracted is None else _LAYOUTS[contracted]
         self.pool = AddressPool.from_settings(settings)
         self._mac_space = 1 << suffix_bits(settings.mac_prefix)
         self._warned: set[str] = set()  # invalid rows already logged
@@ -237,7 +236,14 @@ class PortStore:
 
     # --- transactions ------------------------------------------------------
 
+    @property
+    def _layout(self) -> _Layout:
+        assert self._phase is not None, "read in _transaction, before any statement"
+        return self._phase
+
     def _transaction(self, work: Callable[[Connection], T]) -> T:
+        if self._phase is None:
+            self._phase = _LAYOUTS[phases.schema_state(self.engine).contracted]
         try:
             return run_transaction(self.engine, work)
         except (StoreError, DBAPIError):
@@ -245,7 +251,7 @@ class PortStore:
             # the old columns are gone. Once more with the new columns only.
             if self._layout.contracted or not self._contracted_meanwhile():
                 raise
-            self._layout = _LAYOUTS[True]
+            self._phase = _LAYOUTS[True]
             return run_transaction(self.engine, work)
 
     def _contracted_meanwhile(self) -> bool:
