@@ -74,6 +74,7 @@ def _ports(on: MetaData, expanded: bool) -> Table:
         Column("mac", String(17), nullable=False, unique=True),
         Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=expanded),
         Column("ipv6_address", String(ADDRESS_TEXT_MAX), nullable=True),
+        # Allocated, like the MAC (not derivable from the UUID alone): stored, unique.
         Column("device", String(15), nullable=False),
         Column("host", String(255), nullable=False, index=True),
         Column("created_at", Timestamp(), nullable=False),
