@@ -15,6 +15,7 @@ import builtins
 import ipaddress
 import itertools
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -170,9 +171,10 @@ class PortStore:
         check_host(host)
         return self._transaction(lambda conn: self._allocate(conn, uuid, host))
 
-    def addresses(self) -> builtins.list[ipaddress.IPv4Address]:
-        """Every port's address (the one column read; invalid rows left out)."""
-        return self._transaction(self._addresses)
+    def address_numbers(self) -> builtins.list[int]:
+        """Every port's IPv4 address as a number, sorted: what counting by range needs
+        (``store.usage``). The one column read; a row whose text is no address is left out."""
+        return sorted(self._transaction(self._address_numbers))
 
     def get(self, instance_uuid: str) -> Port | None:
         uuid = canonical_uuid(instance_uuid)
@@ -491,15 +493,18 @@ class PortStore:
 
     # --- columns -----------------------------------------------------------
 
-    def _addresses(self, conn: Connection) -> builtins.list[ipaddress.IPv4Address]:
+    def _address_numbers(self, conn: Connection) -> builtins.list[int]:
         table = self._layout.ports
         columns = [table.c.ip_address] + ([] if self._layout.contracted else [table.c.address])
         found = []
         for row in conn.execute(select(*columns)):
-            try:
-                found.append(_stored_address(row))
-            except IdentityError:
-                continue  # listed (and logged) by list(), not counted
+            if row[0] is None:  # the previous release's row, while expanded
+                found.append(int(row[1]))
+                continue
+            try:  # inet_pton: a tenth of IPv4Address's cost, for a scrape of every port
+                found.append(int.from_bytes(socket.inet_pton(socket.AF_INET, row[0]), "big"))
+            except OSError:
+                continue  # not IPv4: list() logs it
         return found
 
     def _address_in_use(self, conn: Connection, address: ipaddress.IPv4Address) -> bool:
