@@ -23,6 +23,7 @@ from oslo_config import cfg, types
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from cachenet import ipv6
 from cachenet.config_files import config_files_of
 from cachenet.errors import ConfigError, IdentityError
 from cachenet.identity import (
@@ -116,7 +117,8 @@ _network_opts = [
         help="The cache pool: one or more IPv4 subnets (CIDRs, comma-separated, not "
         "overlapping), filled in this order. Private or global unicast, not loopback, "
         "link-local, multicast or 0.0.0.0/8. A subnet is added by appending it and "
-        "restarting; one still holding ports cannot be removed.",
+        "restarting; one still holding ports cannot be removed. IPv6 /64 prefixes may "
+        "stand beside them (dual stack): each port's IPv6 address is the EUI-64 of its MAC.",
     ),
     cfg.ListOpt(
         "reserved",
@@ -395,6 +397,8 @@ class Settings:
     vendordata_port: int
     vendordata_allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     metrics_listen: str | None
+    # The IPv6 /64 prefixes of ``subnet`` (dual stack); addresses come from MACs (cachenet.ipv6).
+    ipv6_prefixes: tuple[ipaddress.IPv6Network, ...] = ()
 
     def public_dict(self) -> dict[str, object]:
         """The settings as plain values, the database password masked."""
@@ -408,8 +412,8 @@ class Settings:
             values[field.name] = value
         values["database"] = mask_password(self.database)
         # Under the option's name and as the option is written, as before pools.
-        del values["subnets"]
-        values["subnet"] = ",".join(str(s) for s in self.subnets)
+        del values["subnets"], values["ipv6_prefixes"]
+        values["subnet"] = ",".join(str(s) for s in self.subnets + self.ipv6_prefixes)
         return values
 
 
@@ -541,6 +545,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
     """The ``Settings`` of the values read, or None with ``problems`` saying why."""
     mac_prefix = _check_network(v, problems)
     subnets = _parse_subnets(v["subnet"], problems)
+    ipv6_prefixes = _parse_ipv6_prefixes(v["subnet"] or [], problems)
     reserved = _parse_reserved(v["reserved"] or [], subnets, problems)
     _check_store(v, problems)
     _check_dhcp(v, problems)
@@ -552,7 +557,7 @@ def _parse(v: dict[str, Any], problems: list[str]) -> Settings | None:
         _check_address_plan(v, subnets, reserved, mac_prefix, problems)
     if problems or not subnets or mac_prefix is None:
         return None
-    return _settings(v, mac_prefix, subnets, reserved, sources)
+    return _settings(v, mac_prefix, subnets, reserved, sources, ipv6_prefixes)
 
 
 def _settings(
@@ -561,6 +566,7 @@ def _settings(
     subnets: tuple[ipaddress.IPv4Network, ...],
     reserved: tuple[AddressRange, ...],
     sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+    ipv6_prefixes: tuple[ipaddress.IPv6Network, ...],
 ) -> Settings:
     return Settings(
         bridge=str(v["bridge"]),
@@ -605,6 +611,7 @@ def _settings(
         vendordata_port=int(v["vendordata_port"]),
         vendordata_allowed_sources=sources,
         metrics_listen=v["metrics_listen"],
+        ipv6_prefixes=ipv6_prefixes,
     )
 
 
@@ -845,6 +852,13 @@ def _parse_subnets(
     if not items:
         problems.append("subnet is empty: give at least one IPv4 subnet (CIDR)")
         return ()
+    items = [item for item in items if not _is_ipv6(item)]
+    if not items:  # the port store's rows and the Port need an IPv4 address today
+        problems.append(
+            "subnet holds IPv6 prefixes only: an IPv6-only pool is not supported yet; "
+            "list an IPv4 subnet beside them (dual stack)"
+        )
+        return ()
     subnets = [_parse_subnet(item, problems) for item in items]
     valid = [s for s in subnets if s is not None]
     for i, subnet in enumerate(valid):
@@ -854,6 +868,31 @@ def _parse_subnets(
                     f"subnet {subnet} overlaps {other}: the subnets of the pool must be disjoint"
                 )
     return tuple(valid) if len(valid) == len(subnets) else ()
+
+
+def _is_ipv6(text: str) -> bool:
+    return ":" in text
+
+
+def _parse_ipv6_prefixes(
+    items: Sequence[str], problems: list[str]
+) -> tuple[ipaddress.IPv6Network, ...]:
+    """The IPv6 prefixes of the ``subnet`` list (each a /64, distinct)."""
+    prefixes: list[ipaddress.IPv6Network] = []
+    for item in filter(_is_ipv6, items):
+        try:
+            prefix = ipaddress.IPv6Network(item.strip(), strict=True)
+        except ValueError as exc:
+            problems.append(f"subnet {_shown(item)} is not an IPv6 prefix: {exc}")
+            continue
+        problem = ipv6.prefix_problem(prefix)
+        if problem is None and prefix in prefixes:
+            problem = f"subnet {prefix} is listed twice: the prefixes of the pool must differ"
+        if problem:
+            problems.append(problem)
+        else:
+            prefixes.append(prefix)
+    return tuple(prefixes)
 
 
 def _parse_subnet(text: str, problems: list[str]) -> ipaddress.IPv4Network | None:

@@ -10,7 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
@@ -20,6 +20,7 @@ from cachenet.store.phases import (
     SCHEMA_REVISION,
     read_state,
 )
+from cachenet.store.schema import ports
 from harness.cli import run_cachenet
 from harness.previous_release import extract_previous_release
 from harness.vendordata_service import write_config
@@ -205,3 +206,14 @@ def test_the_contract_waits_for_hosts_of_the_previous_release_which_then_refuses
     # The previous release refuses the contracted database.
     old = run_cachenet(lab.conf("old-1"), "ports", "list", source=lab.previous)
     assert old.returncode != 0 and SCHEMA_REVISION in old.stderr
+
+
+def test_addresses_are_stored_as_canonical_text_with_the_slaac_address_beside(lab):
+    store = open_store(make_settings(database=lab.db_url, subnet=f"{SUBNET}, fd00:99::/64"))
+    lab.stores.append(store)
+    port = store.allocate(str(uuid.uuid4()), "new-1")
+    assert port.mac == "fa:17:3e:00:00:00"
+    with store.engine.connect() as conn:
+        row = conn.execute(select(ports).where(ports.c.instance_uuid == port.instance_uuid)).one()
+    # Modified EUI-64 of fa:17:3e:00:00:00 (U/L bit flipped, ff:fe in the middle).
+    assert (row.ip_address, row.ipv6_address) == ("10.60.0.1", "fd00:99::f817:3eff:fe00:0")

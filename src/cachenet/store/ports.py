@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from cachenet import metrics
+from cachenet import ipv6, metrics
 from cachenet.errors import IdentityError, StoreError, SubnetExhausted
 from cachenet.identity import (
     canonical_uuid,
@@ -513,10 +513,12 @@ class PortStore:
 
     def _row(self, port: Port) -> dict[str, object]:
         """The columns a port is written to (ports and port_events alike)."""
+        slaac = ipv6.stored_address(port.mac, self.settings.ipv6_prefixes)
         row: dict[str, object] = {
             "instance_uuid": port.instance_uuid,
             "mac": port.mac,
             "ip_address": str(port.address),
+            "ipv6_address": None if slaac is None else str(slaac),
             "device": port.device,
             "host": port.host,
         }
