@@ -1,10 +1,12 @@
 """Add, find and remove the cache interface of a libvirt domain XML (pure, lxml).
 
 The cache interface is recognised by what it is, not where it is: an
-``<interface>`` whose ``<source bridge>`` is the cache bridge and whose MAC
-is under the cache MAC prefix. Adding is idempotent (an existing cache
-interface is replaced in place, keeping its guest PCI address so the guest's
-NIC name does not change), and nothing else of the document is touched:
+``<interface>`` whose MAC is under the cache MAC prefix. The MAC is the port's
+stable identity; the bridge it names is the host's configured one when it was
+added, so a renamed bridge leaves it recognised (and replaced, not re-added).
+Adding is idempotent (an existing cache interface is replaced in place, keeping
+its guest PCI address so the guest's NIC name does not change), and nothing
+else of the document is touched:
 Nova's ``<metadata>`` and its namespaces survive a round trip.
 """
 
@@ -68,7 +70,7 @@ def interface_element(port: Port, settings: Settings) -> etree._Element:
     """The ``<interface>`` element of ``port``, shaped by ``settings``."""
     iface = etree.Element("interface", type="bridge")
     etree.SubElement(iface, "mac", address=port.mac)
-    etree.SubElement(iface, "source", bridge=port.bridge)
+    etree.SubElement(iface, "source", bridge=settings.bridge)  # the host's, not the port's
     etree.SubElement(iface, "target", dev=port.device)
     etree.SubElement(iface, "model", type=settings.nic_model)
     if settings.mtu:
@@ -199,13 +201,8 @@ def _cache_interfaces(devices: etree._Element, settings: Settings) -> list[etree
 
 
 def _is_cache_interface(iface: etree._Element, settings: Settings) -> bool:
-    source, mac = iface.find("source"), iface.find("mac")
-    return (
-        source is not None
-        and source.get("bridge") == settings.bridge
-        and mac is not None
-        and has_mac_prefix(mac.get("address", ""), settings.mac_prefix)
-    )
+    mac = iface.find("mac")
+    return mac is not None and has_mac_prefix(mac.get("address", ""), settings.mac_prefix)
 
 
 def _describe(iface: etree._Element) -> CacheInterface:

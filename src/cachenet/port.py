@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cachenet import ipv6
@@ -15,7 +15,9 @@ class Port:
     """An instance's place on the cache network.
 
     ``mac`` is canonical, ``device`` is the host-side tap/port name (at most 15
-    characters), ``host`` the compute node the instance runs on.
+    characters), ``host`` the compute node the instance runs on. The bridge is
+    not the port's: it is the configured bridge of the host that renders it
+    (``settings.bridge``: the domain XML, the bridge's port security).
     """
 
     instance_uuid: str
@@ -23,8 +25,7 @@ class Port:
     address: ipaddress.IPv4Address
     device: str
     host: str
-    bridge: str
-    created_at: datetime | None = None
+    created_at: datetime | None = field(default=None, kw_only=True)
 
     def ipv6_addresses(
         self, prefixes: Sequence[ipaddress.IPv6Network]
@@ -39,6 +40,5 @@ class Port:
             "address": str(self.address),
             "device": self.device,
             "host": self.host,
-            "bridge": self.bridge,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }

@@ -90,7 +90,7 @@ class Lab:
         n = self.count
         port = Port(str(uuid.uuid4()), f"fa:17:3e:00:00:{n:02x}",
                     ipaddress.IPv4Address(f"10.77.0.{10 + n}"), f"cache-{self.prefix}{n:03x}",
-                    "host", self.settings.bridge)  # fmt: skip
+                    "host")  # fmt: skip
         ns = self.stack.enter_context(netns.namespace(f"{self.prefix}-vm{n}"))
         add_veth_to_eth0(port.device, self.host, ns)
         set_mac(ns, "eth0", port.mac)
@@ -223,7 +223,7 @@ def test_a_device_plugged_before_its_rules_forwards_nothing_until_secured(lab):
 
 def test_rules_of_a_port_exist_before_its_device(lab):
     port = Port(str(uuid.uuid4()), "fa:17:3e:00:00:42", ipaddress.IPv4Address("10.77.0.42"),
-                f"cache-{lab.prefix}fff", "host", lab.settings.bridge)  # fmt: skip
+                f"cache-{lab.prefix}fff", "host")  # fmt: skip
     assert lab.bridge.secure_ports([port]) == [f"secured {port.device}"]
     ns = lab.stack.enter_context(netns.namespace(f"{lab.prefix}-late"))
     add_veth_to_eth0(port.device, lab.host, ns)

@@ -57,7 +57,7 @@ if sys.argv[4] == "check":
     attempt("listed", privileged.list_nft_table)
 else:  # the backend's own port security, as the driver calls it
     mine = Port("6d5b8a86-2b8f-4c8e-8a3e-1f0e8b9c0d11", "02:cc:00:00:00:01", "10.77.0.10",
-                port, "host", bridge)
+                port, "host")
     attempt("secure_ports", lambda: backend_for(settings).secure_ports([mine]))
 print(json.dumps(out))
 """

@@ -150,7 +150,7 @@ def make_net(ovsdb, prefix) -> Iterator:
                 vsctl("add-port", f"{prefix}br", device)
                 uuid = f"00000000-0000-4000-8000-00000000000{ns[-1]}"
                 address = ipaddress.IPv4Address(ip)
-                net.ports.append(Port(uuid, mac, address, device, "host", f"{prefix}br"))
+                net.ports.append(Port(uuid, mac, address, device, "host"))
             wait_until_numbered(net)
             return net
 

@@ -71,7 +71,7 @@ def test_secure_ports_without_root_through_the_local_listeners(options, prefix):
     ofport = vsctl("get", "Interface", device, "ofport")
     port = {
         "instance_uuid": "00000000-0000-4000-8000-000000000001", "mac": "fa:17:3e:00:00:0a",
-        "address": "10.99.0.10", "device": device, "host": "h", "bridge": f"{prefix}br",
+        "address": "10.99.0.10", "device": device, "host": "h",
     }  # fmt: skip
     done = as_nobody(sys.executable, "-c", SECURE, json.dumps([options, listen, port]))
     assert done.returncode == 0, done.stderr

@@ -29,8 +29,8 @@ def insert_rows(network, *rows):
     with engine.begin() as conn:
         for n, values in enumerate(rows):
             row = {"instance_uuid": str(uuid.uuid4()), "mac": f"fa:17:3e:66:00:{n:02x}",
-                   "address": int.from_bytes(bytes([10, 77, 0, 100 + n]), "big"),
-                   "device": f"cache-hostile{n:02d}", "host": "compute-1", "bridge": "br-cache",
+                   "ip_address": f"10.77.0.{100 + n}",
+                   "device": f"cache-hostile{n:02d}", "host": "compute-1",
                    "created_at": now, "updated_at": now, **values}  # fmt: skip
             conn.execute(insert(ports).values(**row))
     engine.dispose()

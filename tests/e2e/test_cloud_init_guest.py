@@ -93,7 +93,7 @@ def _port(lab: CacheLab, instance_uuid: str) -> Port:
     return Port(
         instance_uuid=shown["instance_uuid"], mac=shown["mac"],
         address=ipaddress.IPv4Address(shown["address"]), device=shown["device"],
-        host=shown["host"], bridge=shown["bridge"],
+        host=shown["host"],
     )  # fmt: skip
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 
 from cachenet.settings import make_settings
 from cachenet.store import open_store
-from cachenet.store.engine import MIGRATIONS, make_engine
+from cachenet.store.engine import make_engine
+from cachenet.store.phases import alembic_config
 from harness.cli import run_cachenet
 from harness.doctor import cachenet, run_doctor, write_conf
 
@@ -40,8 +40,7 @@ def test_a_current_store_is_healthy(tmp_path, db_url):
 
 def test_an_outdated_schema_is_named_and_its_fix_works(tmp_path, db_url):
     engine = make_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = alembic_config("versions")
     with engine.begin() as connection:  # the store as the previous release left it
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")

@@ -19,14 +19,16 @@ from cachenet.store.schema import port_events, ports
 from harness.cli import run_cachenet
 
 SUBNET = {"subnet": "10.20.0.0/24", "reserved": ["10.20.0.1-10.20.0.9"]}
-GOOD_ROW = {"mac": "fa:17:3e:00:0f:01", "address": 0x0A140064, "device": "cache-hostile00",
-            "host": "compute-9", "bridge": "br-cache"}  # fmt: skip
+GOOD_ROW = {"mac": "fa:17:3e:00:0f:01", "ip_address": "10.20.0.100",
+            "device": "cache-hostile00", "host": "compute-9"}  # fmt: skip
 HOSTILE = {
     "path in the UUID": {"instance_uuid": "../../outside/pwned"},
     "newline in the device": {"device": "x\n1,10.20.0.9"},
     "non-canonical MAC": {"mac": "FA:17:3E:00:0F:03"},
     "multicast MAC": {"mac": "fb:17:3e:00:0f:04"},
-    "address outside the subnet": {"address": 0x0A150005},
+    "address outside the subnet": {"ip_address": "10.21.0.5"},
+    "address not written canonically": {"ip_address": "10.20.0.0120"},
+    "not an address": {"ip_address": "cache\n10.20.0.9"},
     "control character in the host": {"host": "h\x1b[31m"},
     "comma in the device": {"device": "a,b"},
 }
@@ -42,7 +44,7 @@ def insert_hostile_rows(store):
     with store.engine.begin() as conn:
         for n, (what, values) in enumerate(HOSTILE.items()):
             row = {**GOOD_ROW, "instance_uuid": str(uuid.uuid4()),
-                   "mac": f"fa:17:3e:00:0e:{n:02x}", "address": 0x0A140064 + n,
+                   "mac": f"fa:17:3e:00:0e:{n:02x}", "ip_address": f"10.20.0.{100 + n}",
                    "device": f"cache-hostile{n:02d}", **values}  # fmt: skip
             now = datetime(2024, 1, 1)
             conn.execute(insert(ports).values(**row, created_at=now, updated_at=now))

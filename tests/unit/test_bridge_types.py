@@ -28,7 +28,7 @@ def test_the_interface_xml_of_every_type_loads_neither_pyroute2_nor_ovsdbapp():
         "from cachenet.port import Port\n"
         "from cachenet.settings import make_settings\n"
         "port = Port('2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a', 'fa:17:3e:00:00:07',\n"
-        "            ipaddress.IPv4Address('10.99.0.7'), 'cache-2a9f4c4e5', 'h1', 'br-cache')\n"
+        "            ipaddress.IPv4Address('10.99.0.7'), 'cache-2a9f4c4e5', 'h1')\n"
         f"for kind in {sorted(BRIDGE_TYPES)!r}:\n"
         "    domxml.interface_xml(port, make_settings(bridge_type=kind))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'ovsdbapp')))\n"

@@ -24,7 +24,7 @@ OVS = make_settings(bridge_type="ovs", vlan=42, mtu=9000)
 
 
 def make_port(mac="fa:17:3e:00:00:07", address="10.99.0.7"):
-    return Port(UUID, mac, ipaddress.IPv4Address(address), "cache-2a9f4c4e5", "h1", "br-cache")
+    return Port(UUID, mac, ipaddress.IPv4Address(address), "cache-2a9f4c4e5", "h1")
 
 
 def c14n(xml):
@@ -132,16 +132,27 @@ def test_two_stray_cache_interfaces_become_one():
     assert [i.find("mac").get("address") for i in cache_interfaces(out)] == ["fa:17:3e:00:00:07"]
 
 
-def test_an_interface_on_another_bridge_or_prefix_is_not_the_cache_interface():
+def test_an_interface_under_another_mac_prefix_is_not_the_cache_interface():
     xml = NOVA_XML.replace(
         "</devices>",
         "<interface type='bridge'><mac address='fa:16:3e:00:00:01'/>"
-        "<source bridge='br-cache'/></interface>"
-        "<interface type='bridge'><mac address='fa:17:3e:00:00:02'/>"
-        "<source bridge='br-other'/></interface></devices>",
+        "<source bridge='br-cache'/></interface></devices>",
     )
     assert domxml.find_cache_interface(xml, LB) is None
     assert c14n(domxml.remove_cache_interface(xml, LB)) == c14n(xml)
+
+
+def test_the_cache_interface_is_recognised_by_its_mac_after_the_bridge_is_renamed():
+    """The MAC is the port's identity: an interface added before the bridge was
+    renamed is found, and replaced in place (guest PCI slot kept), not added beside."""
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    added = added.replace("<target dev=", "<address type='pci' slot='0x07'/><target dev=")
+    renamed = make_settings(bridge="br-cache2")
+    found = domxml.find_cache_interface(added, renamed)
+    assert (found.mac, found.bridge) == ("fa:17:3e:00:00:07", "br-cache")
+    again = domxml.add_cache_interface(added, make_port(), renamed)
+    assert [i.find("source").get("bridge") for i in cache_interfaces(again)] == ["br-cache2"]
+    assert cache_interfaces(again)[0].find("address").get("slot") == "0x07"
 
 
 def test_remove_restores_the_original_document():
@@ -241,8 +252,9 @@ def domains(draw):
     parts = []
     for n, tag in enumerate(tags):
         if tag == "interface":
-            mac = draw(st.sampled_from(["fa:16:3e", "52:54:00", "fa:17:3e"])) + f":00:00:{n:02x}"
-            bridge = draw(st.sampled_from(["br-int", "virbr0", "br-cache2"]))
+            # Other NICs: MACs under other prefixes, on any bridge (the cache one too).
+            mac = draw(st.sampled_from(["fa:16:3e", "52:54:00"])) + f":00:00:{n:02x}"
+            bridge = draw(st.sampled_from(["br-int", "virbr0", "br-cache"]))
             parts.append(f"<interface type='bridge'><mac address='{mac}'/>"
                          f"<source bridge='{bridge}'/></interface>")  # fmt: skip
         else:

@@ -14,9 +14,7 @@ from cachenet.settings import make_settings
 from harness.cloudinit import consume_vendor_data2
 
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
-PORT = Port(
-    UUID, "fa:17:3e:00:00:07", ipaddress.IPv4Address("10.99.0.7"), "cache-2a9f4c4e5", "h1", "br"
-)
+PORT = Port(UUID, "fa:17:3e:00:00:07", ipaddress.IPv4Address("10.99.0.7"), "cache-2a9f4c4e5", "h1")
 PLAIN = make_settings()
 JUMBO = make_settings(subnet="10.99.0.0/20", mtu=9000)
 DUAL = make_settings(subnet="10.99.0.0/20, fd00:99::/64, 2001:db8:99::/64")

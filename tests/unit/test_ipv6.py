@@ -45,7 +45,7 @@ def test_distinct_macs_give_distinct_addresses():
 
 def test_port_addresses_one_per_prefix_in_order():
     settings = make_settings(subnet="10.99.0.0/16, fd00:99::/64, 2001:db8:1::/64")
-    port = Port("u", "fa:17:3e:00:00:01", ipaddress.IPv4Address("10.99.0.5"), "cache-u", "h", "b")
+    port = Port("u", "fa:17:3e:00:00:01", ipaddress.IPv4Address("10.99.0.5"), "cache-u", "h")
     assert port.ipv6_addresses(settings.ipv6_prefixes) == (
         ipaddress.IPv6Address("fd00:99::f817:3eff:fe00:1"),
         ipaddress.IPv6Address("2001:db8:1::f817:3eff:fe00:1"),

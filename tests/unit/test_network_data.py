@@ -39,7 +39,6 @@ PORT = Port(
     address=ipaddress.IPv4Address("10.20.0.17"),
     device="cnet0a05ff",
     host="compute-1",
-    bridge="br-cache",
 )
 
 

@@ -18,7 +18,7 @@ def port(n, device=None):
     address = ipaddress.IPv4Address(f"10.99.0.{n}")
     device = device or f"cache-{n:09x}"
     return Port(f"00000000-0000-0000-0000-{n:012x}", f"fa:17:3e:00:00:{n:02x}", address, device,
-                "h", "br")  # fmt: skip
+                "h")  # fmt: skip
 
 
 def test_every_script_names_only_cachenets_table_as_the_privileged_side_requires():

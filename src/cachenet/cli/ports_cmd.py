@@ -19,7 +19,7 @@ from cachenet.identity import canonical_uuid
 from cachenet.port import Port
 
 PORT_TITLE = "cache port"
-COLUMNS = ["instance_uuid", "mac", "address", "device", "host", "bridge", "created_at"]
+COLUMNS = ["instance_uuid", "mac", "address", "device", "host", "created_at"]
 GC_GUARD_PORTS = 10  # a gc releasing more than this many ports, and more than half, needs --yes
 GRACE_MAX = 10 * 365 * 24 * 3600.0  # seconds; also keeps now - grace a valid date
 UUID_LINE_MAX = 128  # bytes: a longer --live line is no UUID, and is not read whole
@@ -198,14 +198,43 @@ def db() -> None:
 
 
 @db.command(name="upgrade")
+@click.option(
+    "--upgraded-host",
+    "upgraded_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Count HOST as running this release (it is gone, or will never open the store "
+    "again) so that it does not hold the contract phase back. Repeatable.",
+)
 @pass_cli
-def db_upgrade(cli: CliContext) -> None:
-    """Create or migrate the schema to the newest version."""
-    from cachenet.store.engine import make_engine, upgrade
+def db_upgrade(cli: CliContext, upgraded_hosts: tuple[str, ...]) -> None:
+    """Apply the schema's next phase: expand, then (once every host runs this release) contract.
+
+    Opening the store applies the expand phase by itself; only this command
+    applies the contract phase, and refuses it while a host still running an
+    older release is seen.
+    """
+    from cachenet.identity import check_host
+    from cachenet.store import phases
+    from cachenet.store.engine import make_engine
     from cachenet.store.pooling import PoolOptions
 
-    upgrade(make_engine(cli.settings.database, pool=PoolOptions.of(cli.settings)))
-    click.echo("port store schema is up to date")
+    marked = [check_host(name) for name in upgraded_hosts]
+    engine = make_engine(cli.settings.database, pool=PoolOptions.of(cli.settings))
+    try:
+        applied = phases.upgrade(engine, marked)
+    finally:
+        engine.dispose()
+    click.echo(UPGRADE_MESSAGES[applied])
+
+
+UPGRADE_MESSAGES = {
+    "nothing to do": "nothing to do: the port store schema is up to date",
+    "expand": "applied the expand phase; run `cachenet db upgrade` again for the contract "
+    "phase once every host runs this release",
+    "contract": "applied the contract phase; the port store schema is up to date",
+    "expand and contract": "created the port store schema (expand and contract phases)",
+}
 
 
 def _emit(port: Port, as_json: bool) -> None:

@@ -102,7 +102,7 @@ def _port_from_options(
         instance_uuid=instance_uuid,
         mac=mac,
         address=ip,
+        # Without the store no name is allocated: the instance's first choice.
         device=device_name(settings.device_prefix, instance_uuid),
         host=settings.host,
-        bridge=settings.bridge,
     )

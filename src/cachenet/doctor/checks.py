@@ -135,14 +135,22 @@ def check_store(host: Host) -> Result:
 
 
 def check_schema(host: Host) -> Result:
-    from cachenet.store.engine import SCHEMA_REVISION, needs_upgrade
+    from cachenet.store.phases import SCHEMA_REVISION, schema_state
 
-    if needs_upgrade(host.engine):
+    state = schema_state(host.engine)
+    if not state.expanded:
         return Result(
             "schema",
             FAIL,
             f"the store's schema is missing or older than revision {SCHEMA_REVISION}",
             "cachenet db upgrade",
+        )
+    if not state.contracted:
+        return Result(
+            "schema",
+            OK,
+            f"expanded (revision {state.main} and {state.expand}); the contract phase is "
+            "pending: `cachenet db upgrade` once every host runs this release",
         )
     return Result("schema", OK, f"at revision {SCHEMA_REVISION}")
 

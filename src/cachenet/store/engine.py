@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -25,10 +25,6 @@ from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUna
 from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
 from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest migration under migrations/versions (a test checks they agree):
-# comparing against it needs no alembic import on every command.
-SCHEMA_REVISION = "0002"
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
 SCHEMA_LOCK_TIMEOUT = 60  # seconds a host waits for another's schema upgrade (as GET_LOCK)
@@ -123,29 +119,23 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (creates it in an empty database)."""
+def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
+    """``step`` (a schema change: cachenet.store.phases) in one transaction under the schema lock.
+
+    Every host may meet an empty or older database at once: one migrates, the
+    others wait for it and then find nothing left to do.
+    """
     # No chatter in a daemon's log, its import's ("setup plugin ...") included.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Imported here: alembic costs every command a fifth of a second to import.
-    from alembic import command
-    from alembic.config import Config
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-
-    def migrate(connection: Connection) -> None:
-        # Every host may meet an empty database at once: one migrates, the
-        # others wait for it and then find nothing left to do.
+    def locked(connection: Connection) -> T:
         with _schema_lock(connection):
-            if _schema_outdated(connection):
-                config.attributes["connection"] = connection
-                try:
-                    command.upgrade(config, "head")
-                except DBAPIError as exc:
-                    if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
-                        raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
-                    raise
+            try:
+                return step(connection)
+            except DBAPIError as exc:
+                if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
+                    raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
+                raise
 
     # On Galera, GET_LOCK locks one node only: a host on another node may be
     # creating the same tables. Its DDL replicates at once; ours then finds them
@@ -155,8 +145,7 @@ def upgrade(engine: Engine) -> None:
     deadline = time.monotonic() + SCHEMA_LOCK_TIMEOUT
     while True:
         try:
-            run_transaction(engine, migrate)
-            return
+            return run_transaction(engine, locked)
         except _ConcurrentUpgrade as race:
             if time.monotonic() > deadline:
                 raise StoreError(
@@ -170,8 +159,8 @@ class _ConcurrentUpgrade(Exception):
     """A migration met a table or index another host created meanwhile."""
 
 
-# MariaDB: table exists, duplicate index name.
-_CREATED_BY_ANOTHER_HOST = {1050, 1061}
+# MariaDB: table exists, duplicate column name, duplicate index name, nothing to drop.
+_CREATED_BY_ANOTHER_HOST = {1050, 1060, 1061, 1091}
 
 
 def _orig_code(exc: DBAPIError) -> object:
@@ -193,18 +182,6 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
     finally:
         if backend in ("mysql", "mariadb"):
             connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": SCHEMA_LOCK_NAME})
-
-
-def needs_upgrade(engine: Engine) -> bool:
-    """Whether the schema is missing or older than this cachenet's."""
-    return run_transaction(engine, _schema_outdated)
-
-
-def _schema_outdated(connection: Connection) -> bool:
-    if not inspect(connection).has_table("alembic_version"):
-        return True
-    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    return current != SCHEMA_REVISION
 
 
 def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -15,14 +15,29 @@ import builtins
 import ipaddress
 import itertools
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
-from cachenet import metrics
+from cachenet import ipv6, metrics
 from cachenet.errors import IdentityError, StoreError, SubnetExhausted
 from cachenet.identity import (
     canonical_uuid,
@@ -36,12 +51,21 @@ from cachenet.identity import (
     suffix_bits,
 )
 from cachenet.port import Port
-from cachenet.settings import Settings, linux_ifname_problem
+from cachenet.settings import Settings
+from cachenet.store import phases
 from cachenet.store.addresses import AddressPool, SubnetSpace
-from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
+from cachenet.store.engine import make_engine, run_transaction
 from cachenet.store.notify import announce_change
 from cachenet.store.pooling import PoolOptions
-from cachenet.store.schema import allocators, free_addresses, free_macs, port_events, ports
+from cachenet.store.schema import (
+    allocators,
+    expanded_port_events,
+    expanded_ports,
+    free_addresses,
+    free_macs,
+    port_events,
+    ports,
+)
 from cachenet.store.usage import refuse_removed_subnets
 
 T = TypeVar("T")
@@ -58,7 +82,6 @@ DEVICE_NAME_TRIES = 16
 
 # Statements of the allocation path, built once: building them per call cost
 # more than running them.
-_SELECT_PORT = select(ports).where(ports.c.instance_uuid == bindparam("uuid"))
 # Every allocator row, always in the same order: concurrent allocators queue on
 # the first and never deadlock. A host still configured with fewer subnets
 # (during a rolling restart) locks the rows it knows of, the first among them.
@@ -68,14 +91,43 @@ _UPDATE_ALLOCATOR = (
     .where(allocators.c.subnet == bindparam("which_subnet"))
     .values(next_address_index=bindparam("next_address"), next_mac_suffix=bindparam("next_mac"))
 )
-_ADDRESS_IN_USE = select(ports.c.id).where(ports.c.address == bindparam("address")).limit(1)
 _MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
 _DEVICE_IN_USE = select(ports.c.id).where(ports.c.device == bindparam("device")).limit(1)
 _UNFREE_ADDRESS = delete(free_addresses).where(free_addresses.c.address == bindparam("address"))
 _UNFREE_MAC = delete(free_macs).where(free_macs.c.mac == bindparam("mac"))
-_INSERT_PORT = insert(ports)
-_INSERT_EVENT = insert(port_events)
 _NEWEST_EVENT = select(func.max(port_events.c.id))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The port tables of one schema phase (see store/phases.py), and statements over them."""
+
+    contracted: bool
+    ports: Table
+    events: Table
+    select_port: Select[Any]
+    address_in_use: Select[Any]
+    insert_port: Insert
+    insert_event: Insert
+
+
+def _layout_of(contracted: bool) -> _Layout:
+    table, events = (ports, port_events) if contracted else (expanded_ports, expanded_port_events)
+    # While expanded, every writer fills the integer column (the previous release
+    # only that one): it alone tells whether an address is taken.
+    taken = table.c.ip_address if contracted else table.c.address
+    return _Layout(
+        contracted=contracted,
+        ports=table,
+        events=events,
+        select_port=select(table).where(table.c.instance_uuid == bindparam("uuid")),
+        address_in_use=select(table.c.id).where(taken == bindparam("address")).limit(1),
+        insert_port=insert(table),
+        insert_event=insert(events),
+    )
+
+
+_LAYOUTS = {contracted: _layout_of(contracted) for contracted in (False, True)}
 
 
 @dataclass
@@ -100,9 +152,12 @@ class Changes:
 class PortStore:
     """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, contracted: bool | None = None) -> None:
+        """``contracted``: whether the schema's contract phase is done (read on first use
+        when not given: making a store touches no database)."""
         self.engine = engine
         self.settings = settings
+        self._phase = None if contracted is None else _LAYOUTS[contracted]
         self.pool = AddressPool.from_settings(settings)
         self._mac_space = 1 << suffix_bits(settings.mac_prefix)
         self._warned: set[str] = set()  # invalid rows already logged
@@ -116,16 +171,26 @@ class PortStore:
         check_host(host)
         return self._transaction(lambda conn: self._allocate(conn, uuid, host))
 
+    def address_numbers(self) -> builtins.list[int]:
+        """Every port's IPv4 address as a number, sorted: what counting by range needs
+        (``store.usage``). The one column read; a row whose text is no address is left out."""
+        return sorted(self._transaction(self._address_numbers))
+
     def get(self, instance_uuid: str) -> Port | None:
         uuid = canonical_uuid(instance_uuid)
         return self._transaction(lambda conn: self._get(conn, uuid))
 
     # Below this method, annotations in the class say builtins.list: `list` names it.
     def list(self, host: str | None = None) -> list[Port]:
-        query = select(ports).order_by(ports.c.address)
-        if host is not None:
-            query = query.where(ports.c.host == host)
-        return self._transaction(lambda conn: self._valid_ports(conn.execute(query)))
+        """Ports (of ``host``), by address."""
+
+        def work(conn: Connection) -> builtins.list[Port]:
+            table = self._layout.ports
+            query = select(table) if host is None else select(table).where(table.c.host == host)
+            return self._valid_ports(conn.execute(query))
+
+        # Sorted here: text addresses do not sort as numbers do.
+        return sorted(self._transaction(work), key=lambda p: (p.address.version, p.address))
 
     @metrics.port_operation("release")
     def release(self, instance_uuid: str) -> Port | None:
@@ -173,11 +238,32 @@ class PortStore:
 
     # --- transactions ------------------------------------------------------
 
+    @property
+    def _layout(self) -> _Layout:
+        assert self._phase is not None, "read in _transaction, before any statement"
+        return self._phase
+
     def _transaction(self, work: Callable[[Connection], T]) -> T:
-        return run_transaction(self.engine, work)
+        if self._phase is None:
+            self._phase = _LAYOUTS[phases.schema_state(self.engine).contracted]
+        try:
+            return run_transaction(self.engine, work)
+        except (StoreError, DBAPIError):
+            # Contracted since this store was opened (a long-running process):
+            # the old columns are gone. Once more with the new columns only.
+            if self._layout.contracted or not self._contracted_meanwhile():
+                raise
+            self._phase = _LAYOUTS[True]
+            return run_transaction(self.engine, work)
+
+    def _contracted_meanwhile(self) -> bool:
+        try:
+            return phases.schema_state(self.engine).contracted
+        except (StoreError, DBAPIError):
+            return False  # the store's own failure is the one to report
 
     def _get(self, conn: Connection, uuid: str, anywhere: bool = False) -> Port | None:
-        row = conn.execute(_SELECT_PORT, {"uuid": uuid}).first()
+        row = conn.execute(self._layout.select_port, {"uuid": uuid}).first()
         if row is None:
             return None
         try:
@@ -194,22 +280,15 @@ class PortStore:
         ``anywhere``: the address may lie outside the pool (a port to release
         after its subnet left the pool).
         """
-        try:
-            address = ipaddress.IPv4Address(row.address)
-        except ValueError:
-            raise IdentityError(f"address {shown(row.address)} is not an IPv4 address") from None
+        address = _stored_address(row)
         if not anywhere and not self.pool.is_host(address):
             raise IdentityError(f"address {address} is not a host address of the {self.pool}")
-        bridge_problem = linux_ifname_problem(row.bridge)
-        if bridge_problem:
-            raise IdentityError(f"bridge {shown(row.bridge)}: {bridge_problem}")
         return Port(
             instance_uuid=check_stored_uuid(row.instance_uuid),
             mac=check_stored_mac(row.mac),
             address=address,
             device=check_device(row.device),
             host=check_host(row.host),
-            bridge=row.bridge,
             created_at=getattr(row, "created_at", None),
         )
 
@@ -241,11 +320,12 @@ class PortStore:
             address=address,
             device=self._free_device(conn, uuid),
             host=host,
-            bridge=self.settings.bridge,
             created_at=now,
         )
-        conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
-        _log(conn, "upsert", port)
+        conn.execute(
+            self._layout.insert_port, {**self._row(port), "created_at": now, "updated_at": now}
+        )
+        self._log(conn, "upsert", port)
         metrics.port_allocated()  # after the last statement: a retry comes before it
         return port
 
@@ -297,9 +377,7 @@ class PortStore:
                 )
             conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
             address = ipaddress.IPv4Address(row.address)
-            if self.pool.is_allocatable(address) and not _in_use(
-                conn, _ADDRESS_IN_USE, address=row.address
-            ):
+            if self.pool.is_allocatable(address) and not self._address_in_use(conn, address):
                 return address
 
     def _take_fresh(
@@ -312,7 +390,7 @@ class PortStore:
             counters.address[key] += 1
             counters.changed.add(key)
             # In use only if the reserved ranges changed since it was handed out.
-            if not _in_use(conn, _ADDRESS_IN_USE, address=int(address)):
+            if not self._address_in_use(conn, address):
                 # Released before under other reserved ranges: not free any more.
                 conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
                 return address
@@ -368,7 +446,7 @@ class PortStore:
         conn.execute(insert(free_addresses).values(address=int(port.address), released_at=now))
         conn.execute(_UNFREE_MAC, {"mac": port.mac})
         conn.execute(insert(free_macs).values(mac=port.mac, released_at=now))
-        _log(conn, "release", port)
+        self._log(conn, "release", port)
         return port
 
     def _move(self, conn: Connection, uuid: str, new_host: str) -> Port:
@@ -383,20 +461,21 @@ class PortStore:
             )
             port = self._get(conn, uuid)
             assert port is not None
-            _log(conn, "upsert", port)
+            self._log(conn, "upsert", port)
         return port
 
     def _snapshot(self, conn: Connection) -> Changes:
         newest = conn.execute(_NEWEST_EVENT).scalar() or 0
-        live = self._valid_ports(conn.execute(select(ports)))
+        live = self._valid_ports(conn.execute(select(self._layout.ports)))
         return Changes(cursor=newest, upserted=live, released=[])
 
     def _changes_since(self, conn: Connection, cursor: int) -> Changes:
         newest = max(cursor, conn.execute(_NEWEST_EVENT).scalar() or 0)
+        events = self._layout.events
         rows = conn.execute(
-            select(port_events)
-            .where(port_events.c.id > max(cursor - EVENT_LOOKBACK, 0))
-            .order_by(port_events.c.id)
+            select(events)
+            .where(events.c.id > max(cursor - EVENT_LOOKBACK, 0))
+            .order_by(events.c.id)
         )
         last: dict[str, Row[Any]] = {}
         for row in rows:
@@ -412,6 +491,50 @@ class PortStore:
         )
         return int(conn.execute(old).rowcount)
 
+    # --- columns -----------------------------------------------------------
+
+    def _address_numbers(self, conn: Connection) -> builtins.list[int]:
+        table = self._layout.ports
+        columns = [table.c.ip_address] + ([] if self._layout.contracted else [table.c.address])
+        found = []
+        for row in conn.execute(select(*columns)):
+            if row[0] is None:  # the previous release's row, while expanded
+                found.append(int(row[1]))
+                continue
+            try:  # inet_pton: a tenth of IPv4Address's cost, for a scrape of every port
+                found.append(int.from_bytes(socket.inet_pton(socket.AF_INET, row[0]), "big"))
+            except OSError:
+                continue  # not IPv4: list() logs it
+        return found
+
+    def _address_in_use(self, conn: Connection, address: ipaddress.IPv4Address) -> bool:
+        value = str(address) if self._layout.contracted else int(address)
+        return _in_use(conn, self._layout.address_in_use, address=value)
+
+    def _row(self, port: Port) -> dict[str, object]:
+        """The columns a port is written to (ports and port_events alike)."""
+        slaac = ipv6.stored_address(port.mac, self.settings.ipv6_prefixes)
+        row: dict[str, object] = {
+            "instance_uuid": port.instance_uuid,
+            "mac": port.mac,
+            "ip_address": str(port.address),
+            "ipv6_address": None if slaac is None else str(slaac),
+            "device": port.device,
+            "host": port.host,
+        }
+        if not self._layout.contracted:
+            # The previous release's columns, for hosts still running it (it
+            # reads only these, and checks the bridge is an interface name).
+            row.update(address=int(port.address), bridge=self.settings.bridge)
+        return row
+
+    def _log(self, conn: Connection, kind: str, port: Port) -> None:
+        """Record the change for the DHCP side, which hears of it at commit (PostgreSQL)."""
+        conn.execute(
+            self._layout.insert_event, {"kind": kind, "created_at": _utcnow(), **self._row(port)}
+        )
+        announce_change(conn)
+
 
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     """The store of ``settings.database``, its schema created or upgraded if needed.
@@ -420,13 +543,18 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
 
     ``hold_connection``: keep a connection to a database server between
     operations, for a process that polls the store (see ``make_engine``).
+
+    Applies the schema's expand phase when missing, never its contract
+    (store/phases.py), and records that this host runs this release.
     """
     engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
-    if needs_upgrade(engine):
-        upgrade(engine)
-    store = PortStore(engine, settings)
+    state = phases.schema_state(engine)
+    if not state.expanded:
+        state = phases.expand(engine)
+    phases.record_host(engine, settings.host)
+    store = PortStore(engine, settings, contracted=state.contracted)
     try:
-        refuse_removed_subnets(engine, store.pool)
+        refuse_removed_subnets(store)
     except Exception:
         engine.dispose()
         raise
@@ -437,21 +565,17 @@ def _in_use(conn: Connection, query: object, **params: object) -> bool:
     return conn.execute(query, params).first() is not None  # type: ignore[call-overload]
 
 
-def _log(conn: Connection, kind: str, port: Port) -> None:
-    """Record the change for the DHCP side, which hears of it at commit (PostgreSQL)."""
-    conn.execute(_INSERT_EVENT, {"kind": kind, "created_at": _utcnow(), **_row(port)})
-    announce_change(conn)
-
-
-def _row(port: Port) -> dict[str, object]:
-    return {
-        "instance_uuid": port.instance_uuid,
-        "mac": port.mac,
-        "address": int(port.address),
-        "device": port.device,
-        "host": port.host,
-        "bridge": port.bridge,
-    }
+def _stored_address(row: Row[Any]) -> ipaddress.IPv4Address:
+    """The row's address: its canonical text, or the integer the previous release
+    alone writes (NULL text) while the schema is expanded. Raises IdentityError."""
+    stored = row.ip_address if row.ip_address is not None else getattr(row, "address", None)
+    try:
+        address = ipaddress.IPv4Address(stored)
+    except ValueError:
+        raise IdentityError(f"address {shown(stored)} is not an IPv4 address") from None
+    if isinstance(stored, str) and str(address) != stored:  # the unique index needs one spelling
+        raise IdentityError(f"address {shown(stored)} is not written canonically")
+    return address
 
 
 def _row_label(row: Row[Any]) -> str:

@@ -9,6 +9,19 @@
   only once the high-water marks reach the end (a released address is reused
   as late as possible, when stale ARP and DHCP state is long gone).
 - ``port_events``: the change log the DHCP sync follows (upsert / release).
+- ``hosts``: the schema generation each host's cachenet runs, recorded when it
+  opens the store: the contract phase waits until no older host is seen.
+
+Addresses are canonical text (``ip_address``, either family; ``ipv6_address``
+for the SLAAC address derived from the MAC). The bridge is not stored: it is
+the configured bridge of the host that renders the port. The device name is
+stored: it is allocated, not derived (an instance whose UUID's leading digits
+another port's device already uses gets a hash-derived alternative; the unique
+index on ``device`` decides), so it is an identity like the MAC.
+
+While the schema is *expanded* (see ``store/phases.py``) the previous release's
+columns (``address`` as an integer, ``bridge``) are still there and written
+too: ``expanded_ports`` / ``expanded_port_events`` describe those tables.
 """
 
 from __future__ import annotations
@@ -48,31 +61,80 @@ class Timestamp(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime())
 
 
-metadata = MetaData()
+ADDRESS_TEXT_MAX = 45  # the longest IPv6 address text (IPv4-mapped, RFC 4291 2.2)
+SUBNET_TEXT_MAX = ADDRESS_TEXT_MAX + 4  # and "/128"
 
-ports = Table(
-    "ports",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("instance_uuid", String(36), nullable=False, unique=True),
-    Column("mac", String(17), nullable=False, unique=True),
-    Column("address", BigInteger, nullable=False, unique=True),
-    Column("device", String(15), nullable=False),
-    Column("host", String(255), nullable=False, index=True),
-    Column("bridge", String(15), nullable=False),
-    Column("created_at", Timestamp(), nullable=False),
-    Column("updated_at", Timestamp(), nullable=False),
-    Index("uq_ports_device", "device", unique=True),  # migration 0002
-)
+
+def _ports(on: MetaData, expanded: bool) -> Table:
+    return Table(
+        "ports",
+        on,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("instance_uuid", String(36), nullable=False, unique=True),
+        Column("mac", String(17), nullable=False, unique=True),
+        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=expanded),
+        Column("ipv6_address", String(ADDRESS_TEXT_MAX), nullable=True),
+        # Allocated, like the MAC (not derivable from the UUID alone): stored, unique.
+        Column("device", String(15), nullable=False),
+        Column("host", String(255), nullable=False, index=True),
+        Column("created_at", Timestamp(), nullable=False),
+        Column("updated_at", Timestamp(), nullable=False),
+        Index("uq_ports_device", "device", unique=True),  # migration 0002
+        Index("uq_ports_ip_address", "ip_address", unique=True),
+        Index("uq_ports_ipv6_address", "ipv6_address", unique=True),
+        *_legacy_columns(expanded, unique_address=True),
+    )
+
+
+def _port_events(on: MetaData, expanded: bool) -> Table:
+    return Table(
+        "port_events",
+        on,
+        Column(
+            "id",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("kind", String(8), nullable=False),  # "upsert" | "release"
+        Column("instance_uuid", String(36), nullable=False),
+        Column("mac", String(17), nullable=False),
+        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=expanded),
+        Column("ipv6_address", String(ADDRESS_TEXT_MAX), nullable=True),
+        Column("device", String(15), nullable=False),
+        Column("host", String(255), nullable=False),
+        Column("created_at", Timestamp(), nullable=False, index=True),
+        *_legacy_columns(expanded, unique_address=False),
+    )
+
+
+def _legacy_columns(expanded: bool, unique_address: bool) -> list[Column[Any]]:
+    """The previous release's columns, present until the contract phase drops them."""
+    if not expanded:
+        return []
+    return [
+        Column("address", BigInteger, nullable=False, unique=unique_address),
+        Column("bridge", String(15), nullable=False),
+    ]
+
+
+metadata = MetaData()
+ports = _ports(metadata, expanded=False)
+port_events = _port_events(metadata, expanded=False)
+# The same tables while expanded: what this release reads and writes until the contract.
+expanded_ports = _ports(MetaData(), expanded=True)
+expanded_port_events = _port_events(MetaData(), expanded=True)
 
 allocators = Table(
     "allocators",
     metadata,
-    Column("subnet", String(18), primary_key=True),
+    Column("subnet", String(SUBNET_TEXT_MAX), primary_key=True),
     Column("next_address_index", BigInteger, nullable=False),
     Column("next_mac_suffix", BigInteger, nullable=False),
 )
 
+# IPv4 addresses by number: an IPv6 address is derived from the port's MAC, never
+# handed out from a list.
 free_addresses = Table(
     "free_addresses",
     metadata,
@@ -87,18 +149,10 @@ free_macs = Table(
     Column("released_at", Timestamp(), nullable=False, index=True),
 )
 
-port_events = Table(
-    "port_events",
+hosts = Table(
+    "hosts",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("kind", String(8), nullable=False),  # "upsert" | "release"
-    Column("instance_uuid", String(36), nullable=False),
-    Column("mac", String(17), nullable=False),
-    Column("address", BigInteger, nullable=False),
-    Column("device", String(15), nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("bridge", String(15), nullable=False),
-    Column("created_at", Timestamp(), nullable=False, index=True),
+    Column("name", String(255), primary_key=True),
+    Column("generation", Integer, nullable=False),  # phases.GENERATION of its release
+    Column("seen_at", Timestamp(), nullable=False),
 )

@@ -1,22 +1,23 @@
 """How full each subnet of the pool is (``cachenet pool show``, metrics, doctor), and
 which subnets left the pool still holding ports.
 
-Ports are counted by address range (``ports.address`` is unique, hence
-indexed), so a count reads the index entries of one subnet, never the table.
+Addresses are text in the store (either family), which does not sort as
+numbers do: the ports' addresses are read (one column) and counted here.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select
+from sqlalchemy import Connection, select
 
 from cachenet.errors import ConfigError
-from cachenet.store.addresses import AddressPool, SubnetSpace
+from cachenet.store.addresses import SubnetSpace
 from cachenet.store.engine import run_transaction
-from cachenet.store.schema import allocators, ports
+from cachenet.store.schema import allocators
 
 if TYPE_CHECKING:
     from cachenet.store.ports import PortStore
@@ -36,66 +37,60 @@ class SubnetUsage:
 
 
 def pool_usage(store: PortStore) -> list[SubnetUsage]:
-    """Per subnet of the pool, in filling order: size, used and free addresses.
-
-    One indexed range count per subnet, so a scrape every few seconds costs the
-    database little.
-    """
-    return run_transaction(
-        store.engine, lambda conn: [_usage(conn, space) for space in store.pool.spaces]
-    )
+    """Per subnet of the pool, in filling order: size, used and free addresses."""
+    held = store.address_numbers()
+    return [_usage(space, held) for space in store.pool.spaces]
 
 
-def _usage(conn: Connection, space: SubnetSpace) -> SubnetUsage:
+def _usage(space: SubnetSpace, held: list[int]) -> SubnetUsage:
+    """``held``: every port's address as a number, sorted (each range count is two bisections)."""
+    subnet = space.subnet
+    used = _count(held, int(subnet.network_address), int(subnet.broadcast_address))
     # A port may sit on an address reserved after it was handed out: it is
     # used, but takes nothing from the allocatable addresses.
-    excluded = or_(*(ports.c.address.between(int(r.first), int(r.last)) for r in space.exclusions))
-    row = conn.execute(
-        select(func.count(), func.coalesce(func.sum(case((excluded, 1), else_=0)), 0)).where(
-            _in_range(space.subnet)
-        )
-    ).one()
-    used, on_excluded = int(row[0]), int(row[1])
-    return SubnetUsage(space.subnet, space.size, used, space.size - (used - on_excluded))
+    on_excluded = sum(_count(held, int(r.first), int(r.last)) for r in space.exclusions)
+    return SubnetUsage(subnet, space.size, used, space.size - (used - on_excluded))
 
 
-def refuse_removed_subnets(engine: Engine, pool: AddressPool) -> None:
+def _count(held: list[int], first: int, last: int) -> int:
+    return bisect.bisect_right(held, last) - bisect.bisect_left(held, first)
+
+
+def refuse_removed_subnets(store: PortStore) -> None:
     """ConfigError when a subnet that left the pool still holds ports.
 
     Every subnet ever allocated from has an allocator row; one no longer in the
     pool must hold no port outside the pool (a port there would be neither
     served nor listed, and its address could not be told apart from a typo).
+    The ports are read only when such a subnet exists.
     """
-    problems = run_transaction(engine, lambda conn: _removed_subnet_problems(conn, pool))
+    removed = [s for s in run_transaction(store.engine, _allocator_subnets)
+               if not any(s.subnet_of(space.subnet) for space in store.pool.spaces)]  # fmt: skip
+    if not removed:
+        return
+    outside = [
+        address
+        for address in map(ipaddress.IPv4Address, store.address_numbers())
+        if store.pool.space_of(address) is None
+    ]
+    problems = []
+    for subnet in removed:
+        held = sum(1 for a in outside if a in subnet)
+        if held:
+            problems.append(
+                f"subnet {subnet} still holds {held} port{'s' if held > 1 else ''} but is no "
+                f"longer in the pool ({', '.join(str(s.subnet) for s in store.pool.spaces)}): "
+                "keep it in subnet until its ports are released"
+            )
     if problems:
         raise ConfigError(problems)
 
 
-def _removed_subnet_problems(conn: Connection, pool: AddressPool) -> list[str]:
-    problems = []
+def _allocator_subnets(conn: Connection) -> list[ipaddress.IPv4Network]:
+    subnets = []
     for text in conn.execute(select(allocators.c.subnet)).scalars():
         try:
-            removed = ipaddress.IPv4Network(text)
+            subnets.append(ipaddress.IPv4Network(text))
         except ValueError:
             continue  # not a row this code wrote; nothing to count
-        held = _ports_outside_pool(conn, removed, pool)
-        if held:
-            problems.append(
-                f"subnet {removed} still holds {held} port{'s' if held > 1 else ''} but is no "
-                f"longer in the pool ({', '.join(str(s.subnet) for s in pool.spaces)}): "
-                "keep it in subnet until its ports are released"
-            )
-    return problems
-
-
-def _ports_outside_pool(conn: Connection, subnet: ipaddress.IPv4Network, pool: AddressPool) -> int:
-    """Ports in ``subnet`` that no subnet of the pool holds (CIDRs nest or are disjoint)."""
-    inside = [s.subnet for s in pool.spaces if s.subnet.overlaps(subnet)]
-    if any(subnet.subnet_of(s) for s in inside):
-        return 0
-    outside = and_(_in_range(subnet), *(~_in_range(s) for s in inside))
-    return int(conn.execute(select(func.count()).where(outside)).scalar_one())
-
-
-def _in_range(subnet: ipaddress.IPv4Network) -> ColumnElement[bool]:
-    return ports.c.address.between(int(subnet.network_address), int(subnet.broadcast_address))
+    return subnets
