@@ -34,7 +34,7 @@ from __future__ import annotations
 import textwrap
 
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import NetworkSettings
 from cachenet.store.addresses import subnet_of
 
 NETPLAN_FILE = "/etc/netplan/90-cachenet.yaml"
@@ -88,7 +88,7 @@ ip addr replace "$interface" dev "$dev"
 """
 
 
-def cloud_config(port: Port, settings: Settings) -> str:
+def cloud_config(port: Port, settings: NetworkSettings) -> str:
     """The ``#cloud-config`` vendor data that gives ``port``'s NIC its address."""
     script = _SCRIPT.format(
         mac=port.mac,
@@ -106,7 +106,7 @@ def cloud_config(port: Port, settings: Settings) -> str:
     return "#cloud-config\nbootcmd:\n  - |\n" + textwrap.indent(script, "    ")
 
 
-def netplan_config(port: Port, settings: Settings) -> str:
+def netplan_config(port: Port, settings: NetworkSettings) -> str:
     """A netplan document for the NIC matched by MAC (no rename, no route, no DHCP)."""
     mtu = f"      mtu: {settings.mtu}\n" if settings.mtu else ""
     return (
@@ -125,7 +125,7 @@ def netplan_config(port: Port, settings: Settings) -> str:
     )
 
 
-def networkd_network(port: Port, settings: Settings) -> str:
+def networkd_network(port: Port, settings: NetworkSettings) -> str:
     """A systemd-networkd .network file for the NIC matched by MAC."""
     link = f"[Link]\nMTUBytes={settings.mtu}\n\n" if settings.mtu else ""
     return (
@@ -135,7 +135,7 @@ def networkd_network(port: Port, settings: Settings) -> str:
     )
 
 
-def nm_keyfile(port: Port, settings: Settings) -> str:
+def nm_keyfile(port: Port, settings: NetworkSettings) -> str:
     """A NetworkManager keyfile profile bound to the NIC's MAC (NM matches exact MACs)."""
     mtu = f"mtu={settings.mtu}\n" if settings.mtu else ""
     return (
@@ -147,7 +147,7 @@ def nm_keyfile(port: Port, settings: Settings) -> str:
     )
 
 
-def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
+def ifupdown_stanza(device: str, port: Port, settings: NetworkSettings) -> str:
     """An ifupdown stanza for ``device`` (ifupdown names NICs, it cannot match a MAC)."""
     mtu = f"    mtu {settings.mtu}\n" if settings.mtu else ""
     return (
@@ -159,5 +159,5 @@ def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
     )
 
 
-def _interface(port: Port, settings: Settings) -> str:
+def _interface(port: Port, settings: NetworkSettings) -> str:
     return f"{port.address}/{subnet_of(settings, port.address).prefixlen}"

@@ -31,12 +31,13 @@ from cachenet.identity import (
     check_stored_mac,
     check_stored_uuid,
     device_names,
+    linux_ifname_problem,
     mac_from_suffix,
     shown,
     suffix_bits,
 )
 from cachenet.port import Port
-from cachenet.settings import Settings, linux_ifname_problem
+from cachenet.settings import BridgeSettings, NetworkSettings, Settings
 from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, needs_upgrade, run_transaction, upgrade
 from cachenet.store.notify import announce_change
@@ -100,11 +101,12 @@ class Changes:
 class PortStore:
     """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, pool: NetworkSettings, bridge: BridgeSettings) -> None:
         self.engine = engine
-        self.settings = settings
-        self.pool = AddressPool.from_settings(settings)
-        self._mac_space = 1 << suffix_bits(settings.mac_prefix)
+        self.pool = AddressPool.from_settings(pool)
+        self.mac_prefix = pool.mac_prefix
+        self.bridge = bridge  # its name and device prefix, for the ports' rows
+        self._mac_space = 1 << suffix_bits(pool.mac_prefix)
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -241,7 +243,7 @@ class PortStore:
             address=address,
             device=self._free_device(conn, uuid),
             host=host,
-            bridge=self.settings.bridge,
+            bridge=self.bridge.name,
             created_at=now,
         )
         conn.execute(_INSERT_PORT, {**_row(port), "created_at": now, "updated_at": now})
@@ -255,7 +257,7 @@ class PortStore:
         Two UUIDs may share their leading digits (UUIDv7s made seconds apart
         do); the unique index on ports.device refuses what this misses.
         """
-        names = device_names(self.settings.device_prefix, uuid)
+        names = device_names(self.bridge.device_prefix, uuid)
         for name in itertools.islice(names, DEVICE_NAME_TRIES):
             if not _in_use(conn, _DEVICE_IN_USE, device=name):
                 return name
@@ -338,7 +340,7 @@ class PortStore:
 
     def _take_mac(self, conn: Connection, counters: _Counters) -> str:
         """The next fresh MAC under the prefix, else the oldest released one."""
-        prefix = self.settings.mac_prefix
+        prefix = self.mac_prefix
         while counters.mac < self._mac_space:
             mac = mac_from_suffix(prefix, counters.mac)
             counters.mac += 1
@@ -414,17 +416,18 @@ class PortStore:
 
 
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
-    """The store of ``settings.database``, its schema created or upgraded if needed.
+    """The store of ``settings.store.database`` for the network's pool, its schema created or
+    upgraded if needed.
 
     Refused (ConfigError) while a subnet that left the pool still holds ports.
 
     ``hold_connection``: keep a connection to a database server between
     operations, for a process that polls the store (see ``make_engine``).
     """
-    engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
+    engine = make_engine(settings.store.database, hold_connection, PoolOptions.of(settings.store))
     if needs_upgrade(engine):
         upgrade(engine)
-    store = PortStore(engine, settings)
+    store = PortStore(engine, settings.network, settings.bridge)
     try:
         refuse_removed_subnets(engine, store.pool)
     except Exception:
