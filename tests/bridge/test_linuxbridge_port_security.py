@@ -79,7 +79,7 @@ class Lab:
         netns.add_address("eth0", NODE, 24, ns=self.node)
         self.settings = make_settings(bridge=f"{prefix}br", uplink=f"{prefix}up",
                                       subnet="10.77.0.0/24", **settings)  # fmt: skip
-        self.bridge = LinuxBridge(self.settings, netns=self.host)
+        self.bridge = LinuxBridge(self.settings.bridge, self.settings.network, netns=self.host)
         self.bridge.ensure()
         self.count = 0
 
@@ -89,13 +89,13 @@ class Lab:
         n = self.count
         port = Port(str(uuid.uuid4()), f"fa:17:3e:00:00:{n:02x}",
                     ipaddress.IPv4Address(f"10.77.0.{10 + n}"), f"cache-{self.prefix}{n:03x}",
-                    "host", self.settings.bridge)  # fmt: skip
+                    "host", self.settings.bridge.name)  # fmt: skip
         ns = self.stack.enter_context(netns.namespace(f"{self.prefix}-vm{n}"))
         add_veth_to_eth0(port.device, self.host, ns)
         set_mac(ns, "eth0", port.mac)
         netns.add_address("eth0", str(port.address), 24, ns=ns)
         with NetNS(self.host) as ipr:
-            bridge = ipr.link_lookup(ifname=self.settings.bridge)[0]
+            bridge = ipr.link_lookup(ifname=self.settings.bridge.name)[0]
             ipr.link("set", index=ipr.link_lookup(ifname=port.device)[0], master=bridge)
         return ns, port
 
@@ -222,14 +222,14 @@ def test_a_device_plugged_before_its_rules_forwards_nothing_until_secured(lab):
 
 def test_rules_of_a_port_exist_before_its_device(lab):
     port = Port(str(uuid.uuid4()), "fa:17:3e:00:00:42", ipaddress.IPv4Address("10.77.0.42"),
-                f"cache-{lab.prefix}fff", "host", lab.settings.bridge)  # fmt: skip
+                f"cache-{lab.prefix}fff", "host", lab.settings.bridge.name)  # fmt: skip
     assert lab.bridge.secure_ports([port]) == [f"secured {port.device}"]
     ns = lab.stack.enter_context(netns.namespace(f"{lab.prefix}-late"))
     add_veth_to_eth0(port.device, lab.host, ns)
     set_mac(ns, "eth0", port.mac)
     netns.add_address("eth0", str(port.address), 24, ns=ns)
     with NetNS(lab.host) as ipr:
-        bridge = ipr.link_lookup(ifname=lab.settings.bridge)[0]
+        bridge = ipr.link_lookup(ifname=lab.settings.bridge.name)[0]
         ipr.link("set", index=ipr.link_lookup(ifname=port.device)[0], master=bridge)
     assert reaches(ns, NODE)
 
@@ -279,8 +279,8 @@ def test_with_both_protections_off_the_table_goes(prefix):
         vm, port = lab.instance()
         lab.bridge.secure_ports([port])
         lab.bridge.settings = make_settings(
-            bridge=lab.settings.bridge, isolate_ports=False, anti_spoofing=False
-        )
+            bridge=lab.settings.bridge.name, isolate_ports=False, anti_spoofing=False
+        ).bridge
         assert lab.bridge.secure_ports([port]) == [
             "removed nftables table bridge cachenet: isolate_ports and anti_spoofing are off"
         ]

@@ -45,7 +45,7 @@ def test_an_allocated_instance_gets_its_cloud_config_and_no_other(db_url, tmp_pa
         status, answer = service.post(nova_body(INSTANCE.upper()))  # any UUID spelling
 
     assert status == 200
-    assert answer == cloud_config(port, settings)
+    assert answer == cloud_config(port, settings.network)
     assert f"interface={port.address}/16" in answer and port.mac in answer
     assert str(other.address) not in answer and other.mac not in answer
 
@@ -162,6 +162,6 @@ def test_show_prints_what_an_instance_gets(tmp_path):
     unknown = subprocess.run([*command, OTHER], capture_output=True, text=True, timeout=30)
     bad = subprocess.run([*command, "nope"], capture_output=True, text=True, timeout=30)
 
-    assert (known.returncode, known.stdout) == (0, cloud_config(port, settings))
+    assert (known.returncode, known.stdout) == (0, cloud_config(port, settings.network))
     assert (unknown.returncode, unknown.stdout) == (0, "\n")
     assert bad.returncode == 2 and bad.stderr == "cachenet: error: 'nope' is not a UUID\n"
