@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cachenet.settings import make_settings
-from cachenet.store.addresses import AddressPool, SubnetSpace, subnet_of
+from cachenet.store.addresses import AddressPool, SubnetSpace, parse_address_range, subnet_of
 
 
 def only_space(**overrides):
@@ -76,7 +76,7 @@ def test_a_port_gets_its_own_subnets_netmask():
 def test_an_adjacent_reserved_range_merges_with_the_broadcast_address():
     space = SubnetSpace.of(
         ipaddress.IPv4Network("10.0.0.0/29"),
-        [make_settings(subnet="10.0.0.0/29", reserved=["10.0.0.5-10.0.0.6"]).reserved[0]],
+        [parse_address_range("10.0.0.5-10.0.0.6")],
     )
     assert [str(r) for r in space.exclusions] == ["10.0.0.0", "10.0.0.5-10.0.0.7"]
     assert space.size == 4
