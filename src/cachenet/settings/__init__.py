@@ -148,19 +148,19 @@ def parse_settings(conf: cfg.ConfigOpts, problems: list[str]) -> Settings | None
     """Every area of ``conf``'s ``[cachenet]`` group, or None with ``problems`` saying
     why; for callers adding areas of their own to the same one message (Nova's)."""
     v = read_options(conf, ALL_OPTS, problems)
-    areas = Settings(
-        network=network.parse(v, problems),  # type: ignore[arg-type]  # None: checked below
-        bridge=bridge.parse(v, problems),  # type: ignore[arg-type]
-        store=store.parse(v, problems),  # type: ignore[arg-type]
-        dhcp=dhcp.parse(v, problems),  # type: ignore[arg-type]
-        agent=agent.parse(v, problems),  # type: ignore[arg-type]
-        vendordata=vendordata.parse(v, problems),  # type: ignore[arg-type]
-        metrics=metrics.parse(v, problems),  # type: ignore[arg-type]
-    )
-    _check_across_areas(v, areas.network, problems)
-    if any(getattr(areas, f.name) is None for f in fields(areas)):
+    net, host_bridge = network.parse(v, problems), bridge.parse(v, problems)
+    port_store, dhcp_node = store.parse(v, problems), dhcp.parse(v, problems)
+    libvirt_agent, vendor = agent.parse(v, problems), vendordata.parse(v, problems)
+    metrics_listener = metrics.parse(v, problems)
+    _check_across_areas(v, net, problems)
+    if not (
+        net and host_bridge and port_store and dhcp_node and libvirt_agent and vendor
+        and metrics_listener
+    ):  # fmt: skip
         return None
-    return areas
+    return Settings(
+        net, host_bridge, port_store, dhcp_node, libvirt_agent, vendor, metrics_listener
+    )
 
 
 def _check_across_areas(v: Values, net: NetworkSettings | None, problems: list[str]) -> None:
