@@ -59,7 +59,7 @@ class BridgeBackend(abc.ABC):
 
     def __init__(self, settings: BridgeSettings, network: NetworkSettings) -> None:
         self.settings = settings
-        self.mtu = network.mtu  # of the bridge and its uplink, as of every link of the network
+        self.network = network  # the MTU of the bridge and its uplink is the network's
 
     @classmethod
     @abc.abstractmethod

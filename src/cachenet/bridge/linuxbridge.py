@@ -106,14 +106,14 @@ class LinuxBridge(BridgeBackend):
         index = _index(ipr, self.settings.name)
         if created:
             _netlink(ipr, "set", index=index, ifalias=MANAGED_MARK)
-        changes += _set_mtu_and_up(ipr, index, self.settings.name, self.mtu)
+        changes += _set_mtu_and_up(ipr, index, self.settings.name, self.network.mtu)
         uplink = self.settings.uplink
         if uplink:
             up_index = _index(ipr, uplink)
             if hostnet.link_at(ipr, up_index).master != index:
                 _netlink(ipr, "set", index=up_index, master=index)
                 changes.append(f"enslaved uplink {uplink} to {self.settings.name}")
-            changes += _set_mtu_and_up(ipr, up_index, uplink, self.mtu)
+            changes += _set_mtu_and_up(ipr, up_index, uplink, self.network.mtu)
         return changes
 
     @library_errors("removing")

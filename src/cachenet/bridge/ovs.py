@@ -129,14 +129,14 @@ class OvsBridge(BridgeBackend):
             txn.add(self.api.set_controller(name, [self._controller]))
             if self._manager and self._manager not in self._managers():
                 txn.add(self.api.add_manager(self._manager))
-            if self.mtu:
-                txn.add(self.api.db_set("Interface", name, ("mtu_request", self.mtu)))
+            if self.network.mtu:
+                txn.add(self.api.db_set("Interface", name, ("mtu_request", self.network.mtu)))
             if uplink:
                 txn.add(self.api.add_port(name, uplink, may_exist=True))
                 tag: int | list[int] = self.settings.vlan if self.settings.vlan is not None else []
                 txn.add(self.api.db_set("Port", uplink, ("tag", tag)))
-                if self.mtu:
-                    txn.add(self.api.db_set("Interface", uplink, ("mtu_request", self.mtu)))
+                if self.network.mtu:
+                    txn.add(self.api.db_set("Interface", uplink, ("mtu_request", self.network.mtu)))
             _log_transaction(txn)
 
     def _check_preconditions(self) -> None:
@@ -158,7 +158,7 @@ class OvsBridge(BridgeBackend):
 
     def _planned_changes(self) -> list[str]:
         """What ensure would change in OVSDB; empty when the bridge is already as configured."""
-        name, uplink, mtu = self.settings.name, self.settings.uplink, self.mtu
+        name, uplink, mtu = self.settings.name, self.settings.uplink, self.network.mtu
         manager = (
             [f"added OVSDB listener {self._manager}"]
             if self._manager and self._manager not in self._managers()
