@@ -37,16 +37,16 @@ from cachenet.agent.attach import (
 from cachenet.agent.handoff import AgentUnavailable, Handler, HandoffServer
 from cachenet.errors import CachenetError
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import AgentSettings, Settings
 from cachenet.store import PortStore
 
 LOG = logging.getLogger(__name__)
 GC_GRACE = 60.0  # seconds: a port younger than this may belong to a domain being defined
 
 
-def selected(settings: Settings, domain: libvirt.virDomain) -> bool:
+def selected(agent: AgentSettings, domain: libvirt.virDomain) -> bool:
     """Whether the agent's selector picks ``domain``."""
-    kind, _, arg = settings.agent.selector.partition(":")
+    kind, _, arg = agent.selector.partition(":")
     if kind == "name":
         return fnmatch.fnmatchcase(domain.name(), arg)
     if kind == "metadata":
@@ -67,7 +67,7 @@ def reconcile(
     changes: list[str] = []
     domains = list_domains(conn)
     for domain in domains:
-        if selected(settings, domain):
+        if selected(settings.agent, domain):
             changes += _attach_logged(settings, store, domain)
     released = store.gc(settings.store.host, [d.UUIDString() for d in domains], grace)
     changes += _secure_logged(settings, store)
@@ -231,7 +231,9 @@ class Agent:
     ) -> None:  # fmt: skip
         try:
             with self._lock:
-                if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(self.settings, domain):
+                if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(
+                    self.settings.agent, domain
+                ):
                     _attach_logged(self.settings, self.store, domain)
                 elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
                     self._release(domain.UUIDString(), domain.name())
