@@ -231,9 +231,8 @@ class Agent:
     ) -> None:  # fmt: skip
         try:
             with self._lock:
-                if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(
-                    self.settings.agent, domain
-                ):
+                defined = event == libvirt.VIR_DOMAIN_EVENT_DEFINED
+                if defined and selected(self.settings.agent, domain):
                     _attach_logged(self.settings, self.store, domain)
                 elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
                     self._release(domain.UUIDString(), domain.name())
