@@ -101,12 +101,12 @@ class Changes:
 class PortStore:
     """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
-    def __init__(self, engine: Engine, pool: NetworkSettings, bridge: BridgeSettings) -> None:
+    def __init__(self, engine: Engine, network: NetworkSettings, bridge: BridgeSettings) -> None:
         self.engine = engine
-        self.pool = AddressPool.from_settings(pool)
-        self.mac_prefix = pool.mac_prefix
+        self.pool = AddressPool.from_settings(network)
+        self.mac_prefix = network.mac_prefix
         self.bridge = bridge  # its name and device prefix, for the ports' rows
-        self._mac_space = 1 << suffix_bits(pool.mac_prefix)
+        self._mac_space = 1 << suffix_bits(network.mac_prefix)
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
