@@ -103,6 +103,14 @@ def ipv4_addresses(ipr: IPRoute, index: int) -> list[ipaddress.IPv4Address]:
     ]
 
 
+def ipv6_addresses(ipr: IPRoute, index: int) -> list[ipaddress.IPv6Address]:
+    """The IPv6 addresses of the device with index ``index`` (link-local ones included)."""
+    return [
+        ipaddress.IPv6Address(a.get_attr("IFA_ADDRESS"))
+        for a in ipr.get_addr(family=socket.AF_INET6, index=index)
+    ]
+
+
 def lookup_link(name: str, netns: str | None = None) -> Link | None:
     """The device called ``name`` in ``netns`` (this host's namespace when None), or None."""
     with route(netns) as ipr:

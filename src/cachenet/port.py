@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from cachenet import ipv6
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,12 @@ class Port:
     host: str
     bridge: str
     created_at: datetime | None = None
+
+    def ipv6_addresses(
+        self, prefixes: Sequence[ipaddress.IPv6Network]
+    ) -> tuple[ipaddress.IPv6Address, ...]:
+        """Its IPv6 address in each prefix of the pool: the EUI-64 of its MAC."""
+        return ipv6.port_addresses(self.mac, prefixes)
 
     def as_dict(self) -> dict[str, str | None]:
         return {

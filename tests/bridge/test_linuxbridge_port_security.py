@@ -77,8 +77,9 @@ class Lab:
         add_veth_to_eth0(f"{prefix}up", self.host, self.node)
         set_mac(self.node, "eth0", NODE_MAC)
         netns.add_address("eth0", NODE, 24, ns=self.node)
+        subnet = settings.pop("subnet", "10.77.0.0/24")  # a dual-stack pool too
         self.settings = make_settings(bridge=f"{prefix}br", uplink=f"{prefix}up",
-                                      subnet="10.77.0.0/24", **settings)  # fmt: skip
+                                      subnet=subnet, **settings)  # fmt: skip
         self.bridge = LinuxBridge(self.settings.bridge, self.settings.network, netns=self.host)
         self.bridge.ensure()
         self.count = 0

@@ -108,3 +108,34 @@ def test_present_cookies_keeps_cachenets_flows_only():
         " cookie=0xcac7030007000001, table=40, priority=100 actions=output:7\n"
     )
     assert ovs_flows.present_cookies(dump) == Counter({0xCAC7030007000001: 2})
+
+
+def test_ipv6_only_from_the_eui64_and_link_local_addresses_no_rogue_router_or_dhcpv6():
+    from cachenet import ipv6
+
+    sources = ipv6.allowed_sources(PORT.mac, [ipaddress.IPv6Network("fd00:99::/64")])
+    dual = SwitchPort(PORT.device, PORT.ofport, PORT.mac, PORT.address, sources)
+    flows = [f for f in flows_of(LAYOUT, [dual]) if "table=10" in f and "in_port=7" in f]
+    ipv6_flows = [f for f in flows if "icmp6" in f or "ipv6" in f or "udp6" in f]
+    prefix, mac, onward = "table=10,in_port=7", PORT.mac, "actions=goto_table:30"
+    global6, local6 = "fd00:99::f817:3eff:fe00:1", "fe80::f817:3eff:fe00:1"
+    assert f"{prefix},priority=200,icmp6,icmp_type=134,actions=drop" in ipv6_flows  # RA
+    assert f"{prefix},priority=200,icmp6,icmp_type=137,actions=drop" in ipv6_flows  # redirect
+    assert f"{prefix},priority=200,udp6,tp_src=547,actions=drop" in ipv6_flows  # DHCPv6 reply
+    assert f"{prefix},priority=150,icmp6,icmp_type=136,actions=drop" in ipv6_flows  # other NAs
+    for address in (global6, local6):
+        assert f"{prefix},priority=100,dl_src={mac},ipv6,ipv6_src={address},{onward}" in flows
+        assert (
+            f"{prefix},priority=160,dl_src={mac},icmp6,icmp_type=136,ipv6_src={address},"
+            f"nd_target={address},{onward}"
+        ) in flows
+        assert (
+            f"{prefix},priority=100,dl_src={mac},icmp6,ipv6_src=::,icmp_type=135,"
+            f"nd_target={address},{onward}"
+        ) in flows  # duplicate address detection
+    accepted = [f for f in ipv6_flows if f.endswith(onward)]
+    assert len(accepted) == 2 + 4 + 2 + 1  # sources, NA source x target, DAD, MLDv2 report
+
+
+def test_an_ipv4_only_pool_has_no_ipv6_flows():
+    assert all("ipv6" not in f and "icmp6" not in f for f in flows_of(LAYOUT, [PORT]))

@@ -20,6 +20,7 @@ from nova.tests import fixtures as nova_fixtures
 from nova.virt import netutils
 from test_nova_driver import CacheNicTestBase
 
+from cachenet import ipv6
 from cachenet.settings import make_settings
 from cachenet.store import open_store
 from harness import cloudinit
@@ -243,3 +244,57 @@ class CloudInitRendersTheDriveTest(ConfigDriveTestBase):
             cache_unit,
         )
         self.assertEqual(nova_alone, with_cache)
+
+
+class DualStackDriveTest(ConfigDriveTestBase):
+    """On a dual-stack pool, cloud-init gives the cache NIC its EUI-64 IPv6 address
+    beside the IPv4 one: fixed, router advertisements off, no route."""
+
+    PREFIX = "fd00:77::/64"
+    cachenet_options: ClassVar[dict[str, str]] = {
+        **ConfigDriveTestBase.cachenet_options,
+        "subnet": f"{SUBNET}, {PREFIX}",
+    }
+    CACHE_NIC = "ens4"
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.boot()
+        self.port = self.store.get(self.server["id"])
+        self.address = ipv6.eui64_address(ipaddress.IPv6Network(self.PREFIX), self.port.mac)
+        known_macs = {self.neutron.port_1["mac_address"]: "ens3", self.port.mac: self.CACHE_NIC}
+        self.config = cloudinit.network_config(self.network_data(self.server), known_macs)
+
+    def render(self, renderer):
+        return cloudinit.render(
+            self.config, renderer, Path(self.useFixture(fixtures.TempDir()).path)
+        )
+
+    def test_network_data_carries_the_eui64_address_as_a_static_ipv6_network(self):
+        document = self.network_data(self.server)
+        (link,) = [x for x in document["links"] if x["ethernet_mac_address"] == self.port.mac]
+        networks = [n for n in document["networks"] if n["link"] == link["id"]]
+        self.assertEqual(["ipv4", "ipv6"], [n["type"] for n in networks])
+        self.assertEqual(str(self.address), networks[1]["ip_address"])
+        self.assertEqual([], networks[1]["routes"])
+
+    def test_netplan_holds_both_addresses_and_no_router_advertisements(self):
+        (text,) = self.render("netplan").values()
+        nic = yaml.safe_load(text)["network"]["ethernets"][self.CACHE_NIC]
+        self.assertEqual([f"{self.port.address}/22", f"{self.address}/64"], nic["addresses"])
+        self.assertIs(False, nic["accept-ra"])
+        self.assertNotIn("gateway6", nic)
+        self.assertNotIn("routes", nic)
+
+    def test_eni_adds_a_static_inet6_stanza(self):
+        interfaces = self.render("eni")["etc/network/interfaces"]
+        self.assertIn(
+            f"iface {self.CACHE_NIC} inet6 static\n    address {self.address}/64", interfaces
+        )
+        self.assertNotIn("gateway", interfaces.split(f"iface {self.CACHE_NIC} inet6")[1])
+
+    def test_networkd_sets_the_ipv6_address(self):
+        files = self.render("networkd")
+        unit = files[f"etc/systemd/network/10-cloud-init-{self.CACHE_NIC}.network"]
+        self.assertIn(f"[Address]\nAddress={self.address}/64\n", unit)
+        self.assertNotIn("Gateway", unit)

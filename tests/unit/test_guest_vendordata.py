@@ -19,6 +19,8 @@ PORT = Port(
 )
 PLAIN = make_settings().network
 JUMBO = make_settings(subnet="10.99.0.0/20", mtu=9000).network
+DUAL = make_settings(subnet="10.99.0.0/20, fd00:99::/64, 2001:db8:99::/64").network
+V6 = ["fd00:99::f817:3eff:fe00:7/64", "2001:db8:99:0:f817:3eff:fe00:7/64"]  # EUI-64 of the MAC
 
 
 def script(settings=PLAIN):
@@ -42,7 +44,7 @@ def test_answer_is_cloud_config_with_one_bootcmd_script():
     assert len(parsed["bootcmd"]) == 1 and isinstance(parsed["bootcmd"][0], str)
 
 
-@pytest.mark.parametrize("settings", [PLAIN, JUMBO], ids=["default", "mtu"])
+@pytest.mark.parametrize("settings", [PLAIN, JUMBO, DUAL], ids=["default", "mtu", "dual"])
 def test_script_is_valid_posix_shell(settings):
     shell = shutil.which("dash") or shutil.which("sh")
     assert shell, "no POSIX shell"
@@ -126,7 +128,7 @@ def test_ifupdown_stanza_is_static_for_the_named_nic():
     ]
 
 
-@pytest.mark.parametrize("settings", [PLAIN, JUMBO], ids=["default", "mtu"])
+@pytest.mark.parametrize("settings", [PLAIN, JUMBO, DUAL], ids=["default", "mtu", "dual"])
 def test_cloud_init_takes_it_as_cloud_config_that_passes_its_schema(settings):
     consumed = consume_vendor_data2({"cloud-init": vendordata.cloud_config(PORT, settings)})
 
@@ -137,3 +139,45 @@ def test_cloud_init_takes_it_as_cloud_config_that_passes_its_schema(settings):
 def test_cloud_init_schema_check_refuses_a_broken_cloud_config():
     consumed = consume_vendor_data2({"cloud-init": "#cloud-config\nbootcmd: 5\n"})
     assert consumed["schema_errors"] and "bootcmd" in consumed["schema_errors"][0]
+
+
+def test_an_ipv4_pool_leaves_ipv6_off_on_the_nic():
+    assert "ip -6" not in script(JUMBO) and "/proc/sys/net/ipv6" not in script(JUMBO)
+    assert (
+        yaml.safe_load(vendordata.netplan_config(PORT, JUMBO))["network"]["ethernets"]["cachenet"][
+            "link-local"
+        ]
+        == []
+    )
+    assert ini(vendordata.nm_keyfile(PORT, JUMBO))["ipv6"]["method"] == "ignore"
+    assert ini(vendordata.networkd_network(PORT, JUMBO))["Network"]["LinkLocalAddressing"] == "no"
+
+
+def test_a_dual_stack_pool_adds_the_eui64_addresses_fixed_without_router_advertisements():
+    text = script(DUAL)
+    assert [line for line in text.splitlines() if line.startswith("ip -6")] == [
+        f'ip -6 addr replace {address} dev "$dev"' for address in V6
+    ]
+    # RAs, SLAAC and temporary addresses off, link-local from the MAC, before the link is up
+    assert text.index("use_tempaddr=0") < text.index('ip link set dev "$dev" up')
+    assert "accept_ra=0" in text and "addr_gen_mode=0" in text
+
+    nic = yaml.safe_load(vendordata.netplan_config(PORT, DUAL))["network"]["ethernets"]["cachenet"]
+    assert nic["addresses"] == ["10.99.0.7/20", *V6]
+    assert nic["accept-ra"] is False and nic["dhcp6"] is False and nic["link-local"] == ["ipv6"]
+
+    networkd = vendordata.networkd_network(PORT, DUAL)
+    assert [line for line in networkd.splitlines() if line.startswith("Address=")] == [
+        "Address=10.99.0.7/20",
+        *(f"Address={a}" for a in V6),
+    ]
+    assert "IPv6AcceptRA=no\n" in networkd and "LinkLocalAddressing=ipv6\n" in networkd
+
+    nm = ini(vendordata.nm_keyfile(PORT, DUAL))["ipv6"]
+    assert (nm["method"], nm["address1"], nm["address2"]) == ("manual", *V6)
+    assert nm["addr-gen-mode"] == "eui64" and nm["ip6-privacy"] == "0"
+    assert nm["never-default"] == "true"
+
+    stanza = vendordata.ifupdown_stanza("ens4", PORT, DUAL)
+    assert f"iface ens4 inet6 static\n    address {V6[0]}\n    accept_ra 0\n" in stanza
+    assert "gateway" not in stanza

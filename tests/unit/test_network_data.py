@@ -122,3 +122,23 @@ def test_empty_document_gets_the_three_keys(settings):
     assert [link["id"] for link in document["links"]] == ["cnet0a05ff"]
     assert document["services"] == []
     assert len(document["networks"]) == 1
+
+
+def test_a_dual_stack_pool_adds_a_static_ipv6_network_per_prefix_with_the_eui64_address():
+    dual = make_settings(subnet="10.20.0.0/22, fd00:20::/64, 2001:db8:20::/64").network
+    document = add_cache_link(NEUTRON_DOCUMENT, PORT, dual)
+    assert document["networks"][2:] == [
+        {
+            "id": f"network{n}",
+            "type": "ipv6",
+            "link": "cnet0a05ff",
+            "ip_address": address,
+            "netmask": "ffff:ffff:ffff:ffff::",
+            "routes": [],
+        }
+        for n, address in (
+            (2, "fd00:20::f817:3eff:fe0a:5ff"),  # fa:17:3e:0a:05:ff, EUI-64
+            (3, "2001:db8:20:0:f817:3eff:fe0a:5ff"),
+        )
+    ]
+    assert add_cache_link(document, PORT, dual) == document  # still idempotent

@@ -90,3 +90,39 @@ def test_parse_reads_nfts_json_listing():
 def test_a_name_nft_cannot_quote_is_one_clear_error():
     with pytest.raises(BridgeError, match="cannot write the interface name"):
         nft_rules.table_script(RuleOptions('ca"che', True, True), Elements())
+
+
+DUAL_STACK = [ipaddress.IPv6Network("fd00:99::/64")]
+
+
+def test_a_dual_stack_port_may_use_its_eui64_and_link_local_addresses():
+    elements = Elements.of([port(7)], DUAL_STACK)
+    # fa:17:3e:00:00:07 -> fd00:99::f817:3eff:fe00:7 and fe80::f817:3eff:fe00:7, as integers
+    assert elements.addresses6 == {
+        ("cache-000000007", "0xfd00009900000000f8173efffe000007"),
+        ("cache-000000007", "0xfe80000000000000f8173efffe000007"),
+    }
+    assert Elements.of([port(7)]).addresses6 == set()  # no IPv6 on an IPv4-only pool
+    script = nft_rules.table_script(BOTH, elements)
+    assert "typeof iifname . @th,64,128" in script
+    assert privileged.nft_ruleset_problem(script) is None
+    rules = "\n".join(r for chain in nft_rules.chains(BOTH) for r in chain.rules)
+    assert "icmpv6 type { nd-router-advert, nd-redirect } drop" in rules
+    assert "udp sport 547 drop" in rules
+    assert "nd-neighbor-advert iifname . @th,64,128 != @addresses6 drop" in rules
+    assert "iifname . @nh,64,128 @addresses6 accept" in rules
+
+
+def test_ipv6_elements_read_back_from_nfts_listing_compare_equal():
+    listing = {"nftables": [
+        {"set": {"name": "addresses6", "type": ["ifname", "integer"],
+                 "elem": [{"concat": ["cache-000000007", "0xFD00009900000000F8173EFFFE000007"]}]}},
+    ]}  # fmt: skip
+    parsed = nft_rules.parse_table(json.dumps(listing)).elements.addresses6
+    assert parsed == {("cache-000000007", "0xfd00009900000000f8173efffe000007")}
+    wanted = Elements.of([port(7)], DUAL_STACK)
+    assert nft_rules.element_script(Elements.of([port(7)]), wanted).splitlines() == [
+        "add element bridge cachenet addresses6 { "
+        '"cache-000000007" . 0xfd00009900000000f8173efffe000007, '
+        '"cache-000000007" . 0xfe80000000000000f8173efffe000007 }'
+    ]

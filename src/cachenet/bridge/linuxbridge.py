@@ -162,7 +162,7 @@ class LinuxBridge(BridgeBackend):
 
     @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
-        return self._reconcile(wanted=Elements.of(ports))
+        return self._reconcile(wanted=Elements.of(ports, self.network.ipv6_prefixes))
 
     def _reconcile(self, wanted: Elements | None, attempts: int = 3) -> list[str]:
         """Make the table hold the chains of the settings and ``wanted``'s elements
@@ -204,7 +204,7 @@ class LinuxBridge(BridgeBackend):
             return [f"nftables table {TABLE_NAME} is missing (every instance port forwards all)"]
         if not _intact(installed, options):
             return [f"the chains of nftables table {TABLE_NAME} lost or changed rules"]
-        wanted = Elements.of(ports)
+        wanted = Elements.of(ports, self.network.ipv6_prefixes)
         missing = [d for d in sorted(wanted.ports) if _rules_of(installed.elements, d)
                    != _rules_of(wanted, d)]  # fmt: skip
         return [f"{device}: rules missing or stale in table {TABLE_NAME}" for device in missing] + [
@@ -257,10 +257,11 @@ def _port_changes(before: Elements, after: Elements) -> list[str]:
     return changes
 
 
-def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str]]:
+def _rules_of(elements: Elements, device: str) -> tuple[set[str], set[str], set[str]]:
     return (
         {mac for name, mac in elements.macs if name == device},
         {address for name, address in elements.addresses if name == device},
+        {address for name, address in elements.addresses6 if name == device},
     )
 
 

@@ -4,13 +4,18 @@
 cache bridge (README, "Port security"). Ports are keyed by their host device
 name, known at allocation, so a port's rules exist before libvirt creates its
 tap; a device under ``device_prefix`` that is not in the sets forwards nothing
-(default deny). Three sets name what each port may use:
+(default deny). Four sets name what each port may use:
 
 - ``ports``: its device name;
 - ``macs``: device . MAC;
-- ``addresses``: device . IPv4 address.
+- ``addresses``: device . IPv4 address;
+- ``addresses6``: device . IPv6 address, for each its EUI-64 address in every
+  prefix of the pool and its link-local address (none on an IPv4-only pool).
+  nft 1.0.6 (Debian 12) cannot match a neighbour discovery target
+  (``icmpv6 taddr`` came later), so the set holds 128-bit integers and the
+  rules read the source and the target as raw payload.
 
-Adding or removing a port is one atomic element update of the three sets; the
+Adding or removing a port is one atomic element update of the sets; the
 chains are only written when the table is created or its rules changed (a new
 setting, rules lost). The device prefix is cachenet's on the whole host: a device
 under it is filtered on whichever bridge it is (the kernel's bridge-name match,
@@ -19,7 +24,10 @@ nft_meta_bridge, is not built everywhere).
 Frames from an instance port (prerouting: forwarded and delivered to the host
 alike): source MAC its own; ARP with its own MAC and address as sender; IPv4
 from its own address, or DHCP DISCOVER/REQUEST from 0.0.0.0; never a DHCP server
-reply; nothing else (IPv6, VLAN tags, other protocols). Frames to an instance
+reply; IPv6 from its own addresses, or from :: for duplicate address detection
+(a neighbour solicitation for its own address, an MLDv2 report); neighbour
+advertisements only for its own addresses; never a router advertisement, a
+redirect or a DHCPv6 server reply; nothing else (VLAN tags, other protocols). Frames to an instance
 port (postrouting: from the uplink and from the host alike): unicast only to its
 MAC, broadcast and multicast. With isolation (forward), no frame from one
 instance port to another.
@@ -30,9 +38,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cachenet import ipv6
 from cachenet.errors import BridgeError
 from cachenet.port import Port
 
@@ -40,6 +49,9 @@ FAMILY = "bridge"
 TABLE = "cachenet"
 # The signature of the chains sits in this rule comment (nft's JSON omits table comments).
 SIGNATURE_PREFIX = "cachenet rules "
+# Raw payload (see addresses6 above): the IPv6 source address, the ND target address.
+IP6_SADDR = "@nh,64,128"
+ND_TARGET = "@th,64,128"
 
 
 @dataclass(frozen=True)
@@ -62,18 +74,24 @@ class Elements:
     ports: set[str] = field(default_factory=set)
     macs: set[tuple[str, str]] = field(default_factory=set)
     addresses: set[tuple[str, str]] = field(default_factory=set)
+    addresses6: set[tuple[str, str]] = field(default_factory=set)  # values: _integer()
 
     @classmethod
-    def of(cls, ports: Iterable[Port]) -> Elements:
+    def of(
+        cls, ports: Iterable[Port], ipv6_prefixes: Sequence[ipaddress.IPv6Network] = ()
+    ) -> Elements:
         elements = cls()
         for port in ports:
             elements.ports.add(port.device)
             elements.macs.add((port.device, port.mac.lower()))
             elements.addresses.add((port.device, str(port.address)))
+            for address in ipv6.allowed_sources(port.mac, ipv6_prefixes):
+                elements.addresses6.add((port.device, _integer(address)))
         return elements
 
     def sets(self) -> dict[str, set[str] | set[tuple[str, str]]]:
-        return {"ports": self.ports, "macs": self.macs, "addresses": self.addresses}
+        return {"ports": self.ports, "macs": self.macs, "addresses": self.addresses,
+                "addresses6": self.addresses6}  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.ports)
@@ -106,6 +124,7 @@ def chains(options: RuleOptions) -> list[Chain]:
         "ether type ip iifname . ip saddr @addresses accept",
         "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 "
         "udp sport 68 udp dport 67 accept",  # DHCP DISCOVER / REQUEST
+        *_from_instance_ipv6(),
         "drop",
     )
     to_instance = (
@@ -132,6 +151,22 @@ def chains(options: RuleOptions) -> list[Chain]:
     return found
 
 
+def _from_instance_ipv6() -> tuple[str, ...]:
+    """The IPv6 rules from an instance port (``meta l4proto``: past extension headers)."""
+    icmpv6 = "ether type ip6 meta l4proto ipv6-icmp icmpv6 type"
+    return (
+        f"{icmpv6} {{ nd-router-advert, nd-redirect }} drop",  # no rogue router
+        "ether type ip6 meta l4proto udp udp sport 547 drop",  # no rogue DHCPv6 server
+        f"{icmpv6} nd-neighbor-advert iifname . {ND_TARGET} != @addresses6 drop",
+        f"ether type ip6 iifname . {IP6_SADDR} @addresses6 accept",
+        # Duplicate address detection, before the address is the port's to use:
+        f"ether type ip6 ip6 saddr :: meta l4proto ipv6-icmp icmpv6 type nd-neighbor-solicit "
+        f"iifname . {ND_TARGET} @addresses6 accept",
+        "ether type ip6 ip6 saddr :: ip6 daddr ff02::16 meta l4proto ipv6-icmp "
+        "icmpv6 type mld2-listener-report accept",
+    )
+
+
 def signature(options: RuleOptions) -> str:
     """A digest of the chains: a table whose rules say otherwise is rewritten."""
     return hashlib.sha256(repr(chains(options)).encode()).hexdigest()[:16]
@@ -146,9 +181,10 @@ def table_script(options: RuleOptions, elements: Elements) -> str:
     """An ``nft -f`` script replacing the table (whether or not it exists) in one transaction."""
     lines = [f"table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}",
              f"table {FAMILY} {TABLE} {{"]  # fmt: skip
-    for name, kind in (("ports", "ifname"), ("macs", "ifname . ether_addr"),
-                       ("addresses", "ifname . ipv4_addr")):  # fmt: skip
-        lines += [f"\tset {name} {{", f"\t\ttype {kind}"]
+    for name, kind in (("ports", "type ifname"), ("macs", "type ifname . ether_addr"),
+                       ("addresses", "type ifname . ipv4_addr"),
+                       ("addresses6", f"typeof iifname . {ND_TARGET}")):  # fmt: skip
+        lines += [f"\tset {name} {{", f"\t\t{kind}"]
         members = elements.sets()[name]
         if members:
             lines.append(f"\t\telements = {{ {_listed(members)} }}")
@@ -239,10 +275,17 @@ def _member(member: object) -> str | tuple[str, str]:
 
 
 def _canonical(value: str) -> str:
+    if value.startswith("0x"):  # an addresses6 member
+        return _integer(ipaddress.IPv6Address(int(value, 16)))
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
         return value.lower()
+
+
+def _integer(address: ipaddress.IPv6Address) -> str:
+    """An IPv6 address as the 128-bit integer the addresses6 set holds."""
+    return f"{int(address):#034x}"
 
 
 def _quoted(name: str) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cachenet import hostnet
+from cachenet import hostnet, ipv6
 from cachenet.bridge import ovs_flows
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
@@ -292,7 +292,13 @@ class OvsBridge(BridgeBackend):
         layout = self._layout()
         plugged = set(self._instance_ports())
         switch_ports = [
-            SwitchPort(p.device, ofport, p.mac, ipaddress.IPv4Address(p.address))
+            SwitchPort(
+                p.device,
+                ofport,
+                p.mac,
+                ipaddress.IPv4Address(p.address),
+                ipv6.allowed_sources(p.mac, self.network.ipv6_prefixes),
+            )
             for p in ports
             if p.device in plugged and (ofport := self._ofport(p.device))
         ]

@@ -8,7 +8,11 @@ Tables (the shape of Neutron's native OVS firewall):
   port to FROM_INSTANCE; any other in_port is dropped.
 - 10 ``FROM_INSTANCE``: anti-spoofing per port (its MAC, its IPv4 address, ARP
   with both as sender, DHCP client packets from 0.0.0.0; DHCP server replies
-  dropped); the rest is dropped.
+  dropped; with IPv6 prefixes in the pool, IPv6 from its EUI-64 and link-local
+  addresses, neighbour advertisements for those only, duplicate address
+  detection from ::, router advertisements, redirects and DHCPv6 server replies
+  dropped);
+  the rest is dropped.
 - 23 ``CANARY``: one flow nothing uses; gone means ovs-vswitchd lost its flows.
 - 30 ``ISOLATED``: with isolate_ports, an instance's frames go to the uplink
   and the host only.
@@ -55,6 +59,8 @@ class SwitchPort:
     ofport: int
     mac: str
     address: ipaddress.IPv4Address
+    # Its EUI-64 address in each IPv6 prefix and its link-local one (cachenet.ipv6.allowed_sources)
+    ipv6_sources: tuple[ipaddress.IPv6Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,11 +143,45 @@ def _port_group(layout: Layout, port: SwitchPort) -> FlowGroup:
             f"tp_src=68,tp_dst=67,{onward}",
             f"table={FROM_INSTANCE},priority=100,{in_port},dl_src={mac},arp,arp_spa={ip},"
             f"arp_sha={mac},{onward}",
+            *_ipv6_flows(port, onward),
         ]
     else:
         flows.append(f"table={FROM_INSTANCE},priority=100,{in_port},{onward}")
     flows.append(f"table={DELIVER},priority=100,dl_dst={mac},actions=output:{port.ofport}")
     return FlowGroup(KIND_PORT, port.ofport, tuple(flows))
+
+
+def _ipv6_flows(port: SwitchPort, onward: str) -> list[str]:
+    """An instance's IPv6 (none without prefixes: the priority-0 drop takes it all)."""
+    if not port.ipv6_sources:
+        return []
+    table, mac = f"table={FROM_INSTANCE},in_port={port.ofport}", port.mac
+    flows = [
+        f"{table},priority=200,icmp6,icmp_type=134,actions=drop",  # no rogue router
+        f"{table},priority=200,icmp6,icmp_type=137,actions=drop",  # nor its redirects
+        f"{table},priority=200,udp6,tp_src=547,actions=drop",  # no rogue DHCPv6 server
+        # neighbour advertisements: only for its own addresses (and from them)
+        f"{table},priority=150,icmp6,icmp_type=136,actions=drop",
+        *(
+            f"{table},priority=160,dl_src={mac},icmp6,icmp_type=136,ipv6_src={source},"
+            f"nd_target={target},{onward}"
+            for source in port.ipv6_sources
+            for target in port.ipv6_sources
+        ),
+        *(
+            f"{table},priority=100,dl_src={mac},ipv6,ipv6_src={a},{onward}"
+            for a in port.ipv6_sources
+        ),
+        # duplicate address detection, before an address is the port's to use
+        *(
+            f"{table},priority=100,dl_src={mac},icmp6,ipv6_src=::,icmp_type=135,"
+            f"nd_target={target},{onward}"
+            for target in port.ipv6_sources
+        ),
+        f"{table},priority=100,dl_src={mac},icmp6,ipv6_src=::,ipv6_dst=ff02::16,"
+        f"icmp_type=143,{onward}",
+    ]
+    return flows
 
 
 def present_cookies(dump: str) -> Counter[int]:

@@ -19,6 +19,9 @@ Several nodes may serve one cache network (``dhcp_authoritative`` false, the
 default): each dnsmasq starts with a lease file seeded with every reservation
 (see ``cachenet.dhcp.leases``), so it ACKs the rebind of a client another
 server leased to, once that server is gone.
+
+With IPv6 prefixes in the pool, dnsmasq also sends router advertisements
+(``cachenet.dhcp.router_adverts``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 
 from cachenet import hostnet, metrics
+from cachenet.dhcp import router_adverts
 from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
@@ -118,7 +122,7 @@ def dnsmasq_command(dhcp: DhcpSettings, network: NetworkSettings, executable: st
     command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
     if network.mtu:
         command.append(f"--dhcp-option=option:mtu,{network.mtu}")
-    return command
+    return command + router_adverts.dnsmasq_options(dhcp, network)
 
 
 def preflight(dhcp: DhcpSettings, network: NetworkSettings) -> str:
@@ -134,7 +138,9 @@ def preflight(dhcp: DhcpSettings, network: NetworkSettings) -> str:
     interface = dhcp.interface
     if not interface:
         raise DhcpError("dhcp_interface is not set: name the interface on the cache network")
-    _check_own_addresses(interface, _interface_addresses(interface), network)
+    own, own6 = _interface_addresses(interface)
+    _check_own_addresses(interface, own, network)
+    router_adverts.check_own_addresses(interface, own6, network)
     _check_writable(dhcp.state_dir)
     _check_readable_by_dnsmasq(hosts_dir(dhcp))
     return executable
@@ -162,14 +168,16 @@ def _check_own_addresses(
         )
 
 
-def _interface_addresses(interface: str) -> list[ipaddress.IPv4Address]:
+def _interface_addresses(
+    interface: str,
+) -> tuple[list[ipaddress.IPv4Address], list[ipaddress.IPv6Address]]:
     # pyroute2 is loaded (by hostnet.route) only by serve: `dhcp sync --once` and
     # `dhcp leases` need no netlink.
     with hostnet.route() as ipr:
         link = hostnet.find_link(ipr, interface)
         if link is None:
             raise DhcpError(f"interface {interface} does not exist")
-        return hostnet.ipv4_addresses(ipr, link.index)
+        return hostnet.ipv4_addresses(ipr, link.index), hostnet.ipv6_addresses(ipr, link.index)
 
 
 def _check_readable_by_dnsmasq(directory: Path) -> None:

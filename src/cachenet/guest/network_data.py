@@ -3,11 +3,19 @@
 cloud-init configures only the links network_data.json lists (matched to a NIC by MAC) and never
 falls back to DHCP when a network config exists, so a guest configures its cache NIC only if the
 document names it. The shape follows Nova's ``nova/virt/netutils.py`` (``get_network_metadata``).
+
+On a dual-stack pool the link also gets one static ``ipv6`` network per prefix, with the
+port's EUI-64 address: cloud-init renders it as a fixed /64 with router advertisements off
+(netplan ``accept-ra: false``, ifupdown ``inet6 static``, networkd ``Address=``), so the
+guest holds exactly the address port security lets through, whatever its privacy or
+stable-address settings. (``ipv6_slaac`` would not do: cloud-init 22.4 renders it as
+``dhcp6: true`` for netplan and as nothing for networkd.)
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 from cachenet.port import Port
@@ -33,6 +41,8 @@ def add_cache_link(
     networks[:] = [network for network in networks if network.get("link") not in stale]
     links.append(_cache_link(port, settings))
     networks.append(_cache_network(port, settings, _free_network_id(networks)))
+    for address in port.ipv6_addresses(settings.ipv6_prefixes):
+        networks.append(_cache_ipv6_network(port, address, _free_network_id(networks)))
     return document
 
 
@@ -59,6 +69,19 @@ def _cache_network(port: Port, settings: NetworkSettings, network_id: str) -> di
         "link": port.device,
         "ip_address": str(port.address),
         "netmask": str(subnet_of(settings, port.address).netmask),
+        "routes": [],
+    }
+
+
+def _cache_ipv6_network(
+    port: Port, address: ipaddress.IPv6Address, network_id: str
+) -> dict[str, Any]:
+    return {
+        "id": network_id,
+        "type": "ipv6",
+        "link": port.device,
+        "ip_address": str(address),
+        "netmask": str(ipaddress.IPv6Network(f"{address}/64", strict=False).netmask),
         "routes": [],
     }
 

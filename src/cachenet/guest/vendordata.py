@@ -25,8 +25,11 @@ What the script does, and why that way:
   up yet (cloud-init.service runs before sysinit.target), so ``netplan apply``,
   ``networkctl reload`` or ``nmcli`` cannot be relied on, and starting systemd
   jobs from there can deadlock the boot. ``ip addr replace`` is idempotent.
-It never sets a default route, DNS servers or IPv6 on the NIC: the cache
-network is for the cache nodes only.
+It never sets a default route or DNS servers on the NIC: the cache network is
+for the cache nodes only. IPv6 only on a dual-stack pool: the port's EUI-64
+address in each prefix, fixed like the IPv4 one, with router advertisements and
+temporary (privacy) addresses off and the link-local address formed from the
+MAC, since port security lets only those addresses through.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ IFUPDOWN_FILE = "/etc/network/interfaces.d/60-cachenet"
 CONNECTION_NAME = "cachenet"
 
 # POSIX sh (dash on Debian/Ubuntu). Filled with validated values only: a
-# canonical MAC, an IPv4 interface and an integer MTU; no quoting is needed.
+# canonical MAC, IPv4 and IPv6 interfaces and an integer MTU; no quoting is needed.
 _SCRIPT = """\
 # cachenet: configure the cache NIC (MAC {mac}) with {interface}.
 mac={mac} interface={interface}
@@ -83,8 +86,18 @@ elif [ -f /etc/network/interfaces ] && command -v ifup >/dev/null 2>&1; then
       echo 'source /etc/network/interfaces.d/*' >>/etc/network/interfaces
   fi
 fi
-{mtu_command}ip link set dev "$dev" up
+{mtu_command}{ipv6_sysctls}ip link set dev "$dev" up
 ip addr replace "$interface" dev "$dev"
+{ipv6_commands}"""
+
+# Before the link comes up: a link-local address from the MAC (addr_gen_mode 0,
+# EUI-64), no SLAAC of its own and no temporary addresses (Ubuntu turns those on),
+# which port security would drop.
+_IPV6_SYSCTLS = """\
+for setting in disable_ipv6=0 addr_gen_mode=0 accept_ra=0 autoconf=0 use_tempaddr=0
+do
+  echo "${{setting#*=}}" >"/proc/sys/net/ipv6/conf/$dev/${{setting%=*}}" || true
+done
 """
 
 
@@ -102,6 +115,11 @@ def cloud_config(port: Port, settings: NetworkSettings) -> str:
         ifupdown_file=IFUPDOWN_FILE,
         ifupdown=ifupdown_stanza("$dev", port, settings),
         mtu_command=f'ip link set dev "$dev" mtu {settings.mtu}\n' if settings.mtu else "",
+        ipv6_sysctls=_IPV6_SYSCTLS.format() if _ipv6_interfaces(port, settings) else "",
+        ipv6_commands="".join(
+            f'ip -6 addr replace {address} dev "$dev"\n'
+            for address in _ipv6_interfaces(port, settings)
+        ),
     )
     return "#cloud-config\nbootcmd:\n  - |\n" + textwrap.indent(script, "    ")
 
@@ -109,6 +127,8 @@ def cloud_config(port: Port, settings: NetworkSettings) -> str:
 def netplan_config(port: Port, settings: NetworkSettings) -> str:
     """A netplan document for the NIC matched by MAC (no rename, no route, no DHCP)."""
     mtu = f"      mtu: {settings.mtu}\n" if settings.mtu else ""
+    addresses = ", ".join(f'"{a}"' for a in _interfaces(port, settings))
+    link_local = "[ipv6]" if _ipv6_interfaces(port, settings) else "[]"
     return (
         "network:\n"
         "  version: 2\n"
@@ -116,22 +136,24 @@ def netplan_config(port: Port, settings: NetworkSettings) -> str:
         f"    {CONNECTION_NAME}:\n"
         "      match:\n"
         f'        macaddress: "{port.mac}"\n'
-        f'      addresses: ["{_interface(port, settings)}"]\n'
+        f"      addresses: [{addresses}]\n"
         f"{mtu}"
         "      dhcp4: false\n"
         "      dhcp6: false\n"
         "      accept-ra: false\n"
-        "      link-local: []\n"
+        f"      link-local: {link_local}\n"
     )
 
 
 def networkd_network(port: Port, settings: NetworkSettings) -> str:
     """A systemd-networkd .network file for the NIC matched by MAC."""
     link = f"[Link]\nMTUBytes={settings.mtu}\n\n" if settings.mtu else ""
+    addresses = "".join(f"Address={a}\n" for a in _interfaces(port, settings))
+    link_local = "ipv6" if _ipv6_interfaces(port, settings) else "no"
     return (
         f"[Match]\nMACAddress={port.mac}\n\n{link}"
-        f"[Network]\nAddress={_interface(port, settings)}\n"
-        "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        f"[Network]\n{addresses}"
+        f"LinkLocalAddressing={link_local}\nIPv6AcceptRA=no\n"
     )
 
 
@@ -143,7 +165,18 @@ def nm_keyfile(port: Port, settings: NetworkSettings) -> str:
         f"[ethernet]\nmac-address={port.mac}\n{mtu}\n"
         f"[ipv4]\nmethod=manual\naddress1={_interface(port, settings)}\n"
         "never-default=true\nignore-auto-dns=true\n\n"
-        "[ipv6]\nmethod=ignore\n"
+        f"{_nm_ipv6(port, settings)}"
+    )
+
+
+def _nm_ipv6(port: Port, settings: NetworkSettings) -> str:
+    interfaces = _ipv6_interfaces(port, settings)
+    if not interfaces:
+        return "[ipv6]\nmethod=ignore\n"
+    addresses = "".join(f"address{n}={a}\n" for n, a in enumerate(interfaces, start=1))
+    return (
+        f"[ipv6]\nmethod=manual\n{addresses}addr-gen-mode=eui64\nip6-privacy=0\n"
+        "never-default=true\nignore-auto-dns=true\n"
     )
 
 
@@ -156,8 +189,20 @@ def ifupdown_stanza(device: str, port: Port, settings: NetworkSettings) -> str:
         f"iface {device} inet static\n"
         f"    address {_interface(port, settings)}\n"
         f"{mtu}"
+    ) + "".join(
+        f"iface {device} inet6 static\n    address {address}\n    accept_ra 0\n"
+        for address in _ipv6_interfaces(port, settings)
     )
 
 
 def _interface(port: Port, settings: NetworkSettings) -> str:
     return f"{port.address}/{subnet_of(settings, port.address).prefixlen}"
+
+
+def _ipv6_interfaces(port: Port, settings: NetworkSettings) -> list[str]:
+    """The port's EUI-64 address in each IPv6 prefix of the pool, as address/64."""
+    return [f"{address}/64" for address in port.ipv6_addresses(settings.ipv6_prefixes)]
+
+
+def _interfaces(port: Port, settings: NetworkSettings) -> list[str]:
+    return [_interface(port, settings), *_ipv6_interfaces(port, settings)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from oslo_config import cfg
 
+from cachenet import ipv6
 from cachenet.errors import IdentityError
 from cachenet.identity import parse_mac_prefix, suffix_bits
 from cachenet.settings.reading import Area, Values, shown_value
@@ -31,7 +32,8 @@ OPTS: list[cfg.Opt] = [
         help="The cache pool: one or more IPv4 subnets (CIDRs, comma-separated, not "
         "overlapping), filled in this order. Private or global unicast, not loopback, "
         "link-local, multicast or 0.0.0.0/8. A subnet is added by appending it and "
-        "restarting; one still holding ports cannot be removed.",
+        "restarting; one still holding ports cannot be removed. IPv6 /64 prefixes may "
+        "stand beside them (dual stack): each port's IPv6 address is the EUI-64 of its MAC.",
     ),
     cfg.ListOpt(
         "reserved",
@@ -64,11 +66,16 @@ class NetworkSettings(Area):
     reserved: tuple[AddressRange, ...]
     mac_prefix: str
     mtu: int | None
+    # The IPv6 /64 prefixes of ``subnet`` (dual stack); addresses come from MACs (cachenet.ipv6).
+    ipv6_prefixes: tuple[ipaddress.IPv6Network, ...] = field(
+        default=(), metadata={"option": "subnet"}
+    )
 
     def public_items(self) -> Iterator[tuple[str, object]]:
+        """``subnet`` as the option is written: comma-separated, IPv4 then IPv6."""
+        subnet = ",".join(str(s) for s in self.subnets + self.ipv6_prefixes)
         for name, value in super().public_items():
-            # As the option is written: comma-separated, as before pools.
-            yield name, ",".join(map(str, self.subnets)) if name == "subnet" else value
+            yield name, subnet if name == "subnet" else value
 
 
 def parse(v: Values, problems: list[str]) -> NetworkSettings | None:
@@ -76,12 +83,13 @@ def parse(v: Values, problems: list[str]) -> NetworkSettings | None:
     before = len(problems)
     mac_prefix = None if v["mac_prefix"] is None else _parse_mac_prefix(v["mac_prefix"], problems)
     subnets = _parse_subnets(v["subnet"], problems)
+    ipv6_prefixes = _parse_ipv6_prefixes(v["subnet"] or [], problems)
     reserved = _parse_reserved(v["reserved"] or [], subnets, problems)
     if subnets:
         _check_room(AddressPool.of(subnets, reserved), mac_prefix, problems)
     if len(problems) > before or not subnets or mac_prefix is None or v["reserved"] is None:
         return None
-    return NetworkSettings(subnets, reserved, mac_prefix, v["mtu"])
+    return NetworkSettings(subnets, reserved, mac_prefix, v["mtu"], ipv6_prefixes)
 
 
 def _check_room(pool: AddressPool, mac_prefix: str | None, problems: list[str]) -> None:
@@ -118,6 +126,13 @@ def _parse_subnets(
     if not items:
         problems.append("subnet is empty: give at least one IPv4 subnet (CIDR)")
         return ()
+    items = [item for item in items if not _is_ipv6(item)]
+    if not items:  # the port store's rows and the Port need an IPv4 address today
+        problems.append(
+            "subnet holds IPv6 prefixes only: an IPv6-only pool is not supported yet; "
+            "list an IPv4 subnet beside them (dual stack)"
+        )
+        return ()
     subnets = [_parse_subnet(item, problems) for item in items]
     valid = [s for s in subnets if s is not None]
     for i, subnet in enumerate(valid):
@@ -127,6 +142,31 @@ def _parse_subnets(
                     f"subnet {subnet} overlaps {other}: the subnets of the pool must be disjoint"
                 )
     return tuple(valid) if len(valid) == len(subnets) else ()
+
+
+def _is_ipv6(text: str) -> bool:
+    return ":" in text
+
+
+def _parse_ipv6_prefixes(
+    items: Sequence[str], problems: list[str]
+) -> tuple[ipaddress.IPv6Network, ...]:
+    """The IPv6 prefixes of the ``subnet`` list (each a /64, distinct)."""
+    prefixes: list[ipaddress.IPv6Network] = []
+    for item in filter(_is_ipv6, items):
+        try:
+            prefix = ipaddress.IPv6Network(item.strip(), strict=True)
+        except ValueError as exc:
+            problems.append(f"subnet {shown_value(item)} is not an IPv6 prefix: {exc}")
+            continue
+        problem = ipv6.prefix_problem(prefix)
+        if problem is None and prefix in prefixes:
+            problem = f"subnet {prefix} is listed twice: the prefixes of the pool must differ"
+        if problem:
+            problems.append(problem)
+        else:
+            prefixes.append(prefix)
+    return tuple(prefixes)
 
 
 def _parse_subnet(text: str, problems: list[str]) -> ipaddress.IPv4Network | None:

@@ -53,14 +53,20 @@ class Area:
     (a field named otherwise than its option says so: ``field(metadata={"option": ...})``)."""
 
     def public_items(self) -> Iterator[tuple[str, object]]:
-        """(option name, value as plain text, number, bool or list) for each field."""
+        """(option name, value as plain text, number, bool or list) for each option;
+        once for fields read from one option (``subnet``: IPv4 subnets, IPv6 prefixes)."""
+        shown: set[str] = set()
         for f in fields(self):  # type: ignore[arg-type]  # every Area is a dataclass
+            name = f.metadata.get("option", f.name)
+            if name in shown:
+                continue
+            shown.add(name)
             value = getattr(self, f.name)
             if isinstance(value, tuple):
                 value = [str(v) for v in value]
             elif value is not None and not isinstance(value, bool | int | str):
                 value = str(value)
-            yield f.metadata.get("option", f.name), value
+            yield name, value
 
 
 def shown_value(value: object) -> str:
