@@ -267,7 +267,7 @@ def main() -> None:
         ours = plug_client(stack, f"{prefix}-c", script, f"{prefix}cb", None)
         network = libvirt_network(stack, prefix)
         theirs = plug_client(stack, f"{prefix}-m", script, f"{prefix}lb", None)
-        mac_prefix = load_settings([cachenet[-1]]).mac_prefix
+        mac_prefix = load_settings([cachenet[-1]]).network.mac_prefix
         allocated = 0  # a new database hands MACs out in order
         for run in range(args.runs):
             for kind, cli in (("alone", cachenet), ("agent", served)):

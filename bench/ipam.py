@@ -43,7 +43,6 @@ from sqlalchemy.pool import NullPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from cachenet.settings import make_settings
 from cachenet.store import open_store
-from cachenet.store.addresses import AddressPool
 from cachenet.store.ports import PortStore
 from harness.allocators import SPAWN, SUBNET, storm
 from harness.databases import fresh_database
@@ -96,7 +95,7 @@ def _pool_compare(kind: str, first_url: str, second_url: str) -> None:
     # Connections held: the figures are the allocations', not a server's connection set-up.
     first = open_store(make_settings(database=first_url, subnet=POOL), hold_connection=True)
     second = open_store(make_settings(database=second_url, subnet=POOL), hold_connection=True)
-    first_subnet = AddressPool.from_settings(second.settings).spaces[0]
+    first_subnet = second.pool.spaces[0]
     for _ in range(first_subnet.size):  # fill the first subnet of this store
         second.allocate(str(uuid.uuid4()), "bench")
     anchor: list[float] = []  # seconds per block of 20, alternating
@@ -126,10 +125,11 @@ def null_pool_engine(url: str) -> Engine:
 
 
 def store_of(url: str, engine_kind: str) -> PortStore:
-    store = open_store(make_settings(database=url, subnet=SUBNET))
+    settings = make_settings(database=url, subnet=SUBNET)
+    store = open_store(settings)
     if engine_kind == "NullPool":
         store.engine.dispose()
-        store = PortStore(null_pool_engine(url), store.settings)
+        store = PortStore(null_pool_engine(url), settings.network, settings.bridge)
     return store
 
 

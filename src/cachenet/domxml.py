@@ -20,7 +20,7 @@ from cachenet.bridge import backend_class
 from cachenet.errors import DomainXMLError
 from cachenet.identity import has_mac_prefix
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings
 
 # Devices libvirt formats after <interface> elements (virDomainDefFormatInternal
 # order); with no interface yet, the cache NIC goes before the first of these.
@@ -66,32 +66,36 @@ class CacheInterface:
         }
 
 
-def interface_element(port: Port, settings: Settings) -> etree._Element:
-    """The ``<interface>`` element of ``port``, shaped by ``settings``."""
+def interface_element(
+    port: Port, bridge: BridgeSettings, network: NetworkSettings
+) -> etree._Element:
+    """The ``<interface>`` element of ``port`` on the cache ``bridge``."""
     iface = etree.Element("interface", type="bridge")
     etree.SubElement(iface, "mac", address=port.mac)
-    etree.SubElement(iface, "source", bridge=settings.bridge)  # the host's, not the port's
+    etree.SubElement(iface, "source", bridge=bridge.name)  # the host's, not the port's
     etree.SubElement(iface, "target", dev=port.device)
-    etree.SubElement(iface, "model", type=settings.nic_model)
-    if settings.mtu:
-        etree.SubElement(iface, "mtu", size=str(settings.mtu))
+    etree.SubElement(iface, "model", type=bridge.nic_model)
+    if network.mtu:
+        etree.SubElement(iface, "mtu", size=str(network.mtu))
     # What differs per bridge type (OVS: virtualport, VLAN tag) is the type's own.
-    backend_class(settings.bridge_type).interface_parts(iface, port, settings)
+    backend_class(bridge.bridge_type).interface_parts(iface, port, bridge)
     return iface
 
 
-def interface_xml(port: Port, settings: Settings) -> str:
+def interface_xml(port: Port, bridge: BridgeSettings, network: NetworkSettings) -> str:
     """The cache interface alone, as libvirt's attachDeviceFlags takes it."""
-    element = interface_element(port, settings)
+    element = interface_element(port, bridge, network)
     return str(etree.tostring(element, encoding="unicode", pretty_print=True))
 
 
-def add_cache_interface(domain_xml: str | bytes, port: Port, settings: Settings) -> str:
+def add_cache_interface(
+    domain_xml: str | bytes, port: Port, bridge: BridgeSettings, network: NetworkSettings
+) -> str:
     """``domain_xml`` with exactly one cache interface, for ``port``."""
     root = parse_domain(domain_xml)
     devices = _devices(root)
-    new = interface_element(port, settings)
-    existing = _cache_interfaces(devices, settings)
+    new = interface_element(port, bridge, network)
+    existing = _cache_interfaces(devices, network)
     if existing:
         _replace(existing[0], new)
         for extra in existing[1:]:
@@ -101,17 +105,21 @@ def add_cache_interface(domain_xml: str | bytes, port: Port, settings: Settings)
     return _serialize(root)
 
 
-def remove_cache_interface(domain_xml: str | bytes, settings: Settings) -> str:
+def remove_cache_interface(
+    domain_xml: str | bytes, bridge: BridgeSettings, network: NetworkSettings
+) -> str:
     """``domain_xml`` without any cache interface (unchanged when there is none)."""
     root = parse_domain(domain_xml)
-    for iface in _cache_interfaces(_devices(root), settings):
+    for iface in _cache_interfaces(_devices(root), network):
         _remove(iface)
     return _serialize(root)
 
 
-def find_cache_interface(domain_xml: str | bytes, settings: Settings) -> CacheInterface | None:
+def find_cache_interface(
+    domain_xml: str | bytes, bridge: BridgeSettings, network: NetworkSettings
+) -> CacheInterface | None:
     """The domain's cache interface, or None."""
-    found = _cache_interfaces(_devices(parse_domain(domain_xml)), settings)
+    found = _cache_interfaces(_devices(parse_domain(domain_xml)), network)
     return _describe(found[0]) if found else None
 
 
@@ -124,7 +132,7 @@ class SetAside:
 
 
 def set_aside_cache_interfaces(
-    domain_xml: str | bytes, settings: Settings
+    domain_xml: str | bytes, bridge: BridgeSettings, network: NetworkSettings
 ) -> tuple[str, list[SetAside]]:
     """The domain without its cache interfaces, and what ``restore_cache_interfaces`` needs.
 
@@ -134,9 +142,9 @@ def set_aside_cache_interfaces(
     root = parse_domain(domain_xml)
     devices = _devices(root)
     aside = []
-    for iface in _cache_interfaces(devices, settings):
+    for iface in _cache_interfaces(devices, network):
         before = sum(1 for i in iface.itersiblings("interface", preceding=True)
-                     if not _is_cache_interface(i, settings))  # fmt: skip
+                     if not _is_cache_interface(i, network))  # fmt: skip
         aside.append(SetAside(before, etree.tostring(iface, encoding="unicode", with_tail=False)))
         _remove(iface)
     return _serialize(root), aside
@@ -196,13 +204,14 @@ def _devices(root: etree._Element) -> etree._Element:
     return devices
 
 
-def _cache_interfaces(devices: etree._Element, settings: Settings) -> list[etree._Element]:
-    return [i for i in devices.iterchildren("interface") if _is_cache_interface(i, settings)]
+def _cache_interfaces(devices: etree._Element, network: NetworkSettings) -> list[etree._Element]:
+    return [i for i in devices.iterchildren("interface") if _is_cache_interface(i, network)]
 
 
-def _is_cache_interface(iface: etree._Element, settings: Settings) -> bool:
+def _is_cache_interface(iface: etree._Element, network: NetworkSettings) -> bool:
+    """A MAC under the network's prefix: the port's stable identity, whatever bridge it names."""
     mac = iface.find("mac")
-    return mac is not None and has_mac_prefix(mac.get("address", ""), settings.mac_prefix)
+    return mac is not None and has_mac_prefix(mac.get("address", ""), network.mac_prefix)
 
 
 def _describe(iface: etree._Element) -> CacheInterface:

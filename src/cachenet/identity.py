@@ -190,3 +190,24 @@ def shown(text: object, limit: int = 40) -> str:
     """``text`` quoted for a message or log line: one line, control characters escaped, short."""
     value = str(text)
     return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
+def linux_ifname_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a Linux interface name (the kernel's dev_valid_name), or None.
+
+    The kernel counts bytes, not characters; anything but printable ASCII is
+    refused too, as the tools around a bridge (dnsmasq, libvirt, OVS) are not
+    all safe with it.
+    """
+    if not name:
+        return "empty"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > IFNAMSIZ_MAX:
+        return f"{size} bytes, at most {IFNAMSIZ_MAX}"
+    if not (name.isascii() and name.isprintable()):
+        return "only printable ASCII characters are allowed"
+    if name in (".", ".."):
+        return "reserved name"
+    if re.search(r"[/:\s]", name):
+        return "contains '/', ':' or whitespace"
+    return None

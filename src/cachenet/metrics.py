@@ -229,7 +229,7 @@ def serve(service: Service, listen: str | None, store: PortStore) -> Listener | 
         return None
     from prometheus_client import start_http_server
 
-    from cachenet.settings import split_listen
+    from cachenet.settings.metrics import split_listen
 
     address, port = split_listen(listen)
     registry = enable(service, store)

@@ -27,7 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from cachenet import hostnet
 from cachenet.errors import BridgeError, PrivilegeError
-from cachenet.settings import linux_ifname_problem
+from cachenet.identity import linux_ifname_problem
 
 with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on every CLI run
     warnings.simplefilter("ignore")

@@ -268,7 +268,8 @@ def router_advertisements() -> Iterator[Callable[[Side], None]]:
         (state_dir / "hosts").mkdir(mode=0o755)
         settings = make_settings(subnet=f"10.99.0.0/16, {PREFIX}", dhcp_interface=side.node_dev,
                                  dhcp_state_dir=str(state_dir))  # fmt: skip
-        argv = ["ip", "netns", "exec", side.node, *dnsmasq_command(settings, "dnsmasq")]
+        command = dnsmasq_command(settings.dhcp, settings.network, "dnsmasq")
+        argv = ["ip", "netns", "exec", side.node, *command]
         log = open(state_dir / "dnsmasq.log", "w")  # noqa: SIM115 - closed with the process
         processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
 

@@ -21,8 +21,8 @@ def link(ns, name):
 
 
 def backend(ns, prefix, **overrides):
-    settings = make_settings(bridge=f"{prefix}br", uplink=f"{prefix}up", **overrides)
-    return LinuxBridge(settings, netns=ns)
+    settings = make_settings(**{"bridge": f"{prefix}br", "uplink": f"{prefix}up", **overrides})
+    return LinuxBridge(settings.bridge, settings.network, netns=ns)
 
 
 def test_ensure_builds_the_bridge_with_its_uplink_and_is_idempotent(ns, prefix):
@@ -101,7 +101,7 @@ def test_status_names_the_instance_ports_that_are_not_isolated(ns, prefix):
 
 
 def test_missing_uplink_is_an_error_and_leaves_no_bridge(ns, prefix):
-    bridge = LinuxBridge(make_settings(bridge=f"{prefix}br", uplink=f"{prefix}nope"), netns=ns)
+    bridge = backend(ns, prefix, uplink=f"{prefix}nope")
     with pytest.raises(BridgeError, match=f"uplink {prefix}nope does not exist"):
         bridge.ensure()
     assert link(ns, f"{prefix}br") is None
@@ -118,7 +118,7 @@ def test_uplink_enslaved_elsewhere_is_an_error_and_leaves_no_bridge(ns, prefix):
 
 
 def test_a_name_taken_by_another_kind_of_device_is_an_error(ns, prefix):
-    bridge = LinuxBridge(make_settings(bridge=f"{prefix}peer", uplink=f"{prefix}up"), netns=ns)
+    bridge = backend(ns, prefix, bridge=f"{prefix}peer")
     with pytest.raises(BridgeError, match="is a veth device, not a bridge"):
         bridge.ensure()
     assert link(ns, f"{prefix}up").get_attr("IFLA_MASTER") in (None, 0)

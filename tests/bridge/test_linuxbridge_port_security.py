@@ -80,7 +80,7 @@ class Lab:
         subnet = settings.pop("subnet", "10.77.0.0/24")  # a dual-stack pool too
         self.settings = make_settings(bridge=f"{prefix}br", uplink=f"{prefix}up",
                                       subnet=subnet, **settings)  # fmt: skip
-        self.bridge = LinuxBridge(self.settings, netns=self.host)
+        self.bridge = LinuxBridge(self.settings.bridge, self.settings.network, netns=self.host)
         self.bridge.ensure()
         self.count = 0
 
@@ -96,7 +96,7 @@ class Lab:
         set_mac(ns, "eth0", port.mac)
         netns.add_address("eth0", str(port.address), 24, ns=ns)
         with NetNS(self.host) as ipr:
-            bridge = ipr.link_lookup(ifname=self.settings.bridge)[0]
+            bridge = ipr.link_lookup(ifname=self.settings.bridge.name)[0]
             ipr.link("set", index=ipr.link_lookup(ifname=port.device)[0], master=bridge)
         return ns, port
 
@@ -230,7 +230,7 @@ def test_rules_of_a_port_exist_before_its_device(lab):
     set_mac(ns, "eth0", port.mac)
     netns.add_address("eth0", str(port.address), 24, ns=ns)
     with NetNS(lab.host) as ipr:
-        bridge = ipr.link_lookup(ifname=lab.settings.bridge)[0]
+        bridge = ipr.link_lookup(ifname=lab.settings.bridge.name)[0]
         ipr.link("set", index=ipr.link_lookup(ifname=port.device)[0], master=bridge)
     assert reaches(ns, NODE)
 
@@ -280,8 +280,8 @@ def test_with_both_protections_off_the_table_goes(prefix):
         vm, port = lab.instance()
         lab.bridge.secure_ports([port])
         lab.bridge.settings = make_settings(
-            bridge=lab.settings.bridge, isolate_ports=False, anti_spoofing=False
-        )
+            bridge=lab.settings.bridge.name, isolate_ports=False, anti_spoofing=False
+        ).bridge
         assert lab.bridge.secure_ports([port]) == [
             "removed nftables table bridge cachenet: isolate_ports and anti_spoofing are off"
         ]

@@ -38,7 +38,8 @@ from cachenet.settings import make_settings
 cfg.CONF(["--config-file", sys.argv[1]], project="nova")  # nova.conf: [cachenet_privileged]
 bridge, port = sys.argv[2], sys.argv[3]
 settings = make_settings(bridge=bridge, device_prefix=port[:-1], isolate_ports=True)
-out = {"exists": backend_for(settings).status().exists}  # the driver's bridge check
+backend = backend_for(settings.bridge, settings.network)
+out = {"exists": backend.status().exists}  # the driver's bridge check
 
 
 def attempt(name, call):
@@ -58,7 +59,7 @@ if sys.argv[4] == "check":
 else:  # the backend's own port security, as the driver calls it
     mine = Port("6d5b8a86-2b8f-4c8e-8a3e-1f0e8b9c0d11", "02:cc:00:00:00:01", "10.77.0.10",
                 port, "host")
-    attempt("secure_ports", lambda: backend_for(settings).secure_ports([mine]))
+    attempt("secure_ports", lambda: backend.secure_ports([mine]))
 print(json.dumps(out))
 """
 
@@ -92,7 +93,8 @@ def host(prefix):
     """A namespace with a cache bridge and one instance port, as root made them."""
     with netns.namespace(f"{prefix}-ns") as ns:
         bridge, port = f"{prefix}br", f"{prefix}t0"
-        LinuxBridge(make_settings(bridge=bridge), netns=ns).ensure()
+        settings = make_settings(bridge=bridge)
+        LinuxBridge(settings.bridge, settings.network, netns=ns).ensure()
         netns.add_veth(port, f"{prefix}peer", ns=ns, peer_ns=ns)
         _ip(ns, "link", "set", port, "master", bridge)
         yield ns, bridge, port

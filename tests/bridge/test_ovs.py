@@ -20,7 +20,8 @@ def ovs_bridge(ovsdb, prefix, root_veth):
     def make(openflow_listen=None, **overrides):
         options = {"bridge": f"{prefix}br", "uplink": root_veth, "bridge_type": "ovs"}
         options.update(datapath_type="netdev", ovsdb_connection=ovsdb, **overrides)
-        return OvsBridge(make_settings(**options), openflow_listen)
+        settings = make_settings(**options)
+        return OvsBridge(settings.bridge, settings.network, openflow_listen)
 
     yield make
     vsctl("--if-exists", "del-br", f"{prefix}br")
@@ -133,7 +134,7 @@ def test_ovsdb_not_running_is_a_quick_clear_error(prefix):
     settings = make_settings(bridge_type="ovs", ovsdb_connection=f"unix:/tmp/{prefix}/db.sock")
     started = time.monotonic()
     with pytest.raises(BridgeError, match="Open vSwitch database is not running"):
-        OvsBridge(settings).ensure()
+        OvsBridge(settings.bridge, settings.network).ensure()
     assert time.monotonic() - started < 5
 
 

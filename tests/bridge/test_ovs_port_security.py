@@ -139,7 +139,9 @@ def make_net(ovsdb, prefix) -> Iterator:
                 device_prefix=f"{prefix}-", datapath_type="netdev", ovsdb_connection=ovsdb,
             )  # fmt: skip
             options.update(overrides)
-            bridge = OvsBridge(make_settings(**options), f"127.0.0.1:{free_tcp_port()}")
+            settings = make_settings(**options)
+            listen = f"127.0.0.1:{free_tcp_port()}"
+            bridge = OvsBridge(settings.bridge, settings.network, listen)
             stack.callback(vsctl, "--if-exists", "del-br", f"{prefix}br")
             bridge.ensure()
             net = Net(prefix, bridge, cache, a, b)

@@ -32,7 +32,8 @@ from cachenet.bridge.ovs import OvsBridge
 from cachenet.port import Port
 from cachenet.settings import make_settings
 options, listen, port = json.loads(sys.argv[1])
-bridge = OvsBridge(make_settings(**options), listen)
+settings = make_settings(**options)
+bridge = OvsBridge(settings.bridge, settings.network, listen)
 port["address"] = ipaddress.IPv4Address(port["address"])
 print(json.dumps(bridge.secure_ports([Port(**port)])))
 print(json.dumps(bridge.status().unsecured_ports))
@@ -62,9 +63,14 @@ def readable_dir() -> Iterator[Path]:
         yield Path(name)
 
 
+def ensure_as_root(options, listen):
+    settings = make_settings(**options)
+    OvsBridge(settings.bridge, settings.network, listen).ensure()
+
+
 def test_secure_ports_without_root_through_the_local_listeners(options, prefix):
     listen = f"127.0.0.1:{free_tcp_port()}"
-    OvsBridge(make_settings(**options), listen).ensure()  # as root, at boot
+    ensure_as_root(options, listen)  # at boot
     assert "ptcp:6640:127.0.0.1" in vsctl("get-manager").split()
     device = f"{prefix}-aaaaaaaa"
     vsctl("add-port", f"{prefix}br", device, "--", "set", "Interface", device, "type=internal")
@@ -101,7 +107,7 @@ def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
     options, prefix, readable_dir
 ):
     listen = f"127.0.0.1:{free_tcp_port()}"
-    OvsBridge(make_settings(**options), listen).ensure()
+    ensure_as_root(options, listen)
     common = f"bridge_type = ovs\nbridge = {prefix}br\ndatapath_type = netdev\n"
 
     root_socket = cachenet_as_nobody(readable_dir, common, "bridge", "status")

@@ -74,8 +74,13 @@ def test_bridge_ensure_says_it_needs_cap_net_admin(shared_dir, writable, bridge)
     assert not link_exists(bridge)
 
 
+def ensure_as_root(bridge):
+    settings = make_settings(bridge=bridge)
+    LinuxBridge(settings.bridge, settings.network).ensure()
+
+
 def test_bridge_teardown_says_it_needs_cap_net_admin(shared_dir, writable, bridge):
-    LinuxBridge(make_settings(bridge=bridge)).ensure()  # as root: cachenet's own bridge
+    ensure_as_root(bridge)  # cachenet's own bridge
     conf = write_conf(shared_dir, bridge=bridge)
     result = cachenet_as(NOBODY, conf, "bridge", "teardown")
     assert_one_line_error(result, "bridge teardown needs CAP_NET_ADMIN: run it as root")
@@ -84,7 +89,7 @@ def test_bridge_teardown_says_it_needs_cap_net_admin(shared_dir, writable, bridg
 
 def test_bridge_status_needs_no_privilege(shared_dir, writable, bridge, prefix):
     """Reading a bridge and its ports' isolation is netlink's unprivileged dump."""
-    LinuxBridge(make_settings(bridge=bridge)).ensure()
+    ensure_as_root(bridge)
     port = f"{prefix}tap"
     netns.add_veth(port, f"{prefix}peer")
     try:

@@ -36,7 +36,7 @@ from cachenet.store import open_store
 logging.basicConfig(level=logging.INFO)
 settings = load_settings([sys.argv[1]])
 store = open_store(settings, hold_connection=True)
-DhcpServer(settings, store, poll_while_listening=3600).serve()
+DhcpServer(settings.dhcp, settings.network, store, poll_while_listening=3600).serve()
 """
 
 

@@ -113,7 +113,9 @@ def assert_neutron_nic_unchanged(report: list[str]) -> None:
 
 
 def test_config_drive_gives_the_cache_nic_its_reserved_address(boot):
-    booted = boot(lambda port, settings: (add_cache_link(neutron_only(), port, settings), None))
+    booted = boot(
+        lambda port, settings: (add_cache_link(neutron_only(), port, settings.network), None)
+    )
     assert cloud_guest.ipv4_of(booted.report, booted.port.mac) == [f"{booted.port.address}/24"]
     # cloud-init rendered it, for ifupdown as on Debian 12's cloud images
     assert f"address {booted.port.address}/24" in cloud_guest.rendered_eni(booted.report)
@@ -133,7 +135,10 @@ def test_vendordata_configures_the_cache_nic(boot):
     """What a metadata-service cloud sends (Nova's vendor_data2.json), here on a config
     drive whose network_data.json does not list the cache NIC."""
     booted = boot(
-        lambda port, settings: (neutron_only(), {"cloud-init": cloud_config(port, settings)})
+        lambda port, settings: (
+            neutron_only(),
+            {"cloud-init": cloud_config(port, settings.network)},
+        )
     )
     assert cloud_guest.ipv4_of(booted.report, booted.port.mac) == [f"{booted.port.address}/24"]
     assert outcome(booted.report, "PING") == "ok"

@@ -63,7 +63,7 @@ class AllowedSourceTest(DynamicVendorDataTest):
 
         vendor_data2 = DynamicVendorData(self.instance(instance_uuid)).get()
 
-        self.assertEqual({TARGET: cloud_config(port, self.settings)}, vendor_data2)
+        self.assertEqual({TARGET: cloud_config(port, self.settings.network)}, vendor_data2)
         consumed = consume_vendor_data2(vendor_data2)
         self.assertEqual(["text/cloud-config"], consumed["parts"])
         self.assertEqual([], consumed["schema_errors"])

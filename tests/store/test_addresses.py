@@ -5,11 +5,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cachenet.settings import make_settings
-from cachenet.store.addresses import AddressPool, SubnetSpace, subnet_of
+from cachenet.store.addresses import AddressPool, SubnetSpace, parse_address_range, subnet_of
 
 
 def only_space(**overrides):
-    (space,) = AddressPool.from_settings(make_settings(**overrides)).spaces
+    (space,) = AddressPool.from_settings(make_settings(**overrides).network).spaces
     return space
 
 
@@ -21,8 +21,8 @@ def all_allocatable(space, reserved):
 
 def test_index_skips_network_broadcast_and_reserved():
     settings = make_settings(subnet="10.0.0.0/28", reserved=["10.0.0.1", "10.0.0.4-10.0.0.6"])
-    (space,) = AddressPool.from_settings(settings).spaces
-    expected = all_allocatable(space, settings.reserved)
+    (space,) = AddressPool.from_settings(settings.network).spaces
+    expected = all_allocatable(space, settings.network.reserved)
     assert [space.address_at(i) for i in range(space.size)] == expected
     assert expected[0] == ipaddress.IPv4Address("10.0.0.2")
     with pytest.raises(IndexError):
@@ -33,8 +33,8 @@ def test_index_skips_network_broadcast_and_reserved():
 def test_index_matches_a_walk_of_the_subnet(spans):
     reserved = [f"10.1.0.{a}-10.1.0.{min(a + n, 63)}" for a, n in spans]
     settings = make_settings(subnet="10.1.0.0/26", reserved=reserved)
-    (space,) = AddressPool.from_settings(settings).spaces
-    expected = all_allocatable(space, settings.reserved)
+    (space,) = AddressPool.from_settings(settings.network).spaces
+    expected = all_allocatable(space, settings.network.reserved)
     assert len(expected) == space.size
     assert [space.address_at(i) for i in range(len(expected))] == expected
 
@@ -48,7 +48,7 @@ def test_each_subnet_of_a_pool_keeps_the_reserved_ranges_inside_it():
     settings = make_settings(
         subnet="10.0.0.0/29, 192.168.5.0/30", reserved=["10.0.0.1-10.0.0.2", "192.168.5.1"]
     )
-    pool = AddressPool.from_settings(settings)
+    pool = AddressPool.from_settings(settings.network)
     first, second = pool.spaces
     assert [str(first.address_at(i)) for i in range(first.size)] == [
         "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6",
@@ -65,18 +65,18 @@ def test_each_subnet_of_a_pool_keeps_the_reserved_ranges_inside_it():
 
 def test_a_port_gets_its_own_subnets_netmask():
     settings = make_settings(subnet="10.0.0.0/24,10.8.0.0/16")
-    assert subnet_of(settings, ipaddress.IPv4Address("10.8.3.4")).netmask == (
+    assert subnet_of(settings.network, ipaddress.IPv4Address("10.8.3.4")).netmask == (
         ipaddress.IPv4Address("255.255.0.0")
     )
-    assert subnet_of(settings, ipaddress.IPv4Address("10.0.0.9")).prefixlen == 24
+    assert subnet_of(settings.network, ipaddress.IPv4Address("10.0.0.9")).prefixlen == 24
     with pytest.raises(ValueError):
-        subnet_of(settings, ipaddress.IPv4Address("10.9.0.1"))
+        subnet_of(settings.network, ipaddress.IPv4Address("10.9.0.1"))
 
 
 def test_an_adjacent_reserved_range_merges_with_the_broadcast_address():
     space = SubnetSpace.of(
         ipaddress.IPv4Network("10.0.0.0/29"),
-        [make_settings(subnet="10.0.0.0/29", reserved=["10.0.0.5-10.0.0.6"]).reserved[0]],
+        [parse_address_range("10.0.0.5-10.0.0.6")],
     )
     assert [str(r) for r in space.exclusions] == ["10.0.0.0", "10.0.0.5-10.0.0.7"]
     assert space.size == 4

@@ -48,4 +48,4 @@ def test_a_poller_keeps_its_connection(server_url):
 
 
 def test_pool_option_defaults_are_the_settings_defaults():
-    assert PoolOptions() == PoolOptions.of(make_settings())
+    assert PoolOptions() == PoolOptions.of(make_settings().store)

@@ -60,7 +60,9 @@ def test_a_store_down_at_scrape_time_reads_as_store_up_0(tmp_path):
     with socket_closed() as port:
         url = f"postgresql+psycopg://cachenet:S3cret@127.0.0.1:{port}/cachenet"
         settings = make_settings(database=f"sqlite:///{tmp_path}/unused.sqlite")
-        registry = metrics.enable("dhcp", PortStore(make_engine(url), settings))
+        registry = metrics.enable(
+            "dhcp", PortStore(make_engine(url), settings.network, settings.bridge)
+        )
         down = scraped(registry)  # does not raise
     assert down["cachenet_store_up"] == 0
     assert "cachenet_pool_allocated_addresses{" not in down.text

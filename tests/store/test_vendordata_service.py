@@ -44,7 +44,7 @@ def test_an_allocated_instance_gets_its_cloud_config_and_no_other(db_url, tmp_pa
         status, answer = service.post(nova_body(INSTANCE.upper()))  # any UUID spelling
 
     assert status == 200
-    assert answer == cloud_config(port, settings)
+    assert answer == cloud_config(port, settings.network)
     assert f"interface={port.address}/16" in answer and port.mac in answer
     assert str(other.address) not in answer and other.mac not in answer
 
@@ -155,6 +155,6 @@ def test_show_prints_what_an_instance_gets(tmp_path):
     unknown = run_cachenet(config, "vendordata", "show", OTHER)
     bad = run_cachenet(config, "vendordata", "show", "nope")
 
-    assert (known.returncode, known.stdout) == (0, cloud_config(port, settings))
+    assert (known.returncode, known.stdout) == (0, cloud_config(port, settings.network))
     assert (unknown.returncode, unknown.stdout) == (0, "\n")
     assert bad.returncode == 2 and bad.stderr == "cachenet: error: 'nope' is not a UUID\n"

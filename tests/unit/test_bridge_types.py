@@ -9,14 +9,15 @@ import pytest
 from ovsdbapp.exceptions import TimeoutException
 from pyroute2.netlink.exceptions import NetlinkError
 
-from cachenet import settings
 from cachenet.bridge import BRIDGE_TYPES, backend_class
 from cachenet.bridge.base import translated
 from cachenet.errors import BridgeError, PrivilegeError
+from cachenet.settings import ALL_OPTS
 
 
 def test_every_bridge_type_the_option_accepts_is_registered_under_its_own_name():
-    assert set(BRIDGE_TYPES) == set(settings.BRIDGE_TYPES)
+    [option] = [opt for opt in ALL_OPTS if opt.dest == "bridge_type"]
+    assert set(BRIDGE_TYPES) == set(option.type.choices)
     for name in BRIDGE_TYPES:
         assert backend_class(name).bridge_type == name
 
@@ -30,7 +31,8 @@ def test_the_interface_xml_of_every_type_loads_neither_pyroute2_nor_ovsdbapp():
         "port = Port('2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a', 'fa:17:3e:00:00:07',\n"
         "            ipaddress.IPv4Address('10.99.0.7'), 'cache-2a9f4c4e5', 'h1')\n"
         f"for kind in {sorted(BRIDGE_TYPES)!r}:\n"
-        "    domxml.interface_xml(port, make_settings(bridge_type=kind))\n"
+        "    settings = make_settings(bridge_type=kind)\n"
+        "    domxml.interface_xml(port, settings.bridge, settings.network)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'ovsdbapp')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -3,7 +3,9 @@
 Each bad value must stop the command with exit status 2 and exactly one line
 on stderr that names the option, never a traceback. The generic classes
 (empty, garbage, huge) apply to every option of a type; the specific ones are
-values that were once silently accepted.
+values that were once silently accepted. Nova's options, which only
+nova-compute registers, go through the loading of cachenet's Nova driver: one
+``ConfigError`` (exit status 2) whose one-line message names the option.
 """
 
 import re
@@ -12,7 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from oslo_config import cfg
 
-from cachenet.settings import ALL_OPTS
+from cachenet.errors import ConfigError
+from cachenet.nova.options import OPTS as NOVA_OPTS
+from cachenet.nova.options import nova_settings_from_conf, register_nova_opts
+from cachenet.settings import ALL_OPTS, register_opts
 from harness.cli import run_cachenet
 
 HUGE = "x" * 5000
@@ -119,6 +124,20 @@ def config_show(conf):
     return run_cachenet(conf, "config", "show")
 
 
+def nova_compute_start(conf_file):
+    """What nova-compute's start with cachenet's driver makes of ``conf_file``: the
+    ``ConfigError`` that stops it (its message, exit status), or None."""
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    register_nova_opts(conf)
+    conf(args=[], default_config_files=[str(conf_file)])
+    try:
+        nova_settings_from_conf(conf)
+    except ConfigError as exc:
+        return exc
+    return None
+
+
 def what_is_wrong(result, option):
     """Why ``result`` is not a one-line error naming ``option`` (None: it is one)."""
     lines = result.stderr.strip().splitlines()
@@ -126,14 +145,19 @@ def what_is_wrong(result, option):
         return f"exit status {result.returncode}"
     if "Traceback" in result.stderr or len(lines) != 1:
         return f"{len(lines)} lines on stderr"
-    if not re.search(rf"(?<!\w){option}(?!\w)", lines[0]):
-        return f"option not named in {lines[0]!r}"
+    return _not_named(lines[0], option)
+
+
+def _not_named(line, option):
+    if not re.search(rf"(?<!\w){option}(?!\w)", line):
+        return f"option not named in {line!r}"
     return None
 
 
 def test_every_option_has_bad_values():
-    assert {opt.dest for opt in ALL_OPTS} == set(SPECIFIC)
-    assert all(type(opt) in GENERIC for opt in ALL_OPTS)
+    every = ALL_OPTS + NOVA_OPTS
+    assert {opt.dest for opt in every} == set(SPECIFIC)
+    assert all(type(opt) in GENERIC for opt in every)
 
 
 @pytest.mark.parametrize("opt", ALL_OPTS, ids=lambda opt: opt.dest)
@@ -149,6 +173,32 @@ def test_each_bad_value_is_one_line_naming_the_option(tmp_path, opt):
         value[:40]: why for value, result in results if (why := what_is_wrong(result, opt.dest))
     }
     assert not failures, failures
+
+
+@pytest.mark.parametrize("opt", NOVA_OPTS, ids=lambda opt: opt.dest)
+def test_each_bad_nova_value_stops_nova_compute_with_one_line_naming_it(tmp_path, opt):
+    failures = {}
+    for i, value in enumerate(bad_values(opt)):
+        conf = tmp_path / f"nova{i}.conf"
+        conf.write_text(f"[cachenet]\n{opt.dest} = {value}\n")
+        error = nova_compute_start(conf)
+        if error is None or error.exit_code != 2:
+            failures[value[:40]] = "accepted"
+        elif len(str(error).splitlines()) != 1:
+            failures[value[:40]] = f"{len(str(error).splitlines())} lines"
+        elif why := _not_named(str(error), opt.dest):
+            failures[value[:40]] = why
+    assert not failures, failures
+
+
+def test_nova_options_are_not_the_commands(tmp_path):
+    """A cachenet.conf holding Nova's options (or a nova.conf read by the cachenet
+    command) loads: the command never registers them, whatever their values."""
+    conf = tmp_path / "with-nova.conf"
+    conf.write_text("[cachenet]\non_store_error = ignore\nflavor_extra_spec = a b\n")
+    result = config_show(conf)
+    assert result.returncode == 0, result.stderr
+    assert "on_store_error" not in result.stdout
 
 
 def test_three_mistakes_in_one_line(tmp_path):

@@ -19,8 +19,16 @@ DATA = Path(__file__).parent / "data"
 NOVA_XML = (DATA / "nova-domain.xml").read_text()
 BARE_XML = (DATA / "no-interface.xml").read_text()
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
-LB = make_settings()
-OVS = make_settings(bridge_type="ovs", vlan=42, mtu=9000)
+
+
+def cache_nic(**options):
+    """The areas the domain XML takes: the cache bridge and the cache network."""
+    settings = make_settings(**options)
+    return settings.bridge, settings.network
+
+
+LB = cache_nic()
+OVS = cache_nic(bridge_type="ovs", vlan=42, mtu=9000)
 
 
 def make_port(mac="fa:17:3e:00:00:07", address="10.99.0.7"):
@@ -42,11 +50,11 @@ def device_tags(xml):
 
 def cache_interfaces(xml, settings=LB):
     devices = etree.fromstring(xml.encode()).find("devices")
-    return [i for i in devices.iter("interface") if domxml._is_cache_interface(i, settings)]
+    return [i for i in devices.iter("interface") if domxml._is_cache_interface(i, *settings)]
 
 
 def test_linuxbridge_interface_leaves_port_security_to_the_hosts_nftables_table():
-    iface = etree.fromstring(domxml.interface_xml(make_port(), LB))
+    iface = etree.fromstring(domxml.interface_xml(make_port(), *LB))
     assert iface.get("type") == "bridge"
     assert iface.find("mac").get("address") == "fa:17:3e:00:00:07"
     assert iface.find("source").get("bridge") == "br-cache"
@@ -59,14 +67,14 @@ def test_linuxbridge_interface_leaves_port_security_to_the_hosts_nftables_table(
 
 
 def test_linuxbridge_interface_without_isolation_or_anti_spoofing():
-    settings = make_settings(isolate_ports=False, anti_spoofing=False, nic_model="e1000")
-    iface = etree.fromstring(domxml.interface_xml(make_port(), settings))
+    settings = cache_nic(isolate_ports=False, anti_spoofing=False, nic_model="e1000")
+    iface = etree.fromstring(domxml.interface_xml(make_port(), *settings))
     assert iface.find("port") is None and iface.find("filterref") is None
     assert iface.find("model").get("type") == "e1000"
 
 
 def test_ovs_interface_has_virtualport_vlan_and_mtu():
-    iface = etree.fromstring(domxml.interface_xml(make_port(), OVS))
+    iface = etree.fromstring(domxml.interface_xml(make_port(), *OVS))
     assert iface.find("virtualport").get("type") == "openvswitch"
     assert iface.find("virtualport/parameters").get("interfaceid") == UUID
     assert iface.find("vlan/tag").get("id") == "42"
@@ -76,7 +84,7 @@ def test_ovs_interface_has_virtualport_vlan_and_mtu():
 
 
 def test_add_goes_after_the_last_interface_and_keeps_nova_metadata():
-    out = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    out = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     tags = device_tags(out)
     assert tags.count("interface") == 4
     assert tags.index("serial") == 5  # disk, 3 Nova interfaces, cache interface, serial
@@ -88,35 +96,35 @@ def test_add_goes_after_the_last_interface_and_keeps_nova_metadata():
 
 
 def test_add_with_no_interface_goes_before_the_serial_port():
-    out = domxml.add_cache_interface(BARE_XML, make_port(), LB)
+    out = domxml.add_cache_interface(BARE_XML, make_port(), *LB)
     assert device_tags(out) == ["disk", "interface", "serial", "console"]
 
 
 def test_add_to_a_domain_with_only_a_disk_appends():
     xml = "<domain type='qemu'><name>x</name><devices><disk type='file'/></devices></domain>"
-    assert device_tags(domxml.add_cache_interface(xml, make_port(), LB)) == ["disk", "interface"]
+    assert device_tags(domxml.add_cache_interface(xml, make_port(), *LB)) == ["disk", "interface"]
 
 
 def test_add_to_empty_devices():
     xml = "<domain type='qemu'><name>x</name><devices/></domain>"
-    assert device_tags(domxml.add_cache_interface(xml, make_port(), LB)) == ["interface"]
+    assert device_tags(domxml.add_cache_interface(xml, make_port(), *LB)) == ["interface"]
 
 
 def test_add_is_idempotent_and_replaces_in_place():
-    once = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
-    assert domxml.add_cache_interface(once, make_port(), LB) == once
-    other = domxml.add_cache_interface(once, make_port("fa:17:3e:00:00:08", "10.99.0.8"), LB)
+    once = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
+    assert domxml.add_cache_interface(once, make_port(), *LB) == once
+    other = domxml.add_cache_interface(once, make_port("fa:17:3e:00:00:08", "10.99.0.8"), *LB)
     found = cache_interfaces(other)
     assert len(found) == 1
     assert found[0].find("mac").get("address") == "fa:17:3e:00:00:08"
 
 
 def test_replacing_keeps_the_guest_pci_address():
-    once = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    once = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     root = etree.fromstring(once.encode())
-    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, LB))
+    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, *LB))
     etree.SubElement(live, "address", type="pci", domain="0x0000", bus="0x00", slot="0x07")
-    again = domxml.add_cache_interface(etree.tostring(root), make_port(), LB)
+    again = domxml.add_cache_interface(etree.tostring(root), make_port(), *LB)
     assert cache_interfaces(again)[0].find("address").get("slot") == "0x07"
 
 
@@ -128,7 +136,7 @@ def test_two_stray_cache_interfaces_become_one():
         "<interface type='bridge'><mac address='fa:17:3e:00:00:02'/>"
         "<source bridge='br-cache'/></interface></devices>",
     )
-    out = domxml.add_cache_interface(twice, make_port(), LB)
+    out = domxml.add_cache_interface(twice, make_port(), *LB)
     assert [i.find("mac").get("address") for i in cache_interfaces(out)] == ["fa:17:3e:00:00:07"]
 
 
@@ -138,8 +146,8 @@ def test_an_interface_under_another_mac_prefix_is_not_the_cache_interface():
         "<interface type='bridge'><mac address='fa:16:3e:00:00:01'/>"
         "<source bridge='br-cache'/></interface></devices>",
     )
-    assert domxml.find_cache_interface(xml, LB) is None
-    assert c14n(domxml.remove_cache_interface(xml, LB)) == c14n(xml)
+    assert domxml.find_cache_interface(xml, *LB) is None
+    assert c14n(domxml.remove_cache_interface(xml, *LB)) == c14n(xml)
 
 
 def test_the_cache_interface_is_recognised_by_its_mac_after_the_bridge_is_renamed():
@@ -156,15 +164,15 @@ def test_the_cache_interface_is_recognised_by_its_mac_after_the_bridge_is_rename
 
 
 def test_remove_restores_the_original_document():
-    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
-    assert domxml.remove_cache_interface(added, LB) == NOVA_XML.rstrip("\n")
-    added = domxml.add_cache_interface(BARE_XML, make_port(), OVS)
-    assert domxml.remove_cache_interface(added, OVS) == BARE_XML.rstrip("\n")
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
+    assert domxml.remove_cache_interface(added, *LB) == NOVA_XML.rstrip("\n")
+    added = domxml.add_cache_interface(BARE_XML, make_port(), *OVS)
+    assert domxml.remove_cache_interface(added, *OVS) == BARE_XML.rstrip("\n")
 
 
 def test_find_describes_the_cache_interface():
-    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
-    found = domxml.find_cache_interface(added, LB)
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
+    found = domxml.find_cache_interface(added, *LB)
     assert found.as_dict() == {
         "mac": "fa:17:3e:00:00:07",
         "bridge": "br-cache",
@@ -172,12 +180,12 @@ def test_find_describes_the_cache_interface():
         "model": "virtio",
         "address": None,  # only interfaces with libvirt's clean-traffic filter carry it
     }
-    assert domxml.find_cache_interface(NOVA_XML, LB) is None
+    assert domxml.find_cache_interface(NOVA_XML, *LB) is None
 
 
 def test_comments_and_processing_instructions_survive():
     xml = "<!-- made by hand --><domain type='qemu'><name>x</name><devices/></domain>"
-    assert domxml.add_cache_interface(xml, make_port(), LB).startswith("<!-- made by hand -->")
+    assert domxml.add_cache_interface(xml, make_port(), *LB).startswith("<!-- made by hand -->")
 
 
 @pytest.mark.parametrize(
@@ -191,9 +199,9 @@ def test_comments_and_processing_instructions_survive():
 )
 def test_bad_documents_get_a_clear_error(xml, message):
     for call in (
-        lambda: domxml.add_cache_interface(xml, make_port(), LB),
-        lambda: domxml.remove_cache_interface(xml, LB),
-        lambda: domxml.find_cache_interface(xml, LB),
+        lambda: domxml.add_cache_interface(xml, make_port(), *LB),
+        lambda: domxml.remove_cache_interface(xml, *LB),
+        lambda: domxml.find_cache_interface(xml, *LB),
     ):
         with pytest.raises(DomainXMLError, match=message) as caught:
             call()
@@ -207,7 +215,7 @@ def test_external_entities_are_not_resolved(tmp_path):
         f'<!DOCTYPE domain [<!ENTITY x SYSTEM "file://{secret}">]>'
         "<domain type='qemu'><name>&x;</name><devices/></domain>"
     )
-    assert "TOPSECRET" not in domxml.add_cache_interface(xml, make_port(), LB)
+    assert "TOPSECRET" not in domxml.add_cache_interface(xml, make_port(), *LB)
 
 
 # --- schema validation with libvirt's own virt-xml-validate ---------------------
@@ -229,14 +237,14 @@ def validates(xml, tmp_path, name="domain.xml"):
 @needs_validator
 @pytest.mark.parametrize("source", [NOVA_XML, BARE_XML], ids=["nova", "no-interface"])
 @pytest.mark.parametrize(
-    "settings", [LB, OVS, make_settings(bridge_type="ovs")], ids=["lb", "ovs-vlan", "ovs"]
+    "settings", [LB, OVS, cache_nic(bridge_type="ovs")], ids=["lb", "ovs-vlan", "ovs"]
 )
 def test_output_is_valid_for_libvirts_schema(tmp_path, source, settings):
     assert validates(source, tmp_path, "in.xml")[0]
-    added = domxml.add_cache_interface(source, make_port(), settings)
+    added = domxml.add_cache_interface(source, make_port(), *settings)
     ok, err = validates(added, tmp_path)
     assert ok, err
-    ok, err = validates(domxml.remove_cache_interface(added, settings), tmp_path, "removed.xml")
+    ok, err = validates(domxml.remove_cache_interface(added, *settings), tmp_path, "removed.xml")
     assert ok, err
 
 
@@ -272,34 +280,34 @@ def element_counts(xml):
 @given(domains())
 @hsettings(max_examples=200, deadline=None)
 def test_add_then_remove_keeps_every_other_element(xml):
-    added = domxml.add_cache_interface(xml, make_port(), LB)
+    added = domxml.add_cache_interface(xml, make_port(), *LB)
     assert len(cache_interfaces(added)) == 1
     before = element_counts(xml)
     after = element_counts(added)
     assert sum(after.values()) == sum(before.values()) + 1
     assert before - after == Counter()  # nothing lost
-    removed = domxml.remove_cache_interface(added, LB)
+    removed = domxml.remove_cache_interface(added, *LB)
     assert element_counts(removed) == before
-    assert domxml.add_cache_interface(added, make_port(), LB) == added
+    assert domxml.add_cache_interface(added, make_port(), *LB) == added
 
 
 def test_set_aside_and_restore_keep_the_cache_interface_as_it_was():
-    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     root = etree.fromstring(added.encode())
-    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, LB))
+    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, *LB))
     etree.SubElement(live, "address", type="pci", domain="0x0000", bus="0x00", slot="0x07")
     etree.SubElement(live, "alias", name="net3")
     live_xml = etree.tostring(root, encoding="unicode")
-    without, aside = domxml.set_aside_cache_interfaces(live_xml, LB)
-    assert domxml.find_cache_interface(without, LB) is None
+    without, aside = domxml.set_aside_cache_interfaces(live_xml, *LB)
+    assert domxml.find_cache_interface(without, *LB) is None
     assert device_tags(without).count("interface") == 3
     restored = domxml.restore_cache_interfaces(without, aside)
     assert without_layout(restored) == without_layout(live_xml)
 
 
 def test_restore_into_a_domain_whose_interfaces_changed_still_adds_it_once():
-    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
-    _without, aside = domxml.set_aside_cache_interfaces(added, LB)
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
+    _without, aside = domxml.set_aside_cache_interfaces(added, *LB)
     restored = domxml.restore_cache_interfaces(BARE_XML, aside)
     assert device_tags(restored) == ["disk", "interface", "serial", "console"]
 
@@ -313,10 +321,10 @@ ANY_IP_INTERFACE = (
 
 def test_an_ip_parameter_that_is_not_an_address_is_reported_as_written():
     xml = NOVA_XML.replace("</devices>", ANY_IP_INTERFACE)
-    found = domxml.find_cache_interface(xml, LB)
+    found = domxml.find_cache_interface(xml, *LB)
     assert (found.mac, found.address) == ("fa:17:3e:00:00:09", "any")
-    assert domxml.find_cache_interface(domxml.remove_cache_interface(xml, LB), LB) is None
-    replaced = domxml.find_cache_interface(domxml.add_cache_interface(xml, make_port(), LB), LB)
+    assert domxml.find_cache_interface(domxml.remove_cache_interface(xml, *LB), *LB) is None
+    replaced = domxml.find_cache_interface(domxml.add_cache_interface(xml, make_port(), *LB), *LB)
     # Re-adding an interface made before port security moved to nftables drops its filter.
     assert replaced.address is None and "filterref" not in replaced.xml
 
@@ -355,7 +363,7 @@ def deep(depth):
 )
 def test_unusable_input_is_one_line(xml, message):
     with pytest.raises(DomainXMLError, match=message) as caught:
-        domxml.find_cache_interface(xml, LB)
+        domxml.find_cache_interface(xml, *LB)
     assert "\n" not in str(caught.value)
 
 
@@ -364,6 +372,6 @@ def test_a_domain_of_exactly_4_mib_is_accepted():
     pad = domxml.MAX_DOMAIN_XML_BYTES - len(bare)
     xml = bare.replace("</description>", "x" * pad + "</description>")
     assert len(xml) == domxml.MAX_DOMAIN_XML_BYTES
-    assert domxml.find_cache_interface(xml, LB) is None
+    assert domxml.find_cache_interface(xml, *LB) is None
     with pytest.raises(DomainXMLError, match="larger than 4 MiB"):
-        domxml.find_cache_interface(xml.replace("<domain>", "<domain> "), LB)
+        domxml.find_cache_interface(xml.replace("<domain>", "<domain> "), *LB)

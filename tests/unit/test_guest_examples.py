@@ -32,7 +32,7 @@ def ini(name):
 def test_the_udev_rule_names_nics_of_the_default_mac_prefix_only():
     rule = udev_rule()
     op, pattern = rule["ATTR{address}"]
-    prefix = make_settings().mac_prefix
+    prefix = make_settings().network.mac_prefix
 
     assert op == "==" and pattern == f"{prefix}:*"
     assert fnmatch.fnmatchcase(f"{prefix}:00:00:07", pattern)  # udev matches with fnmatch

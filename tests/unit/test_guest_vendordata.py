@@ -15,9 +15,9 @@ from harness.cloudinit import consume_vendor_data2
 
 UUID = "2a9f4c4e-5a0e-4d47-9c39-8e6a4d1f0b7a"
 PORT = Port(UUID, "fa:17:3e:00:00:07", ipaddress.IPv4Address("10.99.0.7"), "cache-2a9f4c4e5", "h1")
-PLAIN = make_settings()
-JUMBO = make_settings(subnet="10.99.0.0/20", mtu=9000)
-DUAL = make_settings(subnet="10.99.0.0/20, fd00:99::/64, 2001:db8:99::/64")
+PLAIN = make_settings().network
+JUMBO = make_settings(subnet="10.99.0.0/20", mtu=9000).network
+DUAL = make_settings(subnet="10.99.0.0/20, fd00:99::/64, 2001:db8:99::/64").network
 V6 = ["fd00:99::f817:3eff:fe00:7/64", "2001:db8:99:0:f817:3eff:fe00:7/64"]  # EUI-64 of the MAC
 
 
@@ -60,7 +60,7 @@ def test_script_finds_the_nic_by_mac_and_sets_the_address_with_the_subnet_prefix
 
 
 def test_a_port_of_the_pools_second_subnet_gets_that_subnets_prefix():
-    pool = make_settings(subnet="10.98.0.0/24, 10.99.0.0/26")
+    pool = make_settings(subnet="10.98.0.0/24, 10.99.0.0/26").network
     assert "mac=fa:17:3e:00:00:07 interface=10.99.0.7/26" in script(pool)
     assert "address1=10.99.0.7/26\n" in vendordata.nm_keyfile(PORT, pool)
 

@@ -44,7 +44,7 @@ def test_distinct_macs_give_distinct_addresses():
 
 
 def test_port_addresses_one_per_prefix_in_order():
-    settings = make_settings(subnet="10.99.0.0/16, fd00:99::/64, 2001:db8:1::/64")
+    settings = make_settings(subnet="10.99.0.0/16, fd00:99::/64, 2001:db8:1::/64").network
     port = Port("u", "fa:17:3e:00:00:01", ipaddress.IPv4Address("10.99.0.5"), "cache-u", "h")
     assert port.ipv6_addresses(settings.ipv6_prefixes) == (
         ipaddress.IPv6Address("fd00:99::f817:3eff:fe00:1"),
@@ -68,13 +68,13 @@ def test_allowed_sources_add_the_link_local_address_only_with_ipv6():
 
 def test_dual_stack_pool_keeps_ipv4_subnets_apart():
     settings = make_settings(subnet="10.99.0.0/16, fd00:99::/64")
-    assert settings.subnets == (ipaddress.IPv4Network("10.99.0.0/16"),)
-    assert settings.ipv6_prefixes == (ipaddress.IPv6Network("fd00:99::/64"),)
+    assert settings.network.subnets == (ipaddress.IPv4Network("10.99.0.0/16"),)
+    assert settings.network.ipv6_prefixes == (ipaddress.IPv6Network("fd00:99::/64"),)
     assert settings.public_dict()["subnet"] == "10.99.0.0/16,fd00:99::/64"
 
 
 def test_an_ipv4_pool_has_no_ipv6():
-    assert make_settings().ipv6_prefixes == ()
+    assert make_settings().network.ipv6_prefixes == ()
 
 
 def test_mac_of_reverses_eui64_and_knows_other_identifiers():
@@ -86,15 +86,14 @@ def test_mac_of_reverses_eui64_and_knows_other_identifiers():
 def test_dnsmasq_announces_prefixes_only_on_a_dual_stack_pool():
     from cachenet.dhcp.server import dnsmasq_command  # the whole command: IPv4 part unchanged
 
-    ipv4_only = make_settings(dhcp_interface="br0")
-    assert not [
-        o for o in dnsmasq_command(ipv4_only, "dnsmasq") if o.startswith(("--enable-ra", "--ra-"))
-    ]
-    dual = make_settings(dhcp_interface="br0", subnet="10.99.0.0/16, fd00:99::/64", mtu=1400)
-    command = dnsmasq_command(dual, "dnsmasq")
-    assert command[: len(dnsmasq_command(ipv4_only, "dnsmasq"))] == dnsmasq_command(
-        ipv4_only, "dnsmasq"
-    )  # IPv4 DHCP unchanged, the announcements after it
+    def command_of(**options):
+        settings = make_settings(dhcp_interface="br0", **options)
+        return dnsmasq_command(settings.dhcp, settings.network, "dnsmasq")
+
+    ipv4_only = command_of()
+    assert not [o for o in ipv4_only if o.startswith(("--enable-ra", "--ra-"))]
+    command = command_of(subnet="10.99.0.0/16, fd00:99::/64", mtu=1400)
+    assert command[: len(ipv4_only)] == ipv4_only  # IPv4 DHCP unchanged, the announcements after
     assert "--enable-ra" in command
     # every 300 s, router lifetime 0: no default route
     assert "--ra-param=br0,mtu:1400,300,0" in command

@@ -44,7 +44,7 @@ PORT = Port(
 
 @pytest.fixture
 def settings():
-    return make_settings(subnet="10.20.0.0/22", mtu=9000, bridge="br-cache")
+    return make_settings(subnet="10.20.0.0/22", mtu=9000, bridge="br-cache").network
 
 
 def test_adds_a_link_with_the_port_mac_and_the_configured_mtu(settings):
@@ -71,13 +71,13 @@ def test_adds_a_static_ipv4_network_without_route_gateway_or_dns(settings):
 
 
 def test_a_port_of_the_pools_second_subnet_gets_that_subnets_netmask():
-    pool = make_settings(subnet="10.19.0.0/24, 10.20.0.0/27")
+    pool = make_settings(subnet="10.19.0.0/24, 10.20.0.0/27").network
     network = add_cache_link(NEUTRON_DOCUMENT, PORT, pool)["networks"][1]
     assert (network["ip_address"], network["netmask"]) == ("10.20.0.17", "255.255.255.224")
 
 
 def test_unset_mtu_is_null_so_the_guest_keeps_its_default():
-    document = add_cache_link(NEUTRON_DOCUMENT, PORT, make_settings(subnet="10.20.0.0/22"))
+    document = add_cache_link(NEUTRON_DOCUMENT, PORT, make_settings(subnet="10.20.0.0/22").network)
     assert document["links"][1]["mtu"] is None
 
 
@@ -124,7 +124,7 @@ def test_empty_document_gets_the_three_keys(settings):
 
 
 def test_a_dual_stack_pool_adds_a_static_ipv6_network_per_prefix_with_the_eui64_address():
-    dual = make_settings(subnet="10.20.0.0/22, fd00:20::/64, 2001:db8:20::/64")
+    dual = make_settings(subnet="10.20.0.0/22, fd00:20::/64, 2001:db8:20::/64").network
     document = add_cache_link(NEUTRON_DOCUMENT, PORT, dual)
     assert document["networks"][2:] == [
         {

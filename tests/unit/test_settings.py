@@ -1,10 +1,14 @@
 import ipaddress
 
 import pytest
+from oslo_config import cfg
 
 from cachenet.errors import ConfigError
-from cachenet.settings import load_settings, mask_password
+from cachenet.nova.options import nova_settings_from_conf, register_nova_opts
+from cachenet.settings import load_settings, mask_password, register_opts
 from cachenet.store.addresses import AddressPool
+
+NOVA_OPTIONS = ("flavor_extra_spec", "image_property", "exclude_", "on_store_error")
 
 
 def write_conf(tmp_path, body, name="cachenet.conf"):
@@ -14,21 +18,36 @@ def write_conf(tmp_path, body, name="cachenet.conf"):
 
 
 def problems_of(tmp_path, body):
+    """The problems of a config file, as the processes that read the options of ``body``
+    find them: Nova's options are nova-compute's alone (cachenet's driver reads them)."""
+    path = write_conf(tmp_path, body)
     with pytest.raises(ConfigError) as caught:
-        load_settings([write_conf(tmp_path, body)])
+        if body.startswith(NOVA_OPTIONS):
+            nova_settings_from_conf(nova_conf([path]))
+        else:
+            load_settings([path])
     return caught.value.problems
+
+
+def nova_conf(files):
+    """nova.conf's [cachenet] group as cachenet's driver registers it in nova-compute."""
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    register_nova_opts(conf)
+    conf(args=[], default_config_files=files)
+    return conf
 
 
 def test_defaults_need_no_file(monkeypatch):
     monkeypatch.delenv("CACHENET_CONFIG", raising=False)
     settings = load_settings(None)
-    assert settings.bridge == "br-cache"
-    assert settings.bridge_type == "linuxbridge"
-    assert settings.mac_prefix == "fa:17:3e"
-    assert settings.subnets == (ipaddress.IPv4Network("10.99.0.0/16"),)
-    assert settings.isolate_ports and settings.anti_spoofing
-    assert settings.nic_model == "virtio"
-    assert AddressPool.from_settings(settings).size == 65534
+    assert settings.bridge.name == "br-cache"
+    assert settings.bridge.bridge_type == "linuxbridge"
+    assert settings.network.mac_prefix == "fa:17:3e"
+    assert settings.network.subnets == (ipaddress.IPv4Network("10.99.0.0/16"),)
+    assert settings.bridge.isolate_ports and settings.bridge.anti_spoofing
+    assert settings.bridge.nic_model == "virtio"
+    assert AddressPool.from_settings(settings.network).size == 65534
 
 
 def test_reads_the_cachenet_group_of_nova_conf(tmp_path):
@@ -40,15 +59,31 @@ def test_reads_the_cachenet_group_of_nova_conf(tmp_path):
         "reserved = 10.5.0.1, 10.5.0.250-10.5.0.254\n"
     )
     settings = load_settings([str(nova_conf)])
-    assert settings.bridge_type == "ovs"
-    assert settings.vlan == 42
-    assert [str(r) for r in settings.reserved] == ["10.5.0.1", "10.5.0.250-10.5.0.254"]
-    assert AddressPool.from_settings(settings).size == 254 - 1 - 5
+    assert settings.bridge.bridge_type == "ovs"
+    assert settings.bridge.vlan == 42
+    assert [str(r) for r in settings.network.reserved] == ["10.5.0.1", "10.5.0.250-10.5.0.254"]
+    assert AddressPool.from_settings(settings.network).size == 254 - 1 - 5
+
+
+def test_nova_options_are_read_only_where_nova_runs(tmp_path):
+    path = write_conf(tmp_path, "exclude_flavors = tiny\non_store_error = skip\n")
+    settings = load_settings([path])  # the cachenet command: Nova's options are not its own
+    assert "on_store_error" not in settings.public_dict()
+    settings_in_nova, nova = nova_settings_from_conf(nova_conf([path]))
+    assert settings_in_nova == settings
+    assert nova.exclude_flavors == ("tiny",) and nova.on_store_error == "skip"
+
+
+def test_nova_and_other_problems_in_one_message(tmp_path):
+    path = write_conf(tmp_path, "on_store_error = ignore\nvlan = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        nova_settings_from_conf(nova_conf([path]))
+    assert [p.split(" ", 1)[0] for p in caught.value.problems] == ["vlan", "on_store_error"]
 
 
 def test_config_file_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CACHENET_CONFIG", write_conf(tmp_path, "bridge = br-c2\n"))
-    assert load_settings(None).bridge == "br-c2"
+    assert load_settings(None).bridge.name == "br-c2"
 
 
 def test_missing_config_file_is_named(tmp_path):
@@ -98,7 +133,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
 def test_password_is_masked_in_public_output(tmp_path):
     url = "postgresql+psycopg://cachenet:s3cret@db.example/cachenet"
     settings = load_settings([write_conf(tmp_path, f"database = {url}\n")])
-    assert settings.database == url
+    assert settings.store.database == url
     assert "s3cret" not in str(settings.public_dict())
     assert mask_password(url) == "postgresql+psycopg://cachenet:***@db.example/cachenet"
 
@@ -214,8 +249,9 @@ def test_a_pool_keeps_its_order_and_reserved_spans_it(tmp_path):
         tmp_path, "subnet = 10.7.0.0/24, 10.5.0.0/30\nreserved = 10.7.0.1, 10.5.0.1\n"
     )
     settings = load_settings([conf])
-    assert [str(s) for s in settings.subnets] == ["10.7.0.0/24", "10.5.0.0/30"]
-    assert [space.size for space in AddressPool.from_settings(settings).spaces] == [253, 1]
+    assert [str(s) for s in settings.network.subnets] == ["10.7.0.0/24", "10.5.0.0/30"]
+    spaces = AddressPool.from_settings(settings.network).spaces
+    assert [space.size for space in spaces] == [253, 1]
     assert settings.public_dict()["subnet"] == "10.7.0.0/24,10.5.0.0/30"
 
 

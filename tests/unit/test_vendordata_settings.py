@@ -12,9 +12,9 @@ from cachenet.settings import load_settings, make_settings
 def test_defaults_listen_on_loopback_for_loopback_only():
     settings = make_settings()
 
-    assert settings.vendordata_listen == ipaddress.ip_address("127.0.0.1")
-    assert settings.vendordata_port == 8790
-    assert [str(n) for n in settings.vendordata_allowed_sources] == ["127.0.0.0/8", "::1/128"]
+    assert settings.vendordata.listen == ipaddress.ip_address("127.0.0.1")
+    assert settings.vendordata.port == 8790
+    assert [str(n) for n in settings.vendordata.allowed_sources] == ["127.0.0.0/8", "::1/128"]
 
 
 def test_every_problem_is_in_one_message(tmp_path):
@@ -59,4 +59,4 @@ def test_source_allowed(peer, allowed):
         vendordata_listen="::",
         vendordata_allowed_sources=["127.0.0.0/8", "192.0.2.0/25", "2001:db8::/64"],
     )
-    assert source_allowed(peer, settings) is allowed
+    assert source_allowed(peer, settings.vendordata) is allowed

@@ -37,16 +37,16 @@ from cachenet.agent.attach import (
 from cachenet.agent.handoff import AgentUnavailable, Handler, HandoffServer
 from cachenet.errors import CachenetError
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import AgentSettings, Settings
 from cachenet.store import PortStore
 
 LOG = logging.getLogger(__name__)
 GC_GRACE = 60.0  # seconds: a port younger than this may belong to a domain being defined
 
 
-def selected(settings: Settings, domain: libvirt.virDomain) -> bool:
-    """Whether ``settings.agent_selector`` picks ``domain``."""
-    kind, _, arg = settings.agent_selector.partition(":")
+def selected(agent: AgentSettings, domain: libvirt.virDomain) -> bool:
+    """Whether the agent's selector picks ``domain``."""
+    kind, _, arg = agent.selector.partition(":")
     if kind == "name":
         return fnmatch.fnmatchcase(domain.name(), arg)
     if kind == "metadata":
@@ -67,9 +67,9 @@ def reconcile(
     changes: list[str] = []
     domains = list_domains(conn)
     for domain in domains:
-        if selected(settings, domain):
+        if selected(settings.agent, domain):
             changes += _attach_logged(settings, store, domain)
-    released = store.gc(settings.host, [d.UUIDString() for d in domains], grace)
+    released = store.gc(settings.store.host, [d.UUIDString() for d in domains], grace)
     changes += _secure_logged(settings, store)
     return changes, released
 
@@ -158,8 +158,8 @@ class Agent:
             libvirt.virEventRunDefaultImpl()
 
     def _connect(self) -> None:
-        with libvirt_errors(f"cannot connect to libvirt at {self.settings.libvirt_uri}"):
-            self.conn = libvirt.open(self.settings.libvirt_uri)
+        with libvirt_errors(f"cannot connect to libvirt at {self.settings.agent.libvirt_uri}"):
+            self.conn = libvirt.open(self.settings.agent.libvirt_uri)
             try:
                 self.conn.registerCloseCallback(self._on_close, None)
                 self.conn.domainEventRegisterAny(
@@ -170,7 +170,7 @@ class Agent:
                 raise
         self._disconnected.clear()
         self._first_since_connect = True
-        LOG.info("connected to %s", self.settings.libvirt_uri)
+        LOG.info("connected to %s", self.settings.agent.libvirt_uri)
 
     def _close(self) -> None:
         if self.conn is not None:
@@ -182,7 +182,7 @@ class Agent:
         """Reconcile now and every interval, until stopped or libvirt goes away."""
         while not (self._stop.is_set() or self._disconnected.is_set()):
             self._reconcile()
-            deadline = time.monotonic() + self.settings.agent_reconcile_interval
+            deadline = time.monotonic() + self.settings.agent.reconcile_interval
             while time.monotonic() < deadline and not self._disconnected.is_set():
                 if self._stop.wait(0.5):
                     return
@@ -194,7 +194,7 @@ class Agent:
                 changes, released = reconcile(self.settings, self.store, self.conn)
         except CachenetError as exc:  # the store or libvirt: the next round retries
             LOG.error("reconciling: %s; next try in %d s", exc,
-                      self.settings.agent_reconcile_interval)  # fmt: skip
+                      self.settings.agent.reconcile_interval)  # fmt: skip
             metrics.reconcile_failed()
             return
         metrics.reconciled(changes, released, ATTACHED)
@@ -217,7 +217,7 @@ class Agent:
 
     def _allocate_for_cli(self, request: dict[str, Any]) -> dict[str, Any]:
         """``cachenet ports allocate INSTANCE_UUID [--host H]``, as the CLI would do it."""
-        host = request.get("host") or self.settings.host
+        host = request.get("host") or self.settings.store.host
         port = self.store.allocate(_text(request, "instance_uuid"), _text({"host": host}, "host"))
         return {"port": port.as_dict()}
 
@@ -231,7 +231,8 @@ class Agent:
     ) -> None:  # fmt: skip
         try:
             with self._lock:
-                if event == libvirt.VIR_DOMAIN_EVENT_DEFINED and selected(self.settings, domain):
+                defined = event == libvirt.VIR_DOMAIN_EVENT_DEFINED
+                if defined and selected(self.settings.agent, domain):
                     _attach_logged(self.settings, self.store, domain)
                 elif event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
                     self._release(domain.UUIDString(), domain.name())
@@ -245,7 +246,7 @@ class Agent:
     def _release(self, uuid: str, name: str) -> None:
         port = self.store.get(uuid)
         # After a migration the port belongs to the destination host: not ours to free.
-        if port is not None and port.host == self.settings.host:
+        if port is not None and port.host == self.settings.store.host:
             self.store.release(uuid)
             LOG.info("released the port of %s (%s, %s)", name, port.mac, port.address)
 

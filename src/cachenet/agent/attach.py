@@ -80,10 +80,10 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
     # The XML first: a domain whose XML cannot be used gets no port.
     with libvirt_errors(f"reading the XML of {name}"):
         targets = [(flag, where, _find(domain, flag, settings)) for flag, where in _targets(domain)]
-    port = store.allocate(domain.UUIDString(), settings.host)
-    if port.host != settings.host:  # the domain moved here (migration)
-        port = store.move(port.instance_uuid, settings.host)
-    wanted = domxml.interface_xml(port, settings)
+    port = store.allocate(domain.UUIDString(), settings.store.host)
+    if port.host != settings.store.host:  # the domain moved here (migration)
+        port = store.move(port.instance_uuid, settings.store.host)
+    wanted = domxml.interface_xml(port, settings.bridge, settings.network)
     missing = [(flag, where, found) for flag, where, found in targets
                if found is None or found.mac != port.mac]  # fmt: skip
     if not missing:
@@ -106,7 +106,7 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
 
 def secure_ports(settings: Settings, store: PortStore) -> list[str]:
     """Port security for this host's ports as the store holds them (BridgeBackend.secure_ports)."""
-    return secure_host_ports(settings, store, settings.host)
+    return secure_host_ports(settings.bridge, settings.network, store, settings.store.host)
 
 
 def detach(
@@ -141,6 +141,6 @@ def _find(domain: libvirt.virDomain, flag: int, settings: Settings) -> domxml.Ca
     """The cache interface of the domain's persistent or live XML; errors name the domain."""
     xml = str(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if flag == AFFECT_CONFIG else 0))
     try:
-        return domxml.find_cache_interface(xml, settings)
+        return domxml.find_cache_interface(xml, settings.bridge, settings.network)
     except DomainXMLError as exc:
         raise DomainXMLError(f"domain {domain.name()}: {exc}") from None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from cachenet.bridge.base import BridgeBackend, BridgeStatus
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings
 
 if TYPE_CHECKING:
     from cachenet.store import PortStore
@@ -36,17 +36,21 @@ def backend_class(bridge_type: str) -> type[BridgeBackend]:
 
 
 @functools.cache
-def backend_for(settings: Settings) -> BridgeBackend:
-    """The backend of ``settings.bridge_type``, one per settings in a process.
+def backend_for(settings: BridgeSettings, network: NetworkSettings) -> BridgeBackend:
+    """The backend of ``settings.bridge_type``, one per bridge settings in a process.
 
     Kept: an OVS backend holds a connection to OVSDB (and its thread), which a
     daemon calling this every minute must not open again each time.
     """
-    return backend_class(settings.bridge_type)(settings)
+    return backend_class(settings.bridge_type)(settings, network)
 
 
 def secure_host_ports(
-    settings: Settings, store: PortStore, host: str, extra: Sequence[Port] = ()
+    settings: BridgeSettings,
+    network: NetworkSettings,
+    store: PortStore,
+    host: str,
+    extra: Sequence[Port] = (),
 ) -> list[str]:
     """Port security for ``host``'s instance ports as the store holds them (and
     ``extra``, e.g. a port migrating in): the changes made (BridgeBackend.secure_ports)."""
@@ -54,7 +58,7 @@ def secure_host_ports(
         ports = store.list(host)
         known = {port.instance_uuid for port in ports}
         ports += [port for port in extra if port.instance_uuid not in known]
-        return backend_for(settings).secure_ports(ports)
+        return backend_for(settings, network).secure_ports(ports)
 
 
 __all__ = [

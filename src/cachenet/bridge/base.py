@@ -16,7 +16,7 @@ from cachenet.port import Port
 if TYPE_CHECKING:
     from lxml import etree
 
-    from cachenet.settings import Settings
+    from cachenet.settings import BridgeSettings, NetworkSettings
 
 # Marks what cachenet created, so teardown never removes a bridge an operator made.
 MANAGED_MARK = "cachenet"
@@ -57,12 +57,13 @@ class BridgeBackend(abc.ABC):
     # The value of the bridge_type option that selects this backend.
     bridge_type: ClassVar[str]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BridgeSettings, network: NetworkSettings) -> None:
         self.settings = settings
+        self.network = network  # the MTU of the bridge and its uplink is the network's
 
     @classmethod
     @abc.abstractmethod
-    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: BridgeSettings) -> None:
         """Add what this bridge type needs to ``port``'s domain ``<interface>`` element,
         beyond the MAC, source bridge, device, model and MTU every type has.
 
@@ -115,7 +116,7 @@ def library_errors(
     def decorate(method: Callable[Concatenate[B, P], R]) -> Callable[Concatenate[B, P], R]:
         @functools.wraps(method)
         def translating(backend: B, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            with translated(f"{action} bridge {backend.settings.bridge}"):
+            with translated(f"{action} bridge {backend.settings.name}"):
                 return method(backend, *args, **kwargs)
 
         return translating

@@ -18,7 +18,7 @@ from cachenet.bridge.nft_rules import Elements, InstalledTable, RuleOptions
 from cachenet.errors import BridgeError, CachenetError, privilege_needed, refused
 from cachenet.hostnet import Link
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ NEEDS_ROOT_TO_TEARDOWN = "bridge teardown needs CAP_NET_ADMIN: run it as root"
 
 
 class LinuxBridge(BridgeBackend):
-    """``settings.bridge`` as a kernel bridge with ``settings.uplink`` enslaved.
+    """``settings.name`` as a kernel bridge with ``settings.uplink`` enslaved.
 
     ``netns`` runs the same work inside a network namespace (tests use it).
     Ownership is marked with the bridge's alias (IFLA_IFALIAS).
@@ -49,12 +49,14 @@ class LinuxBridge(BridgeBackend):
     bridge_type = "linuxbridge"
 
     @classmethod
-    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: BridgeSettings) -> None:
         """Nothing: isolation and anti-spoofing are the host's nftables table
         (nft_rules.py), keyed by the device name, not parts of the domain."""
 
-    def __init__(self, settings: Settings, netns: str | None = None) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, settings: BridgeSettings, network: NetworkSettings, netns: str | None = None
+    ) -> None:
+        super().__init__(settings, network)
         self.netns = netns
 
     def _ipr(self) -> contextlib.AbstractContextManager[IPRoute]:
@@ -63,28 +65,26 @@ class LinuxBridge(BridgeBackend):
     @library_errors("setting up")
     def ensure(self) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
-            bridge = hostnet.find_link(ipr, self.settings.bridge)
+            bridge = hostnet.find_link(ipr, self.settings.name)
             self._check_preconditions(ipr, bridge)
             changes: list[str] = []
             created = bridge is None
             if created:
-                _netlink(ipr, "add", ifname=self.settings.bridge, kind="bridge")
-                changes.append(f"created Linux bridge {self.settings.bridge}")
+                _netlink(ipr, "add", ifname=self.settings.name, kind="bridge")
+                changes.append(f"created Linux bridge {self.settings.name}")
             try:
                 changes += self._configure(ipr, created)
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
-                    _netlink(ipr, "del", index=_index(ipr, self.settings.bridge))
+                    _netlink(ipr, "del", index=_index(ipr, self.settings.name))
                 if refused(exc):
                     raise
-                raise BridgeError(
-                    f"setting up bridge {self.settings.bridge} failed: {exc}"
-                ) from exc
+                raise BridgeError(f"setting up bridge {self.settings.name} failed: {exc}") from exc
         # Default deny for instance devices from boot on; the ports' rules are kept.
         return changes + self._reconcile(wanted=None)
 
     def _check_preconditions(self, ipr: IPRoute, bridge: Link | None) -> None:
-        name, uplink = self.settings.bridge, self.settings.uplink
+        name, uplink = self.settings.name, self.settings.uplink
         if bridge is not None and bridge.kind != "bridge":
             raise BridgeError(
                 f"{name} exists and is a {bridge.kind or 'plain'} device, not a bridge"
@@ -103,37 +103,35 @@ class LinuxBridge(BridgeBackend):
 
     def _configure(self, ipr: IPRoute, created: bool) -> list[str]:
         changes: list[str] = []
-        index = _index(ipr, self.settings.bridge)
+        index = _index(ipr, self.settings.name)
         if created:
             _netlink(ipr, "set", index=index, ifalias=MANAGED_MARK)
-        changes += _set_mtu_and_up(ipr, index, self.settings.bridge, self.settings.mtu)
+        changes += _set_mtu_and_up(ipr, index, self.settings.name, self.network.mtu)
         uplink = self.settings.uplink
         if uplink:
             up_index = _index(ipr, uplink)
             if hostnet.link_at(ipr, up_index).master != index:
                 _netlink(ipr, "set", index=up_index, master=index)
-                changes.append(f"enslaved uplink {uplink} to {self.settings.bridge}")
-            changes += _set_mtu_and_up(ipr, up_index, uplink, self.settings.mtu)
+                changes.append(f"enslaved uplink {uplink} to {self.settings.name}")
+            changes += _set_mtu_and_up(ipr, up_index, uplink, self.network.mtu)
         return changes
 
     @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_TEARDOWN), self._ipr() as ipr:
-            bridge = hostnet.find_link(ipr, self.settings.bridge)
+            bridge = hostnet.find_link(ipr, self.settings.name)
             if bridge is None:
                 return []
             if bridge.alias != MANAGED_MARK:
-                raise BridgeError(
-                    f"{self.settings.bridge} was not created by cachenet; not removed"
-                )
+                raise BridgeError(f"{self.settings.name} was not created by cachenet; not removed")
             ports = self._instance_ports(ipr, bridge.index)
             if ports and not force:
                 raise BridgeError(
-                    f"{self.settings.bridge} still has instance ports ({', '.join(ports)}); "
+                    f"{self.settings.name} still has instance ports ({', '.join(ports)}); "
                     "use --force to remove it anyway"
                 )
             _netlink(ipr, "del", index=bridge.index)  # the kernel releases the uplink
-        changes = [f"removed Linux bridge {self.settings.bridge}"]
+        changes = [f"removed Linux bridge {self.settings.name}"]
         if self._installed() is not None:
             self._apply(nft_rules.delete_script())
             changes.append(f"removed nftables table {TABLE_NAME}")
@@ -142,8 +140,8 @@ class LinuxBridge(BridgeBackend):
     @library_errors("reading")
     def status(self) -> BridgeStatus:
         with self._ipr() as ipr:
-            bridge = hostnet.find_link(ipr, self.settings.bridge)
-            status = BridgeStatus(self.settings.bridge, self.bridge_type, exists=bridge is not None)
+            bridge = hostnet.find_link(ipr, self.settings.name)
+            status = BridgeStatus(self.settings.name, self.bridge_type, exists=bridge is not None)
             if bridge is None or bridge.kind != "bridge":
                 return status
             status.managed = bridge.alias == MANAGED_MARK
@@ -164,7 +162,7 @@ class LinuxBridge(BridgeBackend):
 
     @library_errors("securing the ports of")
     def secure_ports(self, ports: Sequence[Port]) -> list[str]:
-        return self._reconcile(wanted=Elements.of(ports, self.settings.ipv6_prefixes))
+        return self._reconcile(wanted=Elements.of(ports, self.network.ipv6_prefixes))
 
     def _reconcile(self, wanted: Elements | None, attempts: int = 3) -> list[str]:
         """Make the table hold the chains of the settings and ``wanted``'s elements
@@ -206,7 +204,7 @@ class LinuxBridge(BridgeBackend):
             return [f"nftables table {TABLE_NAME} is missing (every instance port forwards all)"]
         if not _intact(installed, options):
             return [f"the chains of nftables table {TABLE_NAME} lost or changed rules"]
-        wanted = Elements.of(ports, self.settings.ipv6_prefixes)
+        wanted = Elements.of(ports, self.network.ipv6_prefixes)
         missing = [d for d in sorted(wanted.ports) if _rules_of(installed.elements, d)
                    != _rules_of(wanted, d)]  # fmt: skip
         return [f"{device}: rules missing or stale in table {TABLE_NAME}" for device in missing] + [
@@ -237,7 +235,7 @@ class LinuxBridge(BridgeBackend):
         return sorted(n for n in names if n.startswith(prefix))
 
 
-def _rule_options(settings: Settings) -> RuleOptions:
+def _rule_options(settings: BridgeSettings) -> RuleOptions:
     return RuleOptions(settings.device_prefix, settings.isolate_ports, settings.anti_spoofing)
 
 

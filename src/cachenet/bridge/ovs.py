@@ -30,7 +30,7 @@ from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, libr
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
 from cachenet.errors import BridgeError, PrivilegeError
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ BASE_KINDS = {ovs_flows.KIND_BASE, ovs_flows.KIND_CANARY}
 
 
 class OvsBridge(BridgeBackend):
-    """``settings.bridge`` in the local Open vSwitch, with the uplink as a (VLAN access) port."""
+    """``settings.name`` in the local Open vSwitch, with the uplink as a (VLAN access) port."""
 
     bridge_type = "ovs"
 
     @classmethod
-    def interface_parts(cls, iface: etree._Element, port: Port, settings: Settings) -> None:
+    def interface_parts(cls, iface: etree._Element, port: Port, settings: BridgeSettings) -> None:
         from lxml import etree
 
         virtualport = etree.SubElement(iface, "virtualport", type="openvswitch")
@@ -67,8 +67,13 @@ class OvsBridge(BridgeBackend):
             vlan = etree.SubElement(iface, "vlan")
             etree.SubElement(vlan, "tag", id=str(settings.vlan))
 
-    def __init__(self, settings: Settings, openflow_listen: str | None = None) -> None:
-        super().__init__(settings)
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        network: NetworkSettings,
+        openflow_listen: str | None = None,
+    ) -> None:
+        super().__init__(settings, network)
         self.openflow_listen = openflow_listen or settings.openflow_listen
         self._api: impl_idl.OvsdbIdl | None = None
 
@@ -111,7 +116,7 @@ class OvsBridge(BridgeBackend):
             self._api = _connect(f"unix:{fallback}")
 
     def _apply_ovsdb_changes(self) -> None:
-        name, uplink = self.settings.bridge, self.settings.uplink
+        name, uplink = self.settings.name, self.settings.uplink
         with self.api.transaction(check_error=True) as txn:
             txn.add(
                 self.api.add_br(name, may_exist=True, datapath_type=self.settings.datapath_type)
@@ -124,20 +129,18 @@ class OvsBridge(BridgeBackend):
             txn.add(self.api.set_controller(name, [self._controller]))
             if self._manager and self._manager not in self._managers():
                 txn.add(self.api.add_manager(self._manager))
-            if self.settings.mtu:
-                txn.add(self.api.db_set("Interface", name, ("mtu_request", self.settings.mtu)))
+            if self.network.mtu:
+                txn.add(self.api.db_set("Interface", name, ("mtu_request", self.network.mtu)))
             if uplink:
                 txn.add(self.api.add_port(name, uplink, may_exist=True))
                 tag: int | list[int] = self.settings.vlan if self.settings.vlan is not None else []
                 txn.add(self.api.db_set("Port", uplink, ("tag", tag)))
-                if self.settings.mtu:
-                    txn.add(
-                        self.api.db_set("Interface", uplink, ("mtu_request", self.settings.mtu))
-                    )
+                if self.network.mtu:
+                    txn.add(self.api.db_set("Interface", uplink, ("mtu_request", self.network.mtu)))
             _log_transaction(txn)
 
     def _check_preconditions(self) -> None:
-        name, uplink = self.settings.bridge, self.settings.uplink
+        name, uplink = self.settings.name, self.settings.uplink
         if not self.api.br_exists(name).execute(check_error=True) and _kernel_kind(name):
             raise BridgeError(
                 f"{name} exists as a {_kernel_kind(name)} device, not an Open vSwitch bridge"
@@ -155,7 +158,7 @@ class OvsBridge(BridgeBackend):
 
     def _planned_changes(self) -> list[str]:
         """What ensure would change in OVSDB; empty when the bridge is already as configured."""
-        name, uplink, mtu = self.settings.bridge, self.settings.uplink, self.settings.mtu
+        name, uplink, mtu = self.settings.name, self.settings.uplink, self.network.mtu
         manager = (
             [f"added OVSDB listener {self._manager}"]
             if self._manager and self._manager not in self._managers()
@@ -199,7 +202,7 @@ class OvsBridge(BridgeBackend):
 
     @library_errors("removing")
     def teardown(self, force: bool = False) -> list[str]:
-        name = self.settings.bridge
+        name = self.settings.name
         if not self.api.br_exists(name).execute(check_error=True):
             return []
         if self._row("Bridge", name).external_ids.get(MANAGED_MARK) != "true":
@@ -215,7 +218,7 @@ class OvsBridge(BridgeBackend):
 
     @library_errors("reading")
     def status(self) -> BridgeStatus:
-        name, uplink = self.settings.bridge, self.settings.uplink
+        name, uplink = self.settings.name, self.settings.uplink
         exists = self.api.br_exists(name).execute(check_error=True)
         status = BridgeStatus(name, self.bridge_type, exists=exists)
         if not exists:
@@ -251,7 +254,7 @@ class OvsBridge(BridgeBackend):
         """Install the flows of ``ports`` that are plugged into the bridge (see ovs_flows);
         remove those of any other port. A port not plugged yet has no OpenFlow number:
         it gets its flows at the next call, and forwards nothing until then."""
-        if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
+        if not self.api.br_exists(self.settings.name).execute(check_error=True):
             return []
         layout, wanted, devices = self._wanted_flows(ports)
         changes = self._reconcile(layout, wanted, ALL_KINDS, devices)
@@ -260,7 +263,7 @@ class OvsBridge(BridgeBackend):
 
     @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
-        name = self.settings.bridge
+        name = self.settings.name
         if not self.api.br_exists(name).execute(check_error=True):
             return []
         layout, wanted, devices = self._wanted_flows(ports)
@@ -294,7 +297,7 @@ class OvsBridge(BridgeBackend):
                 ofport,
                 p.mac,
                 ipaddress.IPv4Address(p.address),
-                ipv6.allowed_sources(p.mac, self.settings.ipv6_prefixes),
+                ipv6.allowed_sources(p.mac, self.network.ipv6_prefixes),
             )
             for p in ports
             if p.device in plugged and (ofport := self._ofport(p.device))
@@ -305,7 +308,7 @@ class OvsBridge(BridgeBackend):
     def _ensure_base_flows(self) -> list[str]:
         """Default deny and the uplink's and host's forwarding; instance ports are left
         to secure_ports (this needs no port store)."""
-        self._wait_for_ofport(self.settings.bridge)
+        self._wait_for_ofport(self.settings.name)
         if self.settings.uplink:
             self._wait_for_ofport(self.settings.uplink)
         layout = self._layout()
@@ -316,7 +319,7 @@ class OvsBridge(BridgeBackend):
     ) -> list[str]:
         """Make the flows of ``kinds`` those of ``wanted`` in one atomic bundle."""
         present = self._present_flows()
-        name = self.settings.bridge
+        name = self.settings.name
         if _canary(layout).cookie not in present:
             # First run, or ovs-vswitchd restarted: clear whatever is there (fail-open NORMAL
             # flows of a former standalone bridge included) and install everything.
@@ -353,23 +356,23 @@ class OvsBridge(BridgeBackend):
         detail = _last_line(done.stderr).removeprefix("ovs-ofctl: ")
         if target.startswith("tcp:") and ("refused" in detail or "failed to connect" in detail):
             raise BridgeError(
-                f"cannot reach the OpenFlow listener of {self.settings.bridge} at {target} "
+                f"cannot reach the OpenFlow listener of {self.settings.name} at {target} "
                 f"(connection refused): run `cachenet bridge ensure` as root, which adds "
                 f"{self._controller} (openflow_listen)"
             )
-        raise BridgeError(f"ovs-ofctl {command} on {self.settings.bridge} failed: {detail}")
+        raise BridgeError(f"ovs-ofctl {command} on {self.settings.name} failed: {detail}")
 
     def _openflow_target(self) -> str:
         """The bridge's management socket when this process may use it (root), else the
         local listener ``ensure`` set up for unprivileged services."""
-        mgmt = OVS_RUNDIR / f"{self.settings.bridge}.mgmt"
+        mgmt = OVS_RUNDIR / f"{self.settings.name}.mgmt"
         if os.access(mgmt, os.R_OK | os.W_OK):
             return f"unix:{mgmt}"
         return f"tcp:{self.openflow_listen}"
 
     def _layout(self) -> Layout:
         uplink = self.settings.uplink
-        on_bridge = uplink and self._bridge_of(uplink) == self.settings.bridge
+        on_bridge = uplink and self._bridge_of(uplink) == self.settings.name
         return Layout(
             uplink_ofport=self._ofport(uplink) if uplink and on_bridge else None,
             isolate=self.settings.isolate_ports,
@@ -401,7 +404,7 @@ class OvsBridge(BridgeBackend):
         """
         if not self.settings.isolate_ports:
             return []
-        if not self.api.br_exists(self.settings.bridge).execute(check_error=True):
+        if not self.api.br_exists(self.settings.name).execute(check_error=True):
             return []
         exposed = self._unprotected(self._instance_ports())
         if exposed:
@@ -415,7 +418,7 @@ class OvsBridge(BridgeBackend):
         return [p for p in ports if self._row("Port", p).protected is not True]
 
     def _instance_ports(self) -> list[str]:
-        ports = self.api.list_ports(self.settings.bridge).execute(check_error=True)
+        ports = self.api.list_ports(self.settings.name).execute(check_error=True)
         return sorted(p for p in ports if p.startswith(self.settings.device_prefix))
 
     def _bridge_of(self, port: str) -> str | None:

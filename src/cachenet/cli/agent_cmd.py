@@ -30,7 +30,7 @@ def attach(cli: CliContext, domain: str) -> None:
     from cachenet.agent.attach import attach as attach_domain
     from cachenet.agent.attach import connect, lookup
 
-    conn = connect(cli.settings.libvirt_uri)
+    conn = connect(cli.settings.agent.libvirt_uri)
     emit_lines(attach_domain(cli.settings, cli.store, lookup(conn, domain)), "already attached")
 
 
@@ -43,7 +43,7 @@ def detach(cli: CliContext, domain: str, release: bool) -> None:
     from cachenet.agent.attach import connect, lookup
     from cachenet.agent.attach import detach as detach_domain
 
-    conn = connect(cli.settings.libvirt_uri)
+    conn = connect(cli.settings.agent.libvirt_uri)
     emit_lines(
         detach_domain(cli.settings, cli.store, lookup(conn, domain), release), "no cache NIC"
     )
@@ -59,12 +59,14 @@ def agent(cli: CliContext, once: bool) -> None:
 
     logs.configure_daemon()
     if once:
-        changes, released = reconcile(cli.settings, cli.store, connect(cli.settings.libvirt_uri))
+        changes, released = reconcile(
+            cli.settings, cli.store, connect(cli.settings.agent.libvirt_uri)
+        )
         released_lines = [f"released the port of {p.instance_uuid}" for p in released]
         emit_lines(changes + released_lines, "every selected domain has its cache NIC")
         return
     logs.log_start("agent", cli.settings)
-    metrics.serve("agent", cli.settings.metrics_listen, cli.store)
+    metrics.serve("agent", cli.settings.metrics.listen, cli.store)
     runner = Agent(cli.settings, cli.store, cli.files)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

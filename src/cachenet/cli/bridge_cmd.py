@@ -19,8 +19,9 @@ def bridge() -> None:
 def ensure(cli: CliContext) -> None:
     """Create the bridge, attach the uplink and lay down port security's default deny;
     safe to run at every boot."""
-    settings = cli.settings
-    emit_lines(backend_for(settings).ensure(), f"{settings.bridge} is already as configured")
+    bridge = cli.settings.bridge
+    backend = backend_for(bridge, cli.settings.network)
+    emit_lines(backend.ensure(), f"{bridge.name} is already as configured")
 
 
 @bridge.command()
@@ -28,7 +29,8 @@ def ensure(cli: CliContext) -> None:
 @pass_cli
 def teardown(cli: CliContext, force: bool) -> None:
     """Remove the bridge, if cachenet created it."""
-    emit_lines(backend_for(cli.settings).teardown(force), f"{cli.settings.bridge} does not exist")
+    backend = backend_for(cli.settings.bridge, cli.settings.network)
+    emit_lines(backend.teardown(force), f"{cli.settings.bridge.name} does not exist")
 
 
 @bridge.command()
@@ -36,9 +38,9 @@ def teardown(cli: CliContext, force: bool) -> None:
 def secure(cli: CliContext) -> None:
     """Install the port security rules of this host's instance ports as the store holds
     them (nova-compute and the agent do it on their own every agent_reconcile_interval)."""
-    settings = cli.settings
-    changes = secure_host_ports(settings, cli.store, settings.host)
-    emit_lines(changes, f"the rules of every instance port of {settings.host} are in place")
+    settings, host = cli.settings, cli.settings.store.host
+    changes = secure_host_ports(settings.bridge, settings.network, cli.store, host)
+    emit_lines(changes, f"the rules of every instance port of {host} are in place")
 
 
 @bridge.command()
@@ -46,4 +48,5 @@ def secure(cli: CliContext) -> None:
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Print the bridge, its type, MTU, uplink and instance ports."""
-    emit_mapping(backend_for(cli.settings).status().as_dict(), as_json, title="cache bridge")
+    status = backend_for(cli.settings.bridge, cli.settings.network).status()
+    emit_mapping(status.as_dict(), as_json, title="cache bridge")

@@ -23,10 +23,11 @@ def serve(cli: CliContext) -> None:
     """Run dnsmasq on dhcp_interface and keep its reservations in sync (until SIGTERM)."""
     # It follows the store (and on PostgreSQL listens to it): it keeps its connection.
     store = open_store(cli.settings, hold_connection=True)
-    server = DhcpServer(cli.settings, store)  # checks the set-up before logging starts
+    settings = cli.settings
+    server = DhcpServer(settings.dhcp, settings.network, store)  # checks the set-up first
     logs.configure_daemon()
-    logs.log_start("dhcp serve", cli.settings)
-    metrics.serve("dhcp", cli.settings.metrics_listen, store)
+    logs.log_start("dhcp serve", settings)
+    metrics.serve("dhcp", settings.metrics.listen, store)
     server.serve()
 
 
@@ -35,8 +36,8 @@ def serve(cli: CliContext) -> None:
 @pass_cli
 def sync(cli: CliContext, once: bool) -> None:
     """Write the reservation directory from the store."""
-    count = sync_once(cli.settings, cli.store)
-    click.echo(f"{count} reservations in {cli.settings.dhcp_state_dir / 'hosts'}")
+    count = sync_once(cli.settings.dhcp, cli.store)
+    click.echo(f"{count} reservations in {cli.settings.dhcp.state_dir / 'hosts'}")
 
 
 @dhcp.command()
@@ -44,5 +45,7 @@ def sync(cli: CliContext, once: bool) -> None:
 @pass_cli
 def leases(cli: CliContext, as_json: bool) -> None:
     """List dnsmasq's leases with the instance each MAC belongs to."""
-    rows = [lease.as_dict() for lease in read_leases(lease_file(cli.settings), cli.store.list())]
+    rows = [
+        lease.as_dict() for lease in read_leases(lease_file(cli.settings.dhcp), cli.store.list())
+    ]
     emit_rows(rows, ["mac", "address", "instance_uuid", "expires", "hostname"], as_json, "leases")

@@ -41,7 +41,7 @@ def allocate(cli: CliContext, instance_uuid: str, host: str | None, as_json: boo
     if answer is not None:
         emit_mapping(answer.get("port", {}), as_json, title=PORT_TITLE)
         return
-    _emit(cli.store.allocate(instance_uuid, host or cli.settings.host), as_json)
+    _emit(cli.store.allocate(instance_uuid, host or cli.settings.store.host), as_json)
 
 
 @ports.command()
@@ -142,10 +142,10 @@ def gc(
         # libvirt is loaded only here: the other ports commands run without it.
         from cachenet.agent.attach import connect, list_domains
 
-        live = [d.UUIDString() for d in list_domains(connect(cli.settings.libvirt_uri))]
+        live = [d.UUIDString() for d in list_domains(connect(cli.settings.agent.libvirt_uri))]
     else:
         live = read_live_list(live_file)
-    host = host or cli.settings.host
+    host = host or cli.settings.store.host
     if not yes:
         check_gc_is_plausible(cli.store.list(host), live, host)
     released = cli.store.gc(host, live, grace)
@@ -219,8 +219,9 @@ def db_upgrade(cli: CliContext, upgraded_hosts: tuple[str, ...]) -> None:
     from cachenet.store.engine import make_engine
     from cachenet.store.pooling import PoolOptions
 
+    store = cli.settings.store
     marked = [check_host(name) for name in upgraded_hosts]
-    engine = make_engine(cli.settings.database, pool=PoolOptions.of(cli.settings))
+    engine = make_engine(store.database, pool=PoolOptions.of(store))
     try:
         applied = phases.upgrade(engine, marked)
     finally:

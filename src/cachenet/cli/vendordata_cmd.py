@@ -24,7 +24,7 @@ def serve(cli: CliContext) -> None:
     # Opened once (schema checked); each request then takes a connection of its
     # own, as every cachenet process but the DHCP poller does.
     store = cli.store
-    server = VendordataServer(settings, store.get)
+    server = VendordataServer(settings.vendordata, settings.network, store.get)
     logs.configure_daemon()
     logs.log_start("vendordata serve", settings)
     server.serve_until_signalled()
@@ -36,4 +36,4 @@ def serve(cli: CliContext) -> None:
 def show(cli: CliContext, instance_uuid: str) -> None:
     """Print the cloud-config an instance gets (empty line if it has no cache port)."""
     port = cli.store.get(canonical_uuid(instance_uuid))
-    click.echo(cloud_config(port, cli.settings) if port else "", nl=port is None)
+    click.echo(cloud_config(port, cli.settings.network) if port else "", nl=port is None)

@@ -15,7 +15,7 @@ from cachenet.cli.output import emit_mapping, json_option
 from cachenet.errors import IdentityError
 from cachenet.identity import canonical_mac, canonical_uuid, device_name, has_mac_prefix
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings, Settings
 from cachenet.store.addresses import AddressPool
 
 _input_option = click.option(
@@ -45,10 +45,10 @@ def add(
     domain_xml = _read_domain(source)
     domxml.check_domain(domain_xml)  # before the store: a bad document allocates nothing
     if mac is None and address is None:
-        port = cli.store.allocate(instance_uuid, cli.settings.host)
+        port = cli.store.allocate(instance_uuid, cli.settings.store.host)
     else:
         port = _port_from_options(cli.settings, instance_uuid, mac, address)
-    sys.stdout.write(domxml.add_cache_interface(domain_xml, port, cli.settings) + "\n")
+    sys.stdout.write(domxml.add_cache_interface(domain_xml, port, *_cache_nic(cli)) + "\n")
 
 
 @xml.command()
@@ -56,7 +56,7 @@ def add(
 @pass_cli
 def remove(cli: CliContext, source: BinaryIO) -> None:
     """Write the domain XML without its cache interface to stdout."""
-    sys.stdout.write(domxml.remove_cache_interface(_read_domain(source), cli.settings) + "\n")
+    sys.stdout.write(domxml.remove_cache_interface(_read_domain(source), *_cache_nic(cli)) + "\n")
 
 
 @xml.command()
@@ -65,7 +65,7 @@ def remove(cli: CliContext, source: BinaryIO) -> None:
 @pass_cli
 def show(cli: CliContext, source: BinaryIO, as_json: bool) -> None:
     """Print the domain's cache interface (exit status 1 when it has none)."""
-    found = domxml.find_cache_interface(_read_domain(source), cli.settings)
+    found = domxml.find_cache_interface(_read_domain(source), *_cache_nic(cli))
     if found is None:
         if as_json:
             click.echo(json.dumps(None))
@@ -73,6 +73,11 @@ def show(cli: CliContext, source: BinaryIO, as_json: bool) -> None:
             click.echo("no cache interface", err=True)
         sys.exit(1)
     emit_mapping(found.as_dict(), as_json, title="cache interface")
+
+
+def _cache_nic(cli: CliContext) -> tuple[BridgeSettings, NetworkSettings]:
+    """What the cache interface is told apart by: the bridge and the MAC prefix."""
+    return cli.settings.bridge, cli.settings.network
 
 
 def _read_domain(source: BinaryIO) -> bytes:
@@ -89,13 +94,14 @@ def _port_from_options(
         raise click.UsageError("--mac and --ip go together")
     instance_uuid = canonical_uuid(instance_uuid)
     mac = canonical_mac(mac)
-    if not has_mac_prefix(mac, settings.mac_prefix):
-        raise IdentityError(f"MAC {mac} is not under the cache MAC prefix {settings.mac_prefix}")
+    prefix = settings.network.mac_prefix
+    if not has_mac_prefix(mac, prefix):
+        raise IdentityError(f"MAC {mac} is not under the cache MAC prefix {prefix}")
     try:
         ip = ipaddress.IPv4Address(address)
     except ValueError:
         raise IdentityError(f"{address!r} is not an IPv4 address") from None
-    pool = AddressPool.from_settings(settings)
+    pool = AddressPool.from_settings(settings.network)
     if pool.space_of(ip) is None:
         raise IdentityError(f"address {ip} is outside the cache {pool}")
     return Port(
@@ -103,6 +109,6 @@ def _port_from_options(
         mac=mac,
         address=ip,
         # Without the store no name is allocated: the instance's first choice.
-        device=device_name(settings.device_prefix, instance_uuid),
-        host=settings.host,
+        device=device_name(settings.bridge.device_prefix, instance_uuid),
+        host=settings.store.host,
     )

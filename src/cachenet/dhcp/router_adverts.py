@@ -15,7 +15,7 @@ import ipaddress
 
 from cachenet import ipv6
 from cachenet.errors import DhcpError
-from cachenet.settings import Settings
+from cachenet.settings import DhcpSettings, NetworkSettings
 
 # Seconds between unsolicited announcements (RFC 4861 allows 4 to 1800; a guest
 # that solicits is answered at once).
@@ -27,7 +27,7 @@ RA_INTERVAL = 300
 PREFIX_LIFETIME = 86400  # seconds
 
 
-def dnsmasq_options(settings: Settings) -> list[str]:
+def dnsmasq_options(dhcp: DhcpSettings, network: NetworkSettings) -> list[str]:
     """dnsmasq's options announcing the IPv6 prefixes (none on an IPv4-only pool).
 
     dnsmasq binds a range to the interface holding an address in its prefix
@@ -35,32 +35,32 @@ def dnsmasq_options(settings: Settings) -> list[str]:
     PREFIX_LIFETIME. ``ra-param``: the MTU when set (else dnsmasq announces the
     interface's own), RA_INTERVAL, and a router lifetime of 0.
     """
-    if not settings.ipv6_prefixes:
+    if not network.ipv6_prefixes:
         return []
-    mtu = f"mtu:{settings.mtu}," if settings.mtu else ""
+    mtu = f"mtu:{network.mtu}," if network.mtu else ""
     return [
         "--enable-ra",
         *(
             f"--dhcp-range=set:cachenet6-{i},{prefix.network_address},ra-only,"
             f"{prefix.prefixlen},{PREFIX_LIFETIME}s"
-            for i, prefix in enumerate(settings.ipv6_prefixes)
+            for i, prefix in enumerate(network.ipv6_prefixes)
         ),
-        f"--ra-param={settings.dhcp_interface},{mtu}{RA_INTERVAL},0",
+        f"--ra-param={dhcp.interface},{mtu}{RA_INTERVAL},0",
     ]
 
 
 def check_own_addresses(
-    interface: str, own: list[ipaddress.IPv6Address], settings: Settings
+    interface: str, own: list[ipaddress.IPv6Address], network: NetworkSettings
 ) -> None:
     """The interface has an address in each prefix, and none that an instance forms:
     the EUI-64 address of a MAC under ``mac_prefix``, in a prefix of the pool."""
-    for prefix in settings.ipv6_prefixes:
+    for prefix in network.ipv6_prefixes:
         inside = [a for a in own if a in prefix]
         if not inside:
             raise DhcpError(f"interface {interface} has no address in the cache prefix {prefix}")
         for address in inside:
             mac = ipv6.mac_of(address)
-            if mac and mac.startswith(settings.mac_prefix):
+            if mac and mac.startswith(network.mac_prefix):
                 raise DhcpError(
                     f"this server's address {address} is the EUI-64 address an instance with "
                     f"MAC {mac} forms by SLAAC: give the server another interface identifier"

@@ -44,7 +44,7 @@ from cachenet.dhcp.hostsdir import HostsDir, refuse_symlinks
 from cachenet.dhcp.leases import reservations_in, seed_lease_file
 from cachenet.dhcp.sync import ReservationSync
 from cachenet.errors import DhcpError, PrivilegeError, StoreError, refused
-from cachenet.settings import Settings
+from cachenet.settings import DhcpSettings, NetworkSettings
 from cachenet.store import PortStore
 from cachenet.store.addresses import AddressPool
 from cachenet.store.notify import ChangeListener
@@ -71,20 +71,20 @@ STORE_DOWN_LOG_EVERY = 60.0  # seconds between repeats of "the store is still do
 RESEED_DELAY = 5.0  # seconds
 
 
-def hosts_dir(settings: Settings) -> Path:
-    return settings.dhcp_state_dir / "hosts"
+def hosts_dir(dhcp: DhcpSettings) -> Path:
+    return dhcp.state_dir / "hosts"
 
 
-def lease_file(settings: Settings) -> Path:
-    return settings.dhcp_state_dir / "leases"
+def lease_file(dhcp: DhcpSettings) -> Path:
+    return dhcp.state_dir / "leases"
 
 
-def pid_file(settings: Settings) -> Path:
-    return settings.dhcp_state_dir / "dnsmasq.pid"
+def pid_file(dhcp: DhcpSettings) -> Path:
+    return dhcp.state_dir / "dnsmasq.pid"
 
 
-def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
-    """dnsmasq's command line for ``settings`` (pure).
+def dnsmasq_command(dhcp: DhcpSettings, network: NetworkSettings, executable: str) -> list[str]:
+    """dnsmasq's command line serving ``network`` as ``dhcp`` says (pure).
 
     One static range per subnet of the pool, each tagged: a client gets its
     own subnet's netmask (dnsmasq answers from the range its address is in),
@@ -98,51 +98,51 @@ def dnsmasq_command(settings: Settings, executable: str) -> list[str]:
         "--port=0",  # DNS off
         "--no-resolv",
         "--no-hosts",
-        f"--interface={settings.dhcp_interface}",
+        f"--interface={dhcp.interface}",
         "--bind-interfaces",
         *(
             f"--dhcp-range=set:{_range_tag(i)},{subnet.network_address},static,"
-            f"{subnet.netmask},{settings.dhcp_lease_time}s"
-            for i, subnet in enumerate(settings.subnets)
+            f"{subnet.netmask},{dhcp.lease_time}s"
+            for i, subnet in enumerate(network.subnets)
         ),
-        f"--dhcp-hostsdir={hosts_dir(settings)}",
-        f"--dhcp-leasefile={lease_file(settings)}",
-        f"--pid-file={pid_file(settings)}",
+        f"--dhcp-hostsdir={hosts_dir(dhcp)}",
+        f"--dhcp-leasefile={lease_file(dhcp)}",
+        f"--pid-file={pid_file(dhcp)}",
         "--log-facility=-",
         "--log-dhcp",
     ]
-    if settings.dhcp_authoritative:  # a single server: several would NAK each other's clients
+    if dhcp.authoritative:  # a single server: several would NAK each other's clients
         command.append("--dhcp-authoritative")
     command.append("--dhcp-option=3")  # no router, unless the client's range has one:
-    router = settings.dhcp_router
-    for i, subnet in enumerate(settings.subnets):
+    router = dhcp.router
+    for i, subnet in enumerate(network.subnets):
         if router is not None and router in subnet:  # a tagged option beats the untagged one
             command.append(f"--dhcp-option=tag:{_range_tag(i)},option:router,{router}")
-    dns = ",".join(str(d) for d in settings.dhcp_dns_servers)
+    dns = ",".join(str(d) for d in dhcp.dns_servers)
     command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
-    if settings.mtu:
-        command.append(f"--dhcp-option=option:mtu,{settings.mtu}")
-    return command + router_adverts.dnsmasq_options(settings)
+    if network.mtu:
+        command.append(f"--dhcp-option=option:mtu,{network.mtu}")
+    return command + router_adverts.dnsmasq_options(dhcp, network)
 
 
-def preflight(settings: Settings) -> str:
+def preflight(dhcp: DhcpSettings, network: NetworkSettings) -> str:
     """Check what dnsmasq needs before starting it; returns the dnsmasq executable."""
     if os.geteuid() != 0:  # not a failure to retry forever: dnsmasq would exit at once
         raise PrivilegeError(
             "dhcp serve needs root: dnsmasq binds the DHCP port and then drops to its own "
             "user; run it as root (the cachenet-dhcp unit does)"
         )
-    executable = shutil.which(settings.dnsmasq)
+    executable = shutil.which(dhcp.dnsmasq)
     if executable is None:
-        raise DhcpError(f"dnsmasq not found ({settings.dnsmasq!r}); install dnsmasq-base")
-    interface = settings.dhcp_interface
+        raise DhcpError(f"dnsmasq not found ({dhcp.dnsmasq!r}); install dnsmasq-base")
+    interface = dhcp.interface
     if not interface:
         raise DhcpError("dhcp_interface is not set: name the interface on the cache network")
     own, own6 = _interface_addresses(interface)
-    _check_own_addresses(interface, own, settings)
-    router_adverts.check_own_addresses(interface, own6, settings)
-    _check_writable(settings.dhcp_state_dir)
-    _check_readable_by_dnsmasq(hosts_dir(settings))
+    _check_own_addresses(interface, own, network)
+    router_adverts.check_own_addresses(interface, own6, network)
+    _check_writable(dhcp.state_dir)
+    _check_readable_by_dnsmasq(hosts_dir(dhcp))
     return executable
 
 
@@ -152,14 +152,14 @@ def _range_tag(index: int) -> str:
 
 
 def _check_own_addresses(
-    interface: str, own: list[ipaddress.IPv4Address], settings: Settings
+    interface: str, own: list[ipaddress.IPv4Address], network: NetworkSettings
 ) -> None:
     """dnsmasq answers on a subnet only through an address of its own in it; and no
     address of this server may be one the store hands to an instance."""
-    for subnet in settings.subnets:
+    for subnet in network.subnets:
         if not any(a in subnet for a in own):
             raise DhcpError(f"interface {interface} has no address in the cache subnet {subnet}")
-    pool = AddressPool.from_settings(settings)
+    pool = AddressPool.from_settings(network)
     allocatable = [a for a in own if pool.is_allocatable(a)]
     if allocatable:
         raise DhcpError(
@@ -212,13 +212,15 @@ class DhcpServer:
 
     def __init__(
         self,
-        settings: Settings,
+        dhcp: DhcpSettings,
+        network: NetworkSettings,
         store: PortStore,
         poll_while_listening: float = POLL_WHILE_LISTENING,
     ) -> None:
-        self.settings = settings
-        self.executable = preflight(settings)
-        self.sync = ReservationSync(store, HostsDir(hosts_dir(settings)))
+        self.dhcp = dhcp
+        self.network = network
+        self.executable = preflight(dhcp, network)
+        self.sync = ReservationSync(store, HostsDir(hosts_dir(dhcp)))
         self.listener = ChangeListener.for_engine(store.engine)
         self.poll_while_listening = poll_while_listening
         self._announced = False  # a change was announced since the last look
@@ -292,7 +294,7 @@ class DhcpServer:
 
     def _reseed_due(self) -> bool:
         """Whether new reservations have waited RESEED_DELAY for their seed."""
-        if self.settings.dhcp_authoritative:  # an authoritative server ACKs rebinds unseeded
+        if self.dhcp.authoritative:  # an authoritative server ACKs rebinds unseeded
             return False
         if self.sync.hostsdir.names() <= self._seeded:
             self._unseeded_since = None
@@ -348,7 +350,7 @@ class DhcpServer:
 
     def _start(self) -> None:
         self._seed_leases()
-        self.process = subprocess.Popen(dnsmasq_command(self.settings, self.executable))
+        self.process = subprocess.Popen(dnsmasq_command(self.dhcp, self.network, self.executable))
         self._started_at = time.monotonic()
         LOG.info("dnsmasq started (pid %s)", self.process.pid)
 
@@ -356,7 +358,7 @@ class DhcpServer:
         """Seed the lease file from the reservations served (dnsmasq not running)."""
         self._seeded = self.sync.hostsdir.names()
         self._unseeded_since = None
-        seed_lease_file(lease_file(self.settings), reservations_in(hosts_dir(self.settings)))
+        seed_lease_file(lease_file(self.dhcp), reservations_in(hosts_dir(self.dhcp)))
 
     def _stop_dnsmasq(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -367,23 +369,23 @@ class DhcpServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        pid_file(self.settings).unlink(missing_ok=True)
+        pid_file(self.dhcp).unlink(missing_ok=True)
 
 
-def sync_once(settings: Settings, store: PortStore) -> int:
+def sync_once(dhcp: DhcpSettings, store: PortStore) -> int:
     """Write the hostsdir from the store once; returns the number of reservations."""
-    _check_writable(settings.dhcp_state_dir)
-    hostsdir = HostsDir(hosts_dir(settings))
+    _check_writable(dhcp.state_dir)
+    hostsdir = HostsDir(hosts_dir(dhcp))
     ReservationSync(store, hostsdir).full()
-    pid = _running_dnsmasq(settings)
+    pid = _running_dnsmasq(dhcp)
     if pid:  # a running server forgets removed reservations only on SIGHUP
         os.kill(pid, signal.SIGHUP)
     return len(hostsdir.names())
 
 
-def _running_dnsmasq(settings: Settings) -> int | None:
+def _running_dnsmasq(dhcp: DhcpSettings) -> int | None:
     try:
-        pid = int(pid_file(settings).read_text().strip())
+        pid = int(pid_file(dhcp).read_text().strip())
         os.kill(pid, 0)
     except PermissionError:  # alive, and another user's (root's): `cachenet doctor` as nobody
         return pid

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from cachenet.doctor.result import FAIL, OK, SKIPPED, WARN, Result
 from cachenet.errors import CachenetError, PrivilegeError, StoreUnavailable, refused
-from cachenet.settings import Settings, mask_password
+from cachenet.settings import DhcpSettings, Settings, StoreSettings, mask_password
 
 if TYPE_CHECKING:
     from cachenet.bridge import BridgeBackend, BridgeStatus
@@ -66,37 +66,37 @@ class Host:
 
     @property
     def engine(self) -> Engine:
-        engine: Engine = self.shared("engine", "store", lambda: _open_engine(self.settings))
+        engine: Engine = self.shared("engine", "store", lambda: _open_engine(self.settings.store))
         return engine
 
     @property
     def store(self) -> PortStore:
         from cachenet.store import PortStore
 
-        return PortStore(self.engine, self.settings)
+        return PortStore(self.engine, self.settings.network, self.settings.bridge)
 
     @property
     def backend(self) -> BridgeBackend:
         from cachenet.bridge import backend_for
 
-        return backend_for(self.settings)
+        return backend_for(self.settings.bridge, self.settings.network)
 
     @property
     def bridge_status(self) -> BridgeStatus:
         status: BridgeStatus = self.shared("bridge", "bridge", self.backend.status)
         if not status.exists:
-            raise Skipped(f"not checked: no bridge {self.settings.bridge}")
+            raise Skipped(f"not checked: no bridge {self.settings.bridge.name}")
         return status
 
     @property
     def host_ports(self) -> list[Port]:
         ports: list[Port] = self.shared(
-            "ports", "store", lambda: self.store.list(self.settings.host)
+            "ports", "store", lambda: self.store.list(self.settings.store.host)
         )
         return ports
 
 
-def _open_engine(settings: Settings) -> Engine:
+def _open_engine(settings: StoreSettings) -> Engine:
     """An engine on the store, its database reached once; nothing is created (no SQLite
     file, no schema): a doctor only looks. Built with the host's pool options, so a
     host behind PgBouncer (prepared statements off) is checked as it connects."""
@@ -128,10 +128,10 @@ def check_store(host: Host) -> Result:
     except StoreUnavailable as exc:
         if isinstance(exc, PrivilegeError):
             raise
-        server = make_url(host.settings.database).get_backend_name() != "sqlite"
+        server = make_url(host.settings.store.database).get_backend_name() != "sqlite"
         fix = "start the database server" if server else "cachenet db upgrade (creates it)"
         return Result("store", FAIL, str(exc), f"{fix}, or correct `database`")
-    return Result("store", OK, f"{mask_password(host.settings.database)} answers")
+    return Result("store", OK, f"{mask_password(host.settings.store.database)} answers")
 
 
 def check_schema(host: Host) -> Result:
@@ -220,7 +220,7 @@ def check_pool(host: Host) -> Result:
 
 
 def check_bridge(host: Host) -> Result:
-    name = host.settings.bridge
+    name = host.settings.bridge.name
     status = host.shared("bridge", "bridge", host.backend.status)
     if not status.exists:
         return Result("bridge", FAIL, f"{name} does not exist", FIX_BRIDGE)
@@ -244,7 +244,7 @@ def _is_up(state: str | None) -> bool:
 
 
 def check_mtu(host: Host) -> Result:
-    wanted = host.settings.mtu
+    wanted = host.settings.network.mtu
     status = host.bridge_status
     if wanted is None:
         raise Skipped(f"mtu is not set ({status.bridge} has {status.mtu})")
@@ -256,7 +256,7 @@ def check_mtu(host: Host) -> Result:
 
 
 def check_uplink(host: Host) -> Result:
-    uplink = host.settings.uplink
+    uplink = host.settings.bridge.uplink
     if uplink is None:
         raise Skipped("uplink is not set")
     status = host.bridge_status
@@ -274,7 +274,7 @@ def check_uplink(host: Host) -> Result:
 
 def check_port_security(host: Host) -> Result:
     settings = host.settings
-    if not settings.anti_spoofing and not settings.isolate_ports:
+    if not settings.bridge.anti_spoofing and not settings.bridge.isolate_ports:
         raise Skipped("isolate_ports and anti_spoofing are off")
     ports = host.host_ports
     status = host.bridge_status
@@ -286,15 +286,15 @@ def check_port_security(host: Host) -> Result:
     plugged = len(set(status.instance_ports) & {p.device for p in ports})
     return Result(
         "port-security", OK,
-        f"rules of the {len(ports)} ports of {settings.host} in place ({plugged} plugged)",
+        f"rules of the {len(ports)} ports of {settings.store.host} in place ({plugged} plugged)",
     )  # fmt: skip
 
 
 def check_isolation(host: Host) -> Result:
-    if not host.settings.isolate_ports:
+    if not host.settings.bridge.isolate_ports:
         raise Skipped("isolate_ports is off")
     status = host.bridge_status
-    if host.settings.bridge_type == "linuxbridge":
+    if host.settings.bridge.bridge_type == "linuxbridge":
         from cachenet.bridge.linuxbridge import list_nft_table
 
         # Its isolation is a chain of the nftables table, which the status reports as
@@ -314,7 +314,7 @@ def check_isolation(host: Host) -> Result:
 def check_libvirt(host: Host) -> Result:
     from cachenet.agent.attach import connect
 
-    uri = host.settings.libvirt_uri
+    uri = host.settings.agent.libvirt_uri
     connection = connect(uri)
     try:
         version = connection.getLibVersion()
@@ -324,18 +324,18 @@ def check_libvirt(host: Host) -> Result:
     return Result("libvirt", OK, f"{uri} answers (libvirt {major}.{minor})")
 
 
-def _dhcp_node(settings: Settings) -> None:
-    if settings.dhcp_interface is None:
+def _dhcp_node(dhcp: DhcpSettings) -> None:
+    if dhcp.interface is None:
         raise Skipped("not a DHCP node (dhcp_interface is not set)")
 
 
 def check_dnsmasq(host: Host) -> Result:
     from cachenet.dhcp.server import _running_dnsmasq, pid_file
 
-    _dhcp_node(host.settings)
-    pid = _running_dnsmasq(host.settings)
+    _dhcp_node(host.settings.dhcp)
+    pid = _running_dnsmasq(host.settings.dhcp)
     if pid is None:
-        where = pid_file(host.settings)
+        where = pid_file(host.settings.dhcp)
         return Result(
             "dnsmasq", FAIL, f"dnsmasq is not running (no live process in {where})",
             "systemctl start cachenet-dhcp (it runs `cachenet dhcp serve`)",
@@ -346,8 +346,8 @@ def check_dnsmasq(host: Host) -> Result:
 def check_reservations(host: Host) -> Result:
     from cachenet.dhcp.server import hosts_dir
 
-    _dhcp_node(host.settings)
-    directory = hosts_dir(host.settings)
+    _dhcp_node(host.settings.dhcp)
+    directory = hosts_dir(host.settings.dhcp)
     differences = _reservation_differences(host, directory)
     if differences:  # `dhcp serve` may be writing a change this very moment: look again
         time.sleep(RESYNC_WAIT)

@@ -19,11 +19,13 @@ import ipaddress
 from typing import Any
 
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import NetworkSettings
 from cachenet.store.addresses import subnet_of
 
 
-def add_cache_link(network_data: dict[str, Any], port: Port, settings: Settings) -> dict[str, Any]:
+def add_cache_link(
+    network_data: dict[str, Any], port: Port, settings: NetworkSettings
+) -> dict[str, Any]:
     """A copy of ``network_data`` with the cache NIC's link and its static IPv4 network added.
 
     The network has no routes, no gateway and no DNS: the cache network is one segment and must
@@ -49,7 +51,7 @@ def _is_cache_link(link: dict[str, Any], port: Port) -> bool:
     return link.get("id") == port.device or mac == port.mac
 
 
-def _cache_link(port: Port, settings: Settings) -> dict[str, Any]:
+def _cache_link(port: Port, settings: NetworkSettings) -> dict[str, Any]:
     # Nova names a link after the host-side device (the tap), as cachenet's device name is.
     return {
         "id": port.device,
@@ -60,7 +62,7 @@ def _cache_link(port: Port, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _cache_network(port: Port, settings: Settings, network_id: str) -> dict[str, Any]:
+def _cache_network(port: Port, settings: NetworkSettings, network_id: str) -> dict[str, Any]:
     return {
         "id": network_id,
         "type": "ipv4",

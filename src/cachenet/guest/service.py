@@ -30,7 +30,7 @@ from cachenet.errors import CachenetError, IdentityError, StoreError
 from cachenet.guest.vendordata import cloud_config
 from cachenet.identity import canonical_uuid
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import NetworkSettings, VendordataSettings
 
 LOG = logging.getLogger(__name__)
 # Nova's body holds the instance's user data (at most 64 KiB) and metadata (128
@@ -52,7 +52,7 @@ class Refused(Exception):
         self.status = status
 
 
-def answer(body: bytes, settings: Settings, look_up: LookUp) -> str:
+def answer(body: bytes, network: NetworkSettings, look_up: LookUp) -> str:
     """The JSON answer to Nova's POST ``body``: the instance's cloud-config, or empty.
 
     Raises ``Refused`` (400) for a body that is not Nova's, (503) when the store
@@ -67,7 +67,7 @@ def answer(body: bytes, settings: Settings, look_up: LookUp) -> str:
         LOG.info("instance %s has no cache port: empty answer", uuid)
         return json.dumps(EMPTY_ANSWER)
     LOG.info("instance %s: cloud-config for %s on MAC %s", uuid, port.address, port.mac)
-    return json.dumps(cloud_config(port, settings))
+    return json.dumps(cloud_config(port, network))
 
 
 def instance_uuid(body: bytes) -> str:
@@ -84,12 +84,12 @@ def instance_uuid(body: bytes) -> str:
         raise Refused(HTTPStatus.BAD_REQUEST, "instance-id is not a UUID") from None
 
 
-def source_allowed(address: str, settings: Settings) -> bool:
+def source_allowed(address: str, vendordata: VendordataSettings) -> bool:
     """Whether a peer at ``address`` is in ``vendordata_allowed_sources``."""
     peer = ipaddress.ip_address(address.split("%")[0])
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
         peer = peer.ipv4_mapped  # an IPv4 caller of a socket listening on ::
-    return any(peer in network for network in settings.vendordata_allowed_sources)
+    return any(peer in network for network in vendordata.allowed_sources)
 
 
 class VendordataServer(ThreadingHTTPServer):
@@ -97,16 +97,19 @@ class VendordataServer(ThreadingHTTPServer):
 
     daemon_threads = False  # server_close() joins them: SIGTERM ends cleanly
 
-    def __init__(self, settings: Settings, look_up: LookUp) -> None:
-        self.settings = settings
+    def __init__(
+        self, vendordata: VendordataSettings, network: NetworkSettings, look_up: LookUp
+    ) -> None:
+        self.vendordata = vendordata
+        self.network = network
         self.look_up = look_up
-        address = settings.vendordata_listen
+        address = vendordata.listen
         self.address_family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         try:
-            super().__init__((str(address), settings.vendordata_port), _Handler)
+            super().__init__((str(address), vendordata.port), _Handler)
         except OSError as exc:  # in use, or an address this host does not have
             raise CachenetError(
-                f"cannot listen on {address} port {settings.vendordata_port}: {exc.strerror}"
+                f"cannot listen on {address} port {vendordata.port}: {exc.strerror}"
             ) from None
 
     @property
@@ -137,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT
 
     def do_POST(self) -> None:
-        self._respond(lambda: answer(self._body(), self.server.settings, self.server.look_up))
+        self._respond(lambda: answer(self._body(), self.server.network, self.server.look_up))
 
     def do_GET(self) -> None:
         self._respond(lambda: _raise(Refused(HTTPStatus.METHOD_NOT_ALLOWED, "POST only")))
@@ -156,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps({"error": str(exc)}))
 
     def _check_source(self) -> None:
-        if not source_allowed(self.client_address[0], self.server.settings):
+        if not source_allowed(self.client_address[0], self.server.vendordata):
             raise Refused(HTTPStatus.FORBIDDEN, "source not in vendordata_allowed_sources")
 
     def _body(self) -> bytes:

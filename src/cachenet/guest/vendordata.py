@@ -37,7 +37,7 @@ from __future__ import annotations
 import textwrap
 
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import NetworkSettings
 from cachenet.store.addresses import subnet_of
 
 NETPLAN_FILE = "/etc/netplan/90-cachenet.yaml"
@@ -101,7 +101,7 @@ done
 """
 
 
-def cloud_config(port: Port, settings: Settings) -> str:
+def cloud_config(port: Port, settings: NetworkSettings) -> str:
     """The ``#cloud-config`` vendor data that gives ``port``'s NIC its address."""
     script = _SCRIPT.format(
         mac=port.mac,
@@ -124,7 +124,7 @@ def cloud_config(port: Port, settings: Settings) -> str:
     return "#cloud-config\nbootcmd:\n  - |\n" + textwrap.indent(script, "    ")
 
 
-def netplan_config(port: Port, settings: Settings) -> str:
+def netplan_config(port: Port, settings: NetworkSettings) -> str:
     """A netplan document for the NIC matched by MAC (no rename, no route, no DHCP)."""
     mtu = f"      mtu: {settings.mtu}\n" if settings.mtu else ""
     addresses = ", ".join(f'"{a}"' for a in _interfaces(port, settings))
@@ -145,7 +145,7 @@ def netplan_config(port: Port, settings: Settings) -> str:
     )
 
 
-def networkd_network(port: Port, settings: Settings) -> str:
+def networkd_network(port: Port, settings: NetworkSettings) -> str:
     """A systemd-networkd .network file for the NIC matched by MAC."""
     link = f"[Link]\nMTUBytes={settings.mtu}\n\n" if settings.mtu else ""
     addresses = "".join(f"Address={a}\n" for a in _interfaces(port, settings))
@@ -157,7 +157,7 @@ def networkd_network(port: Port, settings: Settings) -> str:
     )
 
 
-def nm_keyfile(port: Port, settings: Settings) -> str:
+def nm_keyfile(port: Port, settings: NetworkSettings) -> str:
     """A NetworkManager keyfile profile bound to the NIC's MAC (NM matches exact MACs)."""
     mtu = f"mtu={settings.mtu}\n" if settings.mtu else ""
     return (
@@ -169,7 +169,7 @@ def nm_keyfile(port: Port, settings: Settings) -> str:
     )
 
 
-def _nm_ipv6(port: Port, settings: Settings) -> str:
+def _nm_ipv6(port: Port, settings: NetworkSettings) -> str:
     interfaces = _ipv6_interfaces(port, settings)
     if not interfaces:
         return "[ipv6]\nmethod=ignore\n"
@@ -180,7 +180,7 @@ def _nm_ipv6(port: Port, settings: Settings) -> str:
     )
 
 
-def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
+def ifupdown_stanza(device: str, port: Port, settings: NetworkSettings) -> str:
     """An ifupdown stanza for ``device`` (ifupdown names NICs, it cannot match a MAC)."""
     mtu = f"    mtu {settings.mtu}\n" if settings.mtu else ""
     return (
@@ -195,14 +195,14 @@ def ifupdown_stanza(device: str, port: Port, settings: Settings) -> str:
     )
 
 
-def _interface(port: Port, settings: Settings) -> str:
+def _interface(port: Port, settings: NetworkSettings) -> str:
     return f"{port.address}/{subnet_of(settings, port.address).prefixlen}"
 
 
-def _ipv6_interfaces(port: Port, settings: Settings) -> list[str]:
+def _ipv6_interfaces(port: Port, settings: NetworkSettings) -> list[str]:
     """The port's EUI-64 address in each IPv6 prefix of the pool, as address/64."""
     return [f"{address}/64" for address in port.ipv6_addresses(settings.ipv6_prefixes)]
 
 
-def _interfaces(port: Port, settings: Settings) -> list[str]:
+def _interfaces(port: Port, settings: NetworkSettings) -> list[str]:
     return [_interface(port, settings), *_ipv6_interfaces(port, settings)]

@@ -43,14 +43,16 @@ from cachenet import domxml, metrics
 from cachenet.bridge import backend_for, secure_host_ports
 from cachenet.errors import CachenetError, DomainXMLError, SubnetExhausted
 from cachenet.guest.network_data import add_cache_link
+from cachenet.nova.options import NovaSettings, nova_settings_from_conf, register_nova_opts
 from cachenet.nova.selection import field, wants_cache_nic
 from cachenet.port import Port
-from cachenet.settings import Settings, register_opts, settings_from_conf
+from cachenet.settings import BridgeSettings, NetworkSettings, Settings, register_opts
 from cachenet.store import PortStore, open_store
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
 register_opts(CONF)
+register_nova_opts(CONF)  # Nova's own options: only where Nova runs
 T = TypeVar("T")
 
 
@@ -76,7 +78,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
         super().__init__(virtapi, read_only)
-        self._cachenet_settings: Settings | None = None
+        self._cachenet_settings: tuple[Settings, NovaSettings] | None = None
         self._cachenet_store: PortStore | None = None
         self._cachenet_host = CONF.host
         self._cachenet_restorer: loopingcall.FixedIntervalLoopingCall | None = None
@@ -90,8 +92,16 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
 
     @property
     def cachenet_settings(self) -> Settings:
+        return self._cachenet_loaded()[0]
+
+    @property
+    def cachenet_nova(self) -> NovaSettings:
+        """Which instances get a cache NIC; what a spawn does without the store."""
+        return self._cachenet_loaded()[1]
+
+    def _cachenet_loaded(self) -> tuple[Settings, NovaSettings]:
         if self._cachenet_settings is None:
-            self._cachenet_settings = settings_from_conf(CONF)
+            self._cachenet_settings = nova_settings_from_conf(CONF)
         return self._cachenet_settings
 
     @property
@@ -115,7 +125,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
     def _start_serving_metrics(self) -> None:
         """The port and pool metrics on ``metrics_listen``, if set. A failure is logged:
         metrics are not worth keeping nova-compute down."""
-        listen = self.cachenet_settings.metrics_listen
+        listen = self.cachenet_settings.metrics.listen
         if listen is None or self._cachenet_metrics is not None:
             return
         try:
@@ -129,7 +139,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
         ovs-vswitchd restart, an ``nft flush ruleset``) come back within an interval."""
         if self._cachenet_restorer is not None:
             return
-        interval = self.cachenet_settings.agent_reconcile_interval
+        interval = self.cachenet_settings.agent.reconcile_interval
         self._cachenet_restorer = loopingcall.FixedIntervalLoopingCall(self._secure_cache_ports)
         # _secure_cache_ports logs its own errors; anything else must not end the loop.
         self._cachenet_restorer.start(
@@ -149,16 +159,21 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
     def _cache_bridge_problem(self) -> str | None:
         """Why this host's cache bridge cannot take instances, or None."""
         settings = self.cachenet_settings
+        bridge = settings.bridge.name
         try:
-            exists = backend_for(settings).status().exists
+            exists = backend_for(settings.bridge, settings.network).status().exists
         except CachenetError as exc:
-            return f"cannot check the cache bridge {settings.bridge}: {exc}"
+            return f"cannot check the cache bridge {bridge}: {exc}"
         if not exists:
             return (
-                f"the cache bridge {settings.bridge} does not exist on {self._cachenet_host}; "
+                f"the cache bridge {bridge} does not exist on {self._cachenet_host}; "
                 "run 'cachenet bridge ensure' there"
             )
         return None
+
+    def _cache_nic(self) -> tuple[BridgeSettings, NetworkSettings]:
+        """The cache NIC's bridge and network: what the domain XML and port security need."""
+        return self.cachenet_settings.bridge, self.cachenet_settings.network
 
     # --- every rendered domain gets the cache NIC ------------------------------------
 
@@ -171,14 +186,14 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
         )
         uuid = field(instance, "uuid")
         self._cachenet_domain_ports.pop(uuid, None)
-        if not wants_cache_nic(self.cachenet_settings, instance):
+        if not wants_cache_nic(self.cachenet_nova, instance):
             return xml
         port = self._cache_port(instance)
         if port is None:
             return xml
         self._secure_cache_ports(instance)  # the port's rules before its device exists
         with_nic = _edit_or_keep(
-            xml, lambda x: domxml.add_cache_interface(x, port, self.cachenet_settings),
+            xml, lambda x: domxml.add_cache_interface(x, port, *self._cache_nic()),
             "Leaving the domain without its cache NIC", instance,
         )  # fmt: skip
         if with_nic is None:
@@ -195,7 +210,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
                 port = self.cachenet_store.move(uuid, self._cachenet_host)
             return port
         except CachenetError as exc:
-            if self.cachenet_settings.on_store_error == "skip":
+            if self.cachenet_nova.on_store_error == "skip":
                 LOG.error("Booting without the cache NIC: %s", exc, instance=instance)
                 return None
             LOG.error("Cannot give the instance its cache NIC: %s", exc, instance=instance)
@@ -214,7 +229,8 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
         # when its domain got the cache NIC: a link whose MAC the guest lacks
         # would make cloud-init reject the whole network config.
         port = self._cachenet_domain_ports.get(field(instance, "uuid"))
-        cache_link = (port, self.cachenet_settings) if port is not None else None
+        network = self.cachenet_settings.network
+        cache_link = (port, network) if port is not None else None
         token = _CONFIG_DRIVE_CACHE_LINK.set(cache_link)
         try:
             super()._create_configdrive(context, instance, injection_info, *args, **kwargs)
@@ -234,7 +250,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
         a port left without rules forwards nothing, and the next call makes up for it."""
         try:
             changes = secure_host_ports(
-                self.cachenet_settings, self.cachenet_store, self._cachenet_host, extra
+                *self._cache_nic(), self.cachenet_store, self._cachenet_host, extra
             )
         except CachenetError as exc:
             LOG.error("Could not secure the cache ports: %s", exc, instance=instance)
@@ -289,7 +305,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
     ) -> Any:  # fmt: skip
         # Runs on the destination: without the cache bridge the migration
         # would fail half-way in libvirt; fail its pre-check with the reason.
-        if wants_cache_nic(self.cachenet_settings, instance):
+        if wants_cache_nic(self.cachenet_nova, instance):
             problem = self._cache_bridge_problem()
             if problem:
                 raise exception.MigrationPreCheckError(reason=problem)
@@ -304,7 +320,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
     ) -> Any:  # fmt: skip
         # Runs on the destination before libvirt creates the domain's devices here:
         # the migrating port's rules first (its store row still names the source).
-        if wants_cache_nic(self.cachenet_settings, instance):
+        if wants_cache_nic(self.cachenet_nova, instance):
             try:
                 incoming = self.cachenet_store.get(field(instance, "uuid"))
             except CachenetError as exc:
@@ -352,7 +368,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
         """0 or 1; 0 when the guest's XML cannot be read as a domain (Nova counts as alone)."""
         found = _edit_or_keep(
             guest.get_xml_desc(),
-            lambda x: domxml.find_cache_interface(x, self.cachenet_settings),
+            lambda x: domxml.find_cache_interface(x, *self._cache_nic()),
             "Counting the interfaces as if there were no cache NIC", instance,
         )  # fmt: skip
         return 1 if found else 0
@@ -360,7 +376,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
 
 # The cache port (and settings) of the config drive being built in this thread or
 # green thread; None outside cachenet's _create_configdrive.
-_CONFIG_DRIVE_CACHE_LINK: contextvars.ContextVar[tuple[Port, Settings] | None] = (
+_CONFIG_DRIVE_CACHE_LINK: contextvars.ContextVar[tuple[Port, NetworkSettings] | None] = (
     contextvars.ContextVar("cachenet_config_drive_cache_link", default=None)
 )
 
@@ -377,8 +393,8 @@ def _instance_metadata_with_cache_link(*args: Any, **kwargs: Any) -> Any:
     network_metadata = getattr(metadata, "network_metadata", None)
     # Nova sets a dict, or None for an instance without Neutron ports.
     if cache_link is not None and isinstance(network_metadata, dict | None):
-        port, settings = cache_link
-        metadata.network_metadata = add_cache_link(network_metadata or {}, port, settings)
+        port, network = cache_link
+        metadata.network_metadata = add_cache_link(network_metadata or {}, port, network)
     return metadata
 
 
@@ -436,7 +452,9 @@ class _GuestWithCacheNicAside:
         if not kwargs.get("dump_migratable"):
             return xml
         set_aside = _edit_or_keep(
-            xml, lambda x: domxml.set_aside_cache_interfaces(x, self._settings),
+            xml, lambda x: domxml.set_aside_cache_interfaces(
+                x, self._settings.bridge, self._settings.network
+            ),
             "Migrating the domain XML as it is", self._instance,
         )  # fmt: skip
         if set_aside is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from oslo_utils import strutils
 
-from cachenet.settings import Settings
+from cachenet.nova.options import NovaSettings
 
 
 def field(obj: Any, name: str) -> Any:
@@ -18,7 +18,7 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name)
 
 
-def wants_cache_nic(settings: Settings, instance: Any) -> bool:
+def wants_cache_nic(settings: NovaSettings, instance: Any) -> bool:
     """All instances by default; ``flavor_extra_spec`` / ``image_property`` narrow it,
     ``exclude_flavors`` / ``exclude_projects`` take some out."""
     flavor = field(instance, "flavor")

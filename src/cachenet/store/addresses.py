@@ -12,8 +12,43 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cachenet.settings import AddressRange, Settings
+if TYPE_CHECKING:
+    from cachenet.settings.network import NetworkSettings
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    """An inclusive range of IPv4 addresses."""
+
+    first: ipaddress.IPv4Address
+    last: ipaddress.IPv4Address
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, ipaddress.IPv4Address) and self.first <= address <= self.last
+
+    @property
+    def size(self) -> int:
+        return int(self.last) - int(self.first) + 1
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+def parse_address_range(text: str) -> AddressRange:
+    """``10.0.0.1``, ``10.0.0.1-10.0.0.9`` or ``10.0.0.0/28`` as an ``AddressRange``;
+    ValueError when it is none of them."""
+    text = text.strip()
+    if "/" in text:
+        net = ipaddress.IPv4Network(text, strict=True)
+        return AddressRange(net.network_address, net.broadcast_address)
+    first_text, _, last_text = text.partition("-")
+    first = ipaddress.IPv4Address(first_text.strip())
+    last = ipaddress.IPv4Address(last_text.strip()) if last_text else first
+    if last < first:
+        raise ValueError(f"range ends ({last}) before it starts ({first})")
+    return AddressRange(first, last)
 
 
 @dataclass(frozen=True)
@@ -77,8 +112,8 @@ class AddressPool:
         return cls(tuple(SubnetSpace.of(s, ranges) for s in subnets))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AddressPool:
-        return cls.of(settings.subnets, settings.reserved)
+    def from_settings(cls, pool: NetworkSettings) -> AddressPool:
+        return cls.of(pool.subnets, pool.reserved)
 
     def __str__(self) -> str:
         """How messages name it: "subnet X" (one subnet) or "pool X, Y"."""
@@ -103,13 +138,13 @@ class AddressPool:
         return space is not None and space.is_allocatable(address)
 
 
-def subnet_of(settings: Settings, address: ipaddress.IPv4Address) -> ipaddress.IPv4Network:
+def subnet_of(pool: NetworkSettings, address: ipaddress.IPv4Address) -> ipaddress.IPv4Network:
     """The subnet of the pool holding a port's address (its netmask is the guest's).
 
     A port outside every subnet of the pool is never served (the store refuses
     to open while a removed subnet still holds ports): asking is a bug.
     """
-    for subnet in settings.subnets:
+    for subnet in pool.subnets:
         if address in subnet:
             return subnet
     raise ValueError(f"address {address} is outside every subnet of the pool")

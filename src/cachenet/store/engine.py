@@ -22,7 +22,12 @@ from sqlalchemy.exc import (
 
 from cachenet import metrics
 from cachenet.errors import ConfigError, StoreAccessDenied, StoreError, StoreUnavailable
-from cachenet.settings import DATABASE_BACKENDS, database_problem, database_secrets, mask_password
+from cachenet.settings.store import (
+    DATABASE_BACKENDS,
+    database_problem,
+    database_secrets,
+    mask_password,
+)
 from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
 
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock

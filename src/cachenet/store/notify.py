@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from cachenet.settings import database_secrets
+from cachenet.settings.store import database_secrets
 
 LOG = logging.getLogger(__name__)
 CHANNEL = "cachenet_ports"

@@ -19,14 +19,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util.queue import Empty  # what QueuePool's queue raises
 
-from cachenet.settings import Settings
+from cachenet.settings import StoreSettings
 
 LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PoolOptions:
-    """The ``pool_*`` settings (defaults: those of the options in settings.py)."""
+    """The ``pool_*`` settings (defaults: those of the options in settings/store.py)."""
 
     size: int = 2
     max_overflow: int = 4
@@ -36,14 +36,14 @@ class PoolOptions:
     prepared_statements: bool = True
 
     @classmethod
-    def of(cls, settings: Settings) -> PoolOptions:
+    def of(cls, store: StoreSettings) -> PoolOptions:
         return cls(
-            size=settings.pool_size,
-            max_overflow=settings.pool_max_overflow,
-            idle_timeout=settings.pool_idle_timeout,
-            recycle=settings.pool_recycle,
-            timeout=settings.pool_timeout,
-            prepared_statements=settings.database_prepared_statements,
+            size=store.pool_size,
+            max_overflow=store.pool_max_overflow,
+            idle_timeout=store.pool_idle_timeout,
+            recycle=store.pool_recycle,
+            timeout=store.pool_timeout,
+            prepared_statements=store.prepared_statements,
         )
 
 

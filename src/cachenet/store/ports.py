@@ -51,7 +51,7 @@ from cachenet.identity import (
     suffix_bits,
 )
 from cachenet.port import Port
-from cachenet.settings import Settings
+from cachenet.settings import BridgeSettings, NetworkSettings, Settings
 from cachenet.store import phases
 from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, run_transaction
@@ -152,14 +152,22 @@ class Changes:
 class PortStore:
     """IPAM over SQLAlchemy: allocate, get, list, release, move, gc; the change log."""
 
-    def __init__(self, engine: Engine, settings: Settings, contracted: bool | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        network: NetworkSettings,
+        bridge: BridgeSettings,
+        contracted: bool | None = None,
+    ) -> None:
         """``contracted``: whether the schema's contract phase is done (read on first use
         when not given: making a store touches no database)."""
         self.engine = engine
-        self.settings = settings
+        self.network = network
+        self.pool = AddressPool.from_settings(network)
+        self.mac_prefix = network.mac_prefix
+        self.bridge = bridge  # its device prefix; its name for the expanded schema's rows
         self._phase = None if contracted is None else _LAYOUTS[contracted]
-        self.pool = AddressPool.from_settings(settings)
-        self._mac_space = 1 << suffix_bits(settings.mac_prefix)
+        self._mac_space = 1 << suffix_bits(network.mac_prefix)
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -335,7 +343,7 @@ class PortStore:
         Two UUIDs may share their leading digits (UUIDv7s made seconds apart
         do); the unique index on ports.device refuses what this misses.
         """
-        names = device_names(self.settings.device_prefix, uuid)
+        names = device_names(self.bridge.device_prefix, uuid)
         for name in itertools.islice(names, DEVICE_NAME_TRIES):
             if not _in_use(conn, _DEVICE_IN_USE, device=name):
                 return name
@@ -416,7 +424,7 @@ class PortStore:
 
     def _take_mac(self, conn: Connection, counters: _Counters) -> str:
         """The next fresh MAC under the prefix, else the oldest released one."""
-        prefix = self.settings.mac_prefix
+        prefix = self.mac_prefix
         while counters.mac < self._mac_space:
             mac = mac_from_suffix(prefix, counters.mac)
             counters.mac += 1
@@ -513,7 +521,7 @@ class PortStore:
 
     def _row(self, port: Port) -> dict[str, object]:
         """The columns a port is written to (ports and port_events alike)."""
-        slaac = ipv6.stored_address(port.mac, self.settings.ipv6_prefixes)
+        slaac = ipv6.stored_address(port.mac, self.network.ipv6_prefixes)
         row: dict[str, object] = {
             "instance_uuid": port.instance_uuid,
             "mac": port.mac,
@@ -525,7 +533,7 @@ class PortStore:
         if not self._layout.contracted:
             # The previous release's columns, for hosts still running it (it
             # reads only these, and checks the bridge is an interface name).
-            row.update(address=int(port.address), bridge=self.settings.bridge)
+            row.update(address=int(port.address), bridge=self.bridge.name)
         return row
 
     def _log(self, conn: Connection, kind: str, port: Port) -> None:
@@ -537,7 +545,8 @@ class PortStore:
 
 
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
-    """The store of ``settings.database``, its schema created or upgraded if needed.
+    """The store of ``settings.store.database`` for the network's pool, its schema created or
+    upgraded if needed.
 
     Refused (ConfigError) while a subnet that left the pool still holds ports.
 
@@ -547,12 +556,13 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     Applies the schema's expand phase when missing, never its contract
     (store/phases.py), and records that this host runs this release.
     """
-    engine = make_engine(settings.database, hold_connection, PoolOptions.of(settings))
+    store_settings = settings.store
+    engine = make_engine(store_settings.database, hold_connection, PoolOptions.of(store_settings))
     state = phases.schema_state(engine)
     if not state.expanded:
         state = phases.expand(engine)
-    phases.record_host(engine, settings.host)
-    store = PortStore(engine, settings, contracted=state.contracted)
+    phases.record_host(engine, store_settings.host)
+    store = PortStore(engine, settings.network, settings.bridge, contracted=state.contracted)
     try:
         refuse_removed_subnets(store)
     except Exception:
