@@ -50,7 +50,7 @@ def device_tags(xml):
 
 def cache_interfaces(xml, settings=LB):
     devices = etree.fromstring(xml.encode()).find("devices")
-    return [i for i in devices.iter("interface") if domxml._is_cache_interface(i, *settings)]
+    return [i for i in devices.iter("interface") if domxml._is_cache_interface(i, settings[1])]
 
 
 def test_linuxbridge_interface_leaves_port_security_to_the_hosts_nftables_table():
@@ -122,7 +122,7 @@ def test_add_is_idempotent_and_replaces_in_place():
 def test_replacing_keeps_the_guest_pci_address():
     once = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     root = etree.fromstring(once.encode())
-    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, *LB))
+    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, LB[1]))
     etree.SubElement(live, "address", type="pci", domain="0x0000", bus="0x00", slot="0x07")
     again = domxml.add_cache_interface(etree.tostring(root), make_port(), *LB)
     assert cache_interfaces(again)[0].find("address").get("slot") == "0x07"
@@ -153,12 +153,12 @@ def test_an_interface_under_another_mac_prefix_is_not_the_cache_interface():
 def test_the_cache_interface_is_recognised_by_its_mac_after_the_bridge_is_renamed():
     """The MAC is the port's identity: an interface added before the bridge was
     renamed is found, and replaced in place (guest PCI slot kept), not added beside."""
-    added = domxml.add_cache_interface(NOVA_XML, make_port(), LB)
+    added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     added = added.replace("<target dev=", "<address type='pci' slot='0x07'/><target dev=")
-    renamed = make_settings(bridge="br-cache2")
-    found = domxml.find_cache_interface(added, renamed)
+    renamed = cache_nic(bridge="br-cache2")
+    found = domxml.find_cache_interface(added, *renamed)
     assert (found.mac, found.bridge) == ("fa:17:3e:00:00:07", "br-cache")
-    again = domxml.add_cache_interface(added, make_port(), renamed)
+    again = domxml.add_cache_interface(added, make_port(), *renamed)
     assert [i.find("source").get("bridge") for i in cache_interfaces(again)] == ["br-cache2"]
     assert cache_interfaces(again)[0].find("address").get("slot") == "0x07"
 
@@ -294,7 +294,7 @@ def test_add_then_remove_keeps_every_other_element(xml):
 def test_set_aside_and_restore_keep_the_cache_interface_as_it_was():
     added = domxml.add_cache_interface(NOVA_XML, make_port(), *LB)
     root = etree.fromstring(added.encode())
-    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, *LB))
+    live = next(i for i in root.iter("interface") if domxml._is_cache_interface(i, LB[1]))
     etree.SubElement(live, "address", type="pci", domain="0x0000", bus="0x00", slot="0x07")
     etree.SubElement(live, "alias", name="net3")
     live_xml = etree.tostring(root, encoding="unicode")
