@@ -33,8 +33,12 @@ class Port:
         """Its IPv6 address in each prefix of the pool: the EUI-64 of its MAC."""
         return ipv6.port_addresses(self.mac, prefixes)
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {
+    def as_dict(
+        self, ipv6_prefixes: Sequence[ipaddress.IPv6Network] = ()
+    ) -> dict[str, str | list[str] | None]:
+        """What the CLI and the agent show; ``ipv6_addresses`` only on a dual-stack pool
+        (an IPv4-only pool's output is unchanged)."""
+        shown: dict[str, str | list[str] | None] = {
             "instance_uuid": self.instance_uuid,
             "mac": self.mac,
             "address": str(self.address),
@@ -42,3 +46,6 @@ class Port:
             "host": self.host,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
+        if ipv6_prefixes:
+            shown["ipv6_addresses"] = [str(a) for a in self.ipv6_addresses(ipv6_prefixes)]
+        return shown

@@ -219,7 +219,7 @@ class Agent:
         """``cachenet ports allocate INSTANCE_UUID [--host H]``, as the CLI would do it."""
         host = request.get("host") or self.settings.store.host
         port = self.store.allocate(_text(request, "instance_uuid"), _text({"host": host}, "host"))
-        return {"port": port.as_dict()}
+        return {"port": port.as_dict(self.settings.network.ipv6_prefixes)}
 
     def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
         LOG.warning("connection to libvirt closed (reason %d); reconnecting", reason)

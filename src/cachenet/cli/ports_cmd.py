@@ -41,7 +41,7 @@ def allocate(cli: CliContext, instance_uuid: str, host: str | None, as_json: boo
     if answer is not None:
         emit_mapping(answer.get("port", {}), as_json, title=PORT_TITLE)
         return
-    _emit(cli.store.allocate(instance_uuid, host or cli.settings.store.host), as_json)
+    _emit(cli, cli.store.allocate(instance_uuid, host or cli.settings.store.host), as_json)
 
 
 @ports.command()
@@ -53,7 +53,7 @@ def show(cli: CliContext, instance_uuid: str, as_json: bool) -> None:
     port = cli.store.get(instance_uuid)
     if port is None:
         raise StoreError(f"instance {instance_uuid} has no port")
-    _emit(port, as_json)
+    _emit(cli, port, as_json)
 
 
 @ports.command(name="list")
@@ -62,8 +62,7 @@ def show(cli: CliContext, instance_uuid: str, as_json: bool) -> None:
 @pass_cli
 def list_ports(cli: CliContext, host: str | None, as_json: bool) -> None:
     """List ports, by address."""
-    rows = [p.as_dict() for p in cli.store.list(host)]
-    emit_rows(rows, COLUMNS, as_json, title="cache ports")
+    _emit_list(cli, cli.store.list(host), as_json, title="cache ports")
 
 
 @ports.command()
@@ -75,7 +74,7 @@ def release(cli: CliContext, instance_uuid: str, as_json: bool) -> None:
     port = cli.store.release(instance_uuid)
     if port is None:
         raise StoreError(f"instance {instance_uuid} has no port")
-    _emit(port, as_json)
+    _emit(cli, port, as_json)
 
 
 @ports.command()
@@ -85,7 +84,7 @@ def release(cli: CliContext, instance_uuid: str, as_json: bool) -> None:
 @pass_cli
 def move(cli: CliContext, instance_uuid: str, new_host: str, as_json: bool) -> None:
     """Record that INSTANCE_UUID now runs on NEW_HOST (MAC and address stay)."""
-    _emit(cli.store.move(instance_uuid, new_host), as_json)
+    _emit(cli, cli.store.move(instance_uuid, new_host), as_json)
 
 
 class Seconds(click.FloatRange):
@@ -149,7 +148,7 @@ def gc(
     if not yes:
         check_gc_is_plausible(cli.store.list(host), live, host)
     released = cli.store.gc(host, live, grace)
-    emit_rows([p.as_dict() for p in released], COLUMNS, as_json, title="released")
+    _emit_list(cli, released, as_json, title="released")
 
 
 def read_live_list(source: BinaryIO) -> list[str]:
@@ -238,5 +237,12 @@ UPGRADE_MESSAGES = {
 }
 
 
-def _emit(port: Port, as_json: bool) -> None:
-    emit_mapping(port.as_dict(), as_json, title=PORT_TITLE)
+def _emit(cli: CliContext, port: Port, as_json: bool) -> None:
+    emit_mapping(port.as_dict(cli.settings.network.ipv6_prefixes), as_json, title=PORT_TITLE)
+
+
+def _emit_list(cli: CliContext, listed: list[Port], as_json: bool, title: str) -> None:
+    """Ports as rows; a dual-stack pool adds each port's IPv6 addresses (EUI-64 of its MAC)."""
+    prefixes = cli.settings.network.ipv6_prefixes
+    columns = [*COLUMNS, "ipv6_addresses"] if prefixes else COLUMNS
+    emit_rows([p.as_dict(prefixes) for p in listed], columns, as_json, title=title)
