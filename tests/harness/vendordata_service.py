@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -62,7 +64,11 @@ def free_port() -> int:
 def write_config(path: Path, database: str, **options: str) -> Path:
     lines = ["[cachenet]", f"database = {database}"]
     lines += [f"{name} = {value}" for name, value in options.items()]
-    path.write_text("\n".join(lines) + "\n")
+    # Replaced whole: a cachenet process starting meanwhile reads the old file or the
+    # new one, never a truncated one (which would send it to the default database).
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(path)
     return path
 
 

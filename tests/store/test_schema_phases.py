@@ -6,6 +6,7 @@ configuration; this one in the test's process (and as processes for its CLI).
 """
 
 import json
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,12 +42,20 @@ class Lab:
     def __init__(self, tmp_path, db_url, previous):
         self.tmp_path, self.db_url, self.previous = tmp_path, db_url, previous
         self.stores = []
+        self._configs = {}
+        self._configs_lock = threading.Lock()
 
     def conf(self, host):
-        state = self.tmp_path / host
-        state.mkdir(exist_ok=True)
-        return write_config(state / "cachenet.conf", self.db_url, subnet=SUBNET, host=host,
-                            dhcp_state_dir=str(state / "dhcp"))  # fmt: skip
+        """``host``'s configuration file, written once: processes of that host start
+        from several threads at once."""
+        with self._configs_lock:
+            if host not in self._configs:
+                state = self.tmp_path / host
+                state.mkdir(exist_ok=True)
+                self._configs[host] = write_config(
+                    state / "cachenet.conf", self.db_url, subnet=SUBNET, host=host,
+                    dhcp_state_dir=str(state / "dhcp"))  # fmt: skip
+            return self._configs[host]
 
     def old(self, host, *args):
         """``cachenet ARGS`` of the previous release on ``host``; its JSON answer."""
