@@ -22,7 +22,8 @@ class Port:
 
     instance_uuid: str
     mac: str
-    address: ipaddress.IPv4Address
+    # None on an IPv6-only pool (and for a port allocated while the pool was one).
+    address: ipaddress.IPv4Address | None
     device: str
     host: str
     created_at: datetime | None = field(default=None, kw_only=True)
@@ -36,12 +37,12 @@ class Port:
     def as_dict(
         self, ipv6_prefixes: Sequence[ipaddress.IPv6Network] = ()
     ) -> dict[str, str | list[str] | None]:
-        """What the CLI and the agent show; ``ipv6_addresses`` only on a dual-stack pool
-        (an IPv4-only pool's output is unchanged)."""
+        """What the CLI and the agent show; ``address`` is None without IPv4, and
+        ``ipv6_addresses`` only on a pool with IPv6 (an IPv4-only pool's output is unchanged)."""
         shown: dict[str, str | list[str] | None] = {
             "instance_uuid": self.instance_uuid,
             "mac": self.mac,
-            "address": str(self.address),
+            "address": None if self.address is None else str(self.address),
             "device": self.device,
             "host": self.host,
             "created_at": self.created_at.isoformat() if self.created_at else None,

@@ -60,7 +60,7 @@ SPECIFIC = {
         "10.99.0.0/16, 10.99.0.0/16",
         "10.99.0.0/16, 224.0.0.0/24",
         "10.99.0.0/16, 10.100.0.1/24",
-        "fd00:99::/64",  # IPv6 only: not supported yet
+        "fd00:99::/48, fd00:98::/64",  # IPv6 only: each prefix still a /64
         "10.99.0.0/16, fd00:99::/48",  # SLAAC needs a /64
         "10.99.0.0/16, fd00:99::/80",
         "10.99.0.0/16, ff02::/64",  # multicast
@@ -209,3 +209,18 @@ def test_three_mistakes_in_one_line(tmp_path):
     [line] = result.stderr.strip().splitlines()
     for option in ("dhcp_lease_time", "subnet", "host"):
         assert re.search(rf"(?<!\w){option}(?!\w)", line), line
+
+
+def test_reserved_on_an_ipv6_only_pool_is_one_line(tmp_path):
+    """An IPv6-only pool hands out no IPv4 address: an IPv4 range to reserve is a mistake."""
+    conf = tmp_path / "v6only.conf"
+    conf.write_text("[cachenet]\nsubnet = fd00:99::/64\nreserved = 10.99.0.1\n")
+    assert what_is_wrong(config_show(conf), "reserved") is None
+
+
+def test_an_ipv6_only_pool_loads(tmp_path):
+    conf = tmp_path / "v6only.conf"
+    conf.write_text("[cachenet]\nsubnet = fd00:99::/64, 2001:db8:99::/64\n")
+    result = config_show(conf)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"subnet\W+fd00:99::/64,2001:db8:99::/64", result.stdout), result.stdout

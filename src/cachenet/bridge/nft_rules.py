@@ -84,7 +84,8 @@ class Elements:
         for port in ports:
             elements.ports.add(port.device)
             elements.macs.add((port.device, port.mac.lower()))
-            elements.addresses.add((port.device, str(port.address)))
+            if port.address is not None:  # none on an IPv6-only pool: IPv4 and ARP dropped
+                elements.addresses.add((port.device, str(port.address)))
             for address in ipv6.allowed_sources(port.mac, ipv6_prefixes):
                 elements.addresses6.add((port.device, _integer(address)))
         return elements

@@ -296,7 +296,7 @@ class OvsBridge(BridgeBackend):
                 p.device,
                 ofport,
                 p.mac,
-                ipaddress.IPv4Address(p.address),
+                p.address,
                 ipv6.allowed_sources(p.mac, self.network.ipv6_prefixes),
             )
             for p in ports

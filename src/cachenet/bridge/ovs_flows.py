@@ -58,7 +58,7 @@ class SwitchPort:
     device: str
     ofport: int
     mac: str
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address | None  # None: no IPv4 at all (an IPv6-only pool)
     # Its EUI-64 address in each IPv6 prefix and its link-local one (cachenet.ipv6.allowed_sources)
     ipv6_sources: tuple[ipaddress.IPv6Address, ...] = ()
 
@@ -131,24 +131,37 @@ def port_groups(layout: Layout, ports: Sequence[SwitchPort]) -> list[FlowGroup]:
 
 
 def _port_group(layout: Layout, port: SwitchPort) -> FlowGroup:
-    in_port, mac, ip = f"in_port={port.ofport}", port.mac, port.address
+    in_port, mac = f"in_port={port.ofport}", port.mac
     onward = f"actions=goto_table:{ISOLATED if layout.isolate else DELIVER}"
     flows = [f"table={CLASSIFY},priority=100,{in_port},actions=goto_table:{FROM_INSTANCE}"]
     if layout.anti_spoofing:
         flows += [
             # no rogue DHCP server, whatever its addresses
             f"table={FROM_INSTANCE},priority=200,{in_port},udp,tp_src=67,tp_dst=68,actions=drop",
-            f"table={FROM_INSTANCE},priority=100,{in_port},dl_src={mac},ip,nw_src={ip},{onward}",
-            f"table={FROM_INSTANCE},priority=100,{in_port},dl_src={mac},udp,nw_src=0.0.0.0,"
-            f"tp_src=68,tp_dst=67,{onward}",
-            f"table={FROM_INSTANCE},priority=100,{in_port},dl_src={mac},arp,arp_spa={ip},"
-            f"arp_sha={mac},{onward}",
+            *_ipv4_flows(port, onward),
             *_ipv6_flows(port, onward),
         ]
     else:
         flows.append(f"table={FROM_INSTANCE},priority=100,{in_port},{onward}")
     flows.append(f"table={DELIVER},priority=100,dl_dst={mac},actions=output:{port.ofport}")
     return FlowGroup(KIND_PORT, port.ofport, tuple(flows))
+
+
+def _ipv4_flows(port: SwitchPort, onward: str) -> list[str]:
+    """An instance's IPv4 and ARP (none without an IPv4 address: the priority-0 drop
+    takes them, DHCP requests included)."""
+    if port.address is None:
+        return []
+    table, mac, ip = (
+        f"table={FROM_INSTANCE},priority=100,in_port={port.ofport}",
+        port.mac,
+        port.address,
+    )
+    return [
+        f"{table},dl_src={mac},ip,nw_src={ip},{onward}",
+        f"{table},dl_src={mac},udp,nw_src=0.0.0.0,tp_src=68,tp_dst=67,{onward}",
+        f"{table},dl_src={mac},arp,arp_spa={ip},arp_sha={mac},{onward}",
+    ]
 
 
 def _ipv6_flows(port: SwitchPort, onward: str) -> list[str]:

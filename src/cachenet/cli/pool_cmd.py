@@ -6,7 +6,7 @@ import click
 
 from cachenet.cli.context import CliContext, pass_cli
 from cachenet.cli.output import emit_mapping, emit_rows, json_option
-from cachenet.store.usage import SubnetUsage, pool_usage
+from cachenet.store.usage import SubnetUsage, ipv4_or_prefix_total, pool_usage
 
 COLUMNS = ["subnet", "size", "used", "free"]
 
@@ -20,7 +20,8 @@ def pool() -> None:
 @json_option
 @pass_cli
 def show(cli: CliContext, as_json: bool) -> None:
-    """Per subnet: allocatable addresses (size), ports holding one (used), and free."""
+    """Per subnet: allocatable addresses (size), ports holding one (used), and free
+    (per IPv6 prefix: the MACs left under mac_prefix, each giving one address)."""
     usage = pool_usage(cli.store)
     total = _total(usage)
     if as_json:
@@ -31,6 +32,7 @@ def show(cli: CliContext, as_json: bool) -> None:
 
 
 def _total(usage: list[SubnetUsage]) -> dict[str, int]:
+    usage = ipv4_or_prefix_total(usage)
     return {
         "size": sum(u.size for u in usage),
         "used": sum(u.used for u in usage),

@@ -89,7 +89,8 @@ def dnsmasq_command(dhcp: DhcpSettings, network: NetworkSettings, executable: st
     One static range per subnet of the pool, each tagged: a client gets its
     own subnet's netmask (dnsmasq answers from the range its address is in),
     and the router only if it lies in that subnet (a router elsewhere would
-    not be on-link).
+    not be on-link). An IPv6-only pool has no range nor DHCPv4 option: dnsmasq
+    then only sends router advertisements (and opens no DHCPv4 socket).
     """
     command = [
         executable,
@@ -111,6 +112,14 @@ def dnsmasq_command(dhcp: DhcpSettings, network: NetworkSettings, executable: st
         "--log-facility=-",
         "--log-dhcp",
     ]
+    if network.subnets:
+        command += _dhcpv4_options(dhcp, network)
+    return command + router_adverts.dnsmasq_options(dhcp, network)
+
+
+def _dhcpv4_options(dhcp: DhcpSettings, network: NetworkSettings) -> list[str]:
+    """What DHCPv4 clients get beside their address (the pool's IPv4 subnets)."""
+    command = []
     if dhcp.authoritative:  # a single server: several would NAK each other's clients
         command.append("--dhcp-authoritative")
     command.append("--dhcp-option=3")  # no router, unless the client's range has one:
@@ -122,7 +131,7 @@ def dnsmasq_command(dhcp: DhcpSettings, network: NetworkSettings, executable: st
     command.append(f"--dhcp-option=option:dns-server,{dns}" if dns else "--dhcp-option=6")
     if network.mtu:
         command.append(f"--dhcp-option=option:mtu,{network.mtu}")
-    return command + router_adverts.dnsmasq_options(dhcp, network)
+    return command
 
 
 def preflight(dhcp: DhcpSettings, network: NetworkSettings) -> str:

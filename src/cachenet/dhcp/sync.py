@@ -6,12 +6,19 @@ from __future__ import annotations
 import time
 
 from cachenet.dhcp.hostsdir import HostsDir
+from cachenet.port import Port
 from cachenet.store import PortStore
 
 FULL_SYNC_EVERY = 60.0  # seconds
 # The change log is kept this long, far beyond FULL_SYNC_EVERY: every follower
 # has read an event long before it goes, and the table does not grow forever.
 EVENT_RETENTION = 3600.0  # seconds
+
+
+def _reserved(ports: list[Port]) -> list[Port]:
+    """The ports DHCPv4 serves: those with an IPv4 address (none on an IPv6-only pool,
+    whose guests take their address by SLAAC from the router advertisements)."""
+    return [port for port in ports if port.address is not None]
 
 
 class ReservationSync:
@@ -33,7 +40,7 @@ class ReservationSync:
         reload = False
         for port in changes.released:
             reload |= self.hostsdir.remove(port)
-        for port in changes.upserted:
+        for port in _reserved(changes.upserted):
             existed = self.hostsdir.holds(port)
             reload |= self.hostsdir.write(port) and existed
         return reload
@@ -43,6 +50,6 @@ class ReservationSync:
         snapshot = self.store.snapshot()
         self.cursor = snapshot.cursor
         self._last_full = time.monotonic()
-        reload = self.hostsdir.replace_all(snapshot.upserted)
+        reload = self.hostsdir.replace_all(_reserved(snapshot.upserted))
         self.store.prune_events(EVENT_RETENTION)
         return reload

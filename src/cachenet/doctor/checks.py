@@ -192,7 +192,7 @@ def server_clock_skew(engine: Engine, query: str) -> tuple[float, float]:
 
 
 def check_pool(host: Host) -> Result:
-    from cachenet.store.usage import pool_usage
+    from cachenet.store.usage import ipv4_or_prefix_total, pool_usage
 
     usage = pool_usage(host.store)
     parts = []
@@ -200,7 +200,8 @@ def check_pool(host: Host) -> Result:
         share = subnet.used / subnet.size if subnet.size else 1.0
         parts.append(f"{subnet.subnet} {subnet.used} of {subnet.size} used ({share:.0%})")
     # Subnets fill in order: a full one is normal while the next has room.
-    size, free = sum(u.size for u in usage), sum(u.free for u in usage)
+    counted = ipv4_or_prefix_total(usage)
+    size, free = sum(u.size for u in counted), sum(u.free for u in counted)
     status = FAIL if free == 0 else WARN if size - free > POOL_WARN * size else OK
     message = "; ".join(parts)
     if status == FAIL:
@@ -366,7 +367,11 @@ def _reservation_differences(host: Host, directory: Path) -> str:
     if not directory.is_dir():
         return "no reservation directory"
     served = reservations_in(directory)
-    wanted = {port.mac.lower(): str(port.address) for port in host.store.list()}
+    wanted = {
+        port.mac.lower(): str(port.address)
+        for port in host.store.list()
+        if port.address is not None  # DHCPv4 serves no port without IPv4 (store.ipv6_only)
+    }
     missing = sorted(set(wanted) - set(served))
     stale = sorted(set(served) - set(wanted))
     wrong = sorted(m for m in set(wanted) & set(served) if wanted[m] != served[m])

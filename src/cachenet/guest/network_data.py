@@ -4,12 +4,13 @@ cloud-init configures only the links network_data.json lists (matched to a NIC b
 falls back to DHCP when a network config exists, so a guest configures its cache NIC only if the
 document names it. The shape follows Nova's ``nova/virt/netutils.py`` (``get_network_metadata``).
 
-On a dual-stack pool the link also gets one static ``ipv6`` network per prefix, with the
+On a pool with IPv6 prefixes the link gets one static ``ipv6`` network per prefix, with the
 port's EUI-64 address: cloud-init renders it as a fixed /64 with router advertisements off
 (netplan ``accept-ra: false``, ifupdown ``inet6 static``, networkd ``Address=``), so the
 guest holds exactly the address port security lets through, whatever its privacy or
 stable-address settings. (``ipv6_slaac`` would not do: cloud-init 22.4 renders it as
-``dhcp6: true`` for netplan and as nothing for networkd.)
+``dhcp6: true`` for netplan and as nothing for networkd.) On an IPv6-only pool those are the
+link's only networks: the port has no IPv4 address.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from cachenet.store.addresses import subnet_of
 def add_cache_link(
     network_data: dict[str, Any], port: Port, settings: NetworkSettings
 ) -> dict[str, Any]:
-    """A copy of ``network_data`` with the cache NIC's link and its static IPv4 network added.
+    """A copy of ``network_data`` with the cache NIC's link and its static networks added
+    (IPv4 unless the pool is IPv6-only, IPv6 on a pool with prefixes).
 
     The network has no routes, no gateway and no DNS: the cache network is one segment and must
     never take the guest's default route or name resolution. Adding the same port twice gives one
@@ -40,7 +42,8 @@ def add_cache_link(
     links[:] = [link for link in links if link.get("id") not in stale]
     networks[:] = [network for network in networks if network.get("link") not in stale]
     links.append(_cache_link(port, settings))
-    networks.append(_cache_network(port, settings, _free_network_id(networks)))
+    if port.address is not None:  # none on an IPv6-only pool
+        networks.append(_cache_network(port, port.address, settings, _free_network_id(networks)))
     for address in port.ipv6_addresses(settings.ipv6_prefixes):
         networks.append(_cache_ipv6_network(port, address, _free_network_id(networks)))
     return document
@@ -62,13 +65,15 @@ def _cache_link(port: Port, settings: NetworkSettings) -> dict[str, Any]:
     }
 
 
-def _cache_network(port: Port, settings: NetworkSettings, network_id: str) -> dict[str, Any]:
+def _cache_network(
+    port: Port, address: ipaddress.IPv4Address, settings: NetworkSettings, network_id: str
+) -> dict[str, Any]:
     return {
         "id": network_id,
         "type": "ipv4",
         "link": port.device,
-        "ip_address": str(port.address),
-        "netmask": str(subnet_of(settings, port.address).netmask),
+        "ip_address": str(address),
+        "netmask": str(subnet_of(settings, address).netmask),
         "routes": [],
     }
 

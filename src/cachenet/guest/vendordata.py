@@ -26,7 +26,8 @@ What the script does, and why that way:
   ``networkctl reload`` or ``nmcli`` cannot be relied on, and starting systemd
   jobs from there can deadlock the boot. ``ip addr replace`` is idempotent.
 It never sets a default route or DNS servers on the NIC: the cache network is
-for the cache nodes only. IPv6 only on a dual-stack pool: the port's EUI-64
+for the cache nodes only. IPv6 only on a pool with prefixes (on an IPv6-only
+pool, no IPv4 at all: ``$interface`` is the first IPv6 address): the port's EUI-64
 address in each prefix, fixed like the IPv4 one, with router advertisements and
 temporary (privacy) addresses off and the link-local address formed from the
 MAC, since port security lets only those addresses through.
@@ -105,7 +106,7 @@ def cloud_config(port: Port, settings: NetworkSettings) -> str:
     """The ``#cloud-config`` vendor data that gives ``port``'s NIC its address."""
     script = _SCRIPT.format(
         mac=port.mac,
-        interface=_interface(port, settings),
+        interface=_interfaces(port, settings)[0],
         netplan_file=NETPLAN_FILE,
         netplan=netplan_config(port, settings),
         nm_keyfile=NM_KEYFILE,
@@ -119,6 +120,7 @@ def cloud_config(port: Port, settings: NetworkSettings) -> str:
         ipv6_commands="".join(
             f'ip -6 addr replace {address} dev "$dev"\n'
             for address in _ipv6_interfaces(port, settings)
+            if address != _interfaces(port, settings)[0]  # on an IPv6-only pool, $interface
         ),
     )
     return "#cloud-config\nbootcmd:\n  - |\n" + textwrap.indent(script, "    ")
@@ -163,9 +165,16 @@ def nm_keyfile(port: Port, settings: NetworkSettings) -> str:
     return (
         f"[connection]\nid={CONNECTION_NAME}\ntype=ethernet\nautoconnect=true\n\n"
         f"[ethernet]\nmac-address={port.mac}\n{mtu}\n"
-        f"[ipv4]\nmethod=manual\naddress1={_interface(port, settings)}\n"
-        "never-default=true\nignore-auto-dns=true\n\n"
-        f"{_nm_ipv6(port, settings)}"
+        f"{_nm_ipv4(port, settings)}{_nm_ipv6(port, settings)}"
+    )
+
+
+def _nm_ipv4(port: Port, settings: NetworkSettings) -> str:
+    interface = _interface(port, settings)
+    if interface is None:
+        return "[ipv4]\nmethod=disabled\n\n"
+    return (
+        f"[ipv4]\nmethod=manual\naddress1={interface}\nnever-default=true\nignore-auto-dns=true\n\n"
     )
 
 
@@ -182,20 +191,23 @@ def _nm_ipv6(port: Port, settings: NetworkSettings) -> str:
 
 def ifupdown_stanza(device: str, port: Port, settings: NetworkSettings) -> str:
     """An ifupdown stanza for ``device`` (ifupdown names NICs, it cannot match a MAC)."""
-    mtu = f"    mtu {settings.mtu}\n" if settings.mtu else ""
-    return (
-        f"# cachenet: the cache NIC, MAC {port.mac}\n"
-        f"allow-hotplug {device}\n"
-        f"iface {device} inet static\n"
-        f"    address {_interface(port, settings)}\n"
-        f"{mtu}"
-    ) + "".join(
+    mtu = f"    mtu {settings.mtu}\n"
+    stanzas = [
+        f"iface {device} inet static\n    address {address}\n"
+        for address in filter(None, [_interface(port, settings)])
+    ] + [
         f"iface {device} inet6 static\n    address {address}\n    accept_ra 0\n"
         for address in _ipv6_interfaces(port, settings)
-    )
+    ]
+    if settings.mtu:  # on the first stanza (ifupdown sets the link's MTU once)
+        stanzas[0] += mtu
+    return f"# cachenet: the cache NIC, MAC {port.mac}\nallow-hotplug {device}\n" + "".join(stanzas)
 
 
-def _interface(port: Port, settings: NetworkSettings) -> str:
+def _interface(port: Port, settings: NetworkSettings) -> str | None:
+    """The port's IPv4 address/prefix length; None on an IPv6-only pool."""
+    if port.address is None:
+        return None
     return f"{port.address}/{subnet_of(settings, port.address).prefixlen}"
 
 
@@ -205,4 +217,5 @@ def _ipv6_interfaces(port: Port, settings: NetworkSettings) -> list[str]:
 
 
 def _interfaces(port: Port, settings: NetworkSettings) -> list[str]:
-    return [_interface(port, settings), *_ipv6_interfaces(port, settings)]
+    """Every address of the port, IPv4 first (a port has at least one)."""
+    return [*filter(None, [_interface(port, settings)]), *_ipv6_interfaces(port, settings)]

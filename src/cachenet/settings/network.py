@@ -33,7 +33,8 @@ OPTS: list[cfg.Opt] = [
         "overlapping), filled in this order. Private or global unicast, not loopback, "
         "link-local, multicast or 0.0.0.0/8. A subnet is added by appending it and "
         "restarting; one still holding ports cannot be removed. IPv6 /64 prefixes may "
-        "stand beside them (dual stack): each port's IPv6 address is the EUI-64 of its MAC.",
+        "stand beside them (dual stack) or alone (an IPv6-only pool): each port's IPv6 "
+        "address is the EUI-64 of its MAC.",
     ),
     cfg.ListOpt(
         "reserved",
@@ -60,7 +61,8 @@ OPTS: list[cfg.Opt] = [
 @dataclass(frozen=True)
 class NetworkSettings(Area):
     """The cache network: the pool's subnets in filling order, the ranges never handed
-    out, the leading octets of every port's MAC, the MTU of every link on it."""
+    out, the leading octets of every port's MAC, the MTU of every link on it.
+    ``subnets`` is empty on an IPv6-only pool (``ipv6_prefixes`` is not empty then)."""
 
     subnets: tuple[ipaddress.IPv4Network, ...] = field(metadata={"option": "subnet"})
     reserved: tuple[AddressRange, ...]
@@ -87,7 +89,14 @@ def parse(v: Values, problems: list[str]) -> NetworkSettings | None:
     reserved = _parse_reserved(v["reserved"] or [], subnets, problems)
     if subnets:
         _check_room(AddressPool.of(subnets, reserved), mac_prefix, problems)
-    if len(problems) > before or not subnets or mac_prefix is None or v["reserved"] is None:
+    elif ipv6_prefixes and reserved and not any(map(_is_ipv4, v["subnet"] or [])):
+        problems.append(
+            f"reserved {', '.join(map(str, reserved))}: an IPv6-only pool hands out no IPv4 "
+            "address (IPv6 addresses come from the MACs, none needs reserving)"
+        )
+    if len(problems) > before or mac_prefix is None or v["reserved"] is None:
+        return None
+    if not subnets and not ipv6_prefixes:  # unset
         return None
     return NetworkSettings(subnets, reserved, mac_prefix, v["mtu"], ipv6_prefixes)
 
@@ -124,15 +133,9 @@ def _parse_subnets(
     if items is None:
         return ()
     if not items:
-        problems.append("subnet is empty: give at least one IPv4 subnet (CIDR)")
+        problems.append("subnet is empty: give at least one IPv4 subnet or IPv6 /64 prefix")
         return ()
-    items = [item for item in items if not _is_ipv6(item)]
-    if not items:  # the port store's rows and the Port need an IPv4 address today
-        problems.append(
-            "subnet holds IPv6 prefixes only: an IPv6-only pool is not supported yet; "
-            "list an IPv4 subnet beside them (dual stack)"
-        )
-        return ()
+    items = [item for item in items if not _is_ipv6(item)]  # none: an IPv6-only pool
     subnets = [_parse_subnet(item, problems) for item in items]
     valid = [s for s in subnets if s is not None]
     for i, subnet in enumerate(valid):
@@ -146,6 +149,10 @@ def _parse_subnets(
 
 def _is_ipv6(text: str) -> bool:
     return ":" in text
+
+
+def _is_ipv4(text: str) -> bool:
+    return not _is_ipv6(text)
 
 
 def _parse_ipv6_prefixes(

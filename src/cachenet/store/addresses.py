@@ -117,6 +117,8 @@ class AddressPool:
 
     def __str__(self) -> str:
         """How messages name it: "subnet X" (one subnet) or "pool X, Y"."""
+        if not self.spaces:
+            return "IPv6-only pool (no IPv4 subnet)"
         subnets = ", ".join(str(space.subnet) for space in self.spaces)
         return ("subnet " if len(self.spaces) == 1 else "pool ") + subnets
 

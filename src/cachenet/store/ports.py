@@ -52,7 +52,7 @@ from cachenet.identity import (
 )
 from cachenet.port import Port
 from cachenet.settings import BridgeSettings, NetworkSettings, Settings
-from cachenet.store import phases
+from cachenet.store import ipv6_only, phases
 from cachenet.store.addresses import AddressPool, SubnetSpace
 from cachenet.store.engine import make_engine, run_transaction
 from cachenet.store.notify import announce_change
@@ -168,6 +168,9 @@ class PortStore:
         self.bridge = bridge  # its device prefix; its name for the expanded schema's rows
         self._phase = None if contracted is None else _LAYOUTS[contracted]
         self._mac_space = 1 << suffix_bits(network.mac_prefix)
+        # The allocator row keeping the MAC counter when no address index moved: the
+        # first subnet's, or on an IPv6-only pool the first prefix's (its index unused).
+        self._first_allocator = str((network.subnets or network.ipv6_prefixes)[0])
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -197,8 +200,9 @@ class PortStore:
             query = select(table) if host is None else select(table).where(table.c.host == host)
             return self._valid_ports(conn.execute(query))
 
-        # Sorted here: text addresses do not sort as numbers do.
-        return sorted(self._transaction(work), key=lambda p: (p.address.version, p.address))
+        # Sorted here: text addresses do not sort as numbers do. Ports without IPv4
+        # (an IPv6-only pool) come last, by MAC: the order of their EUI-64 addresses.
+        return sorted(self._transaction(work), key=_by_address)
 
     @metrics.port_operation("release")
     def release(self, instance_uuid: str) -> Port | None:
@@ -289,7 +293,7 @@ class PortStore:
         after its subnet left the pool).
         """
         address = _stored_address(row)
-        if not anywhere and not self.pool.is_host(address):
+        if address is not None and not anywhere and not self.pool.is_host(address):
             raise IdentityError(f"address {address} is not a host address of the {self.pool}")
         return Port(
             instance_uuid=check_stored_uuid(row.instance_uuid),
@@ -318,7 +322,8 @@ class PortStore:
         if existing is not None:
             return existing
         counters = self._lock_allocators(conn)
-        address = self._take_address(conn, counters)
+        # An IPv6-only pool hands out no IPv4 address: the MAC gives the port its IPv6 one.
+        address = self._take_address(conn, counters) if self.pool.spaces else None
         mac = self._take_mac(conn, counters)
         self._save_allocators(conn, counters)
         now = _utcnow()
@@ -408,9 +413,9 @@ class PortStore:
         """Write back the counters that moved; a subnet's first port creates its row."""
         # The MAC counter moved even when a released address was reused: keep it
         # in the first subnet's row then.
-        changed = counters.changed or {str(self.pool.spaces[0].subnet)}
+        changed = counters.changed or {self._first_allocator}
         for key in sorted(changed):
-            values = {"next_address": counters.address[key], "next_mac": counters.mac}
+            values = {"next_address": counters.address.get(key, 0), "next_mac": counters.mac}
             if key in counters.stored:
                 conn.execute(_UPDATE_ALLOCATOR, {"which_subnet": key, **values})
             else:  # a concurrent first insert of the same row fails here and is retried
@@ -450,8 +455,9 @@ class PortStore:
         # Delete, then insert: a value is never twice in a free list, whatever
         # was released before under other reserved ranges or another prefix.
         now = _utcnow()
-        conn.execute(_UNFREE_ADDRESS, {"address": int(port.address)})
-        conn.execute(insert(free_addresses).values(address=int(port.address), released_at=now))
+        if port.address is not None:
+            conn.execute(_UNFREE_ADDRESS, {"address": int(port.address)})
+            conn.execute(insert(free_addresses).values(address=int(port.address), released_at=now))
         conn.execute(_UNFREE_MAC, {"mac": port.mac})
         conn.execute(insert(free_macs).values(mac=port.mac, released_at=now))
         self._log(conn, "release", port)
@@ -504,10 +510,10 @@ class PortStore:
     def _address_numbers(self, conn: Connection) -> builtins.list[int]:
         table = self._layout.ports
         columns = [table.c.ip_address] + ([] if self._layout.contracted else [table.c.address])
-        found = []
+        found: builtins.list[int] = []
         for row in conn.execute(select(*columns)):
-            if row[0] is None:  # the previous release's row, while expanded
-                found.append(int(row[1]))
+            if row[0] is None:  # the previous release's row while expanded, or no IPv4
+                found.extend(int(legacy) for legacy in row[1:] if legacy is not None)
                 continue
             try:  # inet_pton: a tenth of IPv4Address's cost, for a scrape of every port
                 found.append(int.from_bytes(socket.inet_pton(socket.AF_INET, row[0]), "big"))
@@ -525,7 +531,7 @@ class PortStore:
         row: dict[str, object] = {
             "instance_uuid": port.instance_uuid,
             "mac": port.mac,
-            "ip_address": str(port.address),
+            "ip_address": None if port.address is None else str(port.address),
             "ipv6_address": None if slaac is None else str(slaac),
             "device": port.device,
             "host": port.host,
@@ -533,6 +539,8 @@ class PortStore:
         if not self._layout.contracted:
             # The previous release's columns, for hosts still running it (it
             # reads only these, and checks the bridge is an interface name).
+            # Every port has an IPv4 address then: open_store refuses an IPv6-only pool.
+            assert port.address is not None, "an IPv6-only pool needs the contracted schema"
             row.update(address=int(port.address), bridge=self.bridge.name)
         return row
 
@@ -564,6 +572,7 @@ def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:
     phases.record_host(engine, store_settings.host)
     store = PortStore(engine, settings.network, settings.bridge, contracted=state.contracted)
     try:
+        ipv6_only.refuse_while_expanded(store, state.contracted)
         refuse_removed_subnets(store)
     except Exception:
         engine.dispose()
@@ -575,10 +584,13 @@ def _in_use(conn: Connection, query: object, **params: object) -> bool:
     return conn.execute(query, params).first() is not None  # type: ignore[call-overload]
 
 
-def _stored_address(row: Row[Any]) -> ipaddress.IPv4Address:
+def _stored_address(row: Row[Any]) -> ipaddress.IPv4Address | None:
     """The row's address: its canonical text, or the integer the previous release
-    alone writes (NULL text) while the schema is expanded. Raises IdentityError."""
+    alone writes (NULL text) while the schema is expanded; None for a port without
+    IPv4 (an IPv6-only pool). Raises IdentityError."""
     stored = row.ip_address if row.ip_address is not None else getattr(row, "address", None)
+    if stored is None:
+        return None
     try:
         address = ipaddress.IPv4Address(stored)
     except ValueError:
@@ -586,6 +598,13 @@ def _stored_address(row: Row[Any]) -> ipaddress.IPv4Address:
     if isinstance(stored, str) and str(address) != stored:  # the unique index needs one spelling
         raise IdentityError(f"address {shown(stored)} is not written canonically")
     return address
+
+
+def _by_address(port: Port) -> tuple[int, int]:
+    """Ports by IPv4 address; those without one after them, by MAC."""
+    if port.address is None:
+        return (1, int(port.mac.replace(":", ""), 16))
+    return (0, int(port.address))
 
 
 def _row_label(row: Row[Any]) -> str:

@@ -12,12 +12,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from cachenet.errors import ConfigError
+from cachenet.identity import suffix_bits
+from cachenet.store import ipv6_only
 from cachenet.store.addresses import SubnetSpace
 from cachenet.store.engine import run_transaction
-from cachenet.store.schema import allocators
+from cachenet.store.schema import allocators, ports
 
 if TYPE_CHECKING:
     from cachenet.store.ports import PortStore
@@ -25,9 +27,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SubnetUsage:
-    """One subnet of the pool: allocatable addresses, ports holding one, and what is left."""
+    """One subnet of the pool: allocatable addresses, ports holding one, and what is left.
 
-    subnet: ipaddress.IPv4Network
+    For an IPv6 prefix: every port holds the EUI-64 of its MAC in it, so ``size`` is
+    the number of MACs under ``mac_prefix`` and ``used`` the number of ports."""
+
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
     size: int  # addresses that can be handed out: not network, broadcast or reserved
     used: int  # ports with an address in the subnet
     free: int  # allocatable addresses no port holds
@@ -37,9 +42,29 @@ class SubnetUsage:
 
 
 def pool_usage(store: PortStore) -> list[SubnetUsage]:
-    """Per subnet of the pool, in filling order: size, used and free addresses."""
-    held = store.address_numbers()
-    return [_usage(space, held) for space in store.pool.spaces]
+    """Per subnet of the pool, in filling order: size, used and free addresses; then
+    per IPv6 prefix."""
+    held = store.address_numbers() if store.pool.spaces else []
+    return [_usage(space, held) for space in store.pool.spaces] + _prefix_usage(store)
+
+
+def ipv4_or_prefix_total(usage: list[SubnetUsage]) -> list[SubnetUsage]:
+    """The rows a pool's total adds up: its IPv4 subnets, or on an IPv6-only pool one
+    prefix (each port holds an address in every prefix: adding them counts it twice)."""
+    ipv4 = [u for u in usage if u.subnet.version == 4]
+    return ipv4 or usage[:1]
+
+
+def _prefix_usage(store: PortStore) -> list[SubnetUsage]:
+    prefixes = store.network.ipv6_prefixes
+    if not prefixes:
+        return []
+    count = run_transaction(
+        store.engine,
+        lambda conn: int(conn.execute(select(func.count()).select_from(ports)).scalar() or 0),
+    )
+    size = 1 << suffix_bits(store.network.mac_prefix)
+    return [SubnetUsage(prefix, size, count, max(size - count, 0)) for prefix in prefixes]
 
 
 def _usage(space: SubnetSpace, held: list[int]) -> SubnetUsage:
@@ -57,15 +82,20 @@ def _count(held: list[int], first: int, last: int) -> int:
 
 
 def refuse_removed_subnets(store: PortStore) -> None:
-    """ConfigError when a subnet that left the pool still holds ports.
+    """ConfigError when a subnet that left the pool still holds ports (or the last IPv6
+    prefix left while ports hold no IPv4 address: store.ipv6_only).
 
     Every subnet ever allocated from has an allocator row; one no longer in the
     pool must hold no port outside the pool (a port there would be neither
     served nor listed, and its address could not be told apart from a typo).
     The ports are read only when such a subnet exists.
     """
-    removed = [s for s in run_transaction(store.engine, _allocator_subnets)
-               if not any(s.subnet_of(space.subnet) for space in store.pool.spaces)]  # fmt: skip
+    allocated = run_transaction(store.engine, _allocator_subnets)
+    ipv6_only.refuse_lost_prefixes(
+        store, [s for s in allocated if isinstance(s, ipaddress.IPv6Network)]
+    )
+    removed = [s for s in allocated if isinstance(s, ipaddress.IPv4Network)
+               and not any(s.subnet_of(space.subnet) for space in store.pool.spaces)]  # fmt: skip
     if not removed:
         return
     outside = [
@@ -79,18 +109,24 @@ def refuse_removed_subnets(store: PortStore) -> None:
         if held:
             problems.append(
                 f"subnet {subnet} still holds {held} port{'s' if held > 1 else ''} but is no "
-                f"longer in the pool ({', '.join(str(s.subnet) for s in store.pool.spaces)}): "
+                f"longer in the pool ({', '.join(map(str, _pool_of(store)))}): "
                 "keep it in subnet until its ports are released"
             )
     if problems:
         raise ConfigError(problems)
 
 
-def _allocator_subnets(conn: Connection) -> list[ipaddress.IPv4Network]:
+def _pool_of(store: PortStore) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [*store.network.subnets, *store.network.ipv6_prefixes]
+
+
+def _allocator_subnets(conn: Connection) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The subnets of the allocator rows; an IPv6 prefix's row keeps an IPv6-only
+    pool's MAC counter (store.ipv6_only)."""
     subnets = []
     for text in conn.execute(select(allocators.c.subnet)).scalars():
         try:
-            subnets.append(ipaddress.IPv4Network(text))
+            subnets.append(ipaddress.ip_network(text))
         except ValueError:
             continue  # not a row this code wrote; nothing to count
     return subnets
