@@ -72,7 +72,8 @@ def _ports(on: MetaData, expanded: bool) -> Table:
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("instance_uuid", String(36), nullable=False, unique=True),
         Column("mac", String(17), nullable=False, unique=True),
-        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=expanded),
+        # NULL for a port without IPv4 (an IPv6-only pool, see store/ipv6_only.py).
+        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=True),
         Column("ipv6_address", String(ADDRESS_TEXT_MAX), nullable=True),
         # Allocated, like the MAC (not derivable from the UUID alone): stored, unique.
         Column("device", String(15), nullable=False),
@@ -99,7 +100,7 @@ def _port_events(on: MetaData, expanded: bool) -> Table:
         Column("kind", String(8), nullable=False),  # "upsert" | "release"
         Column("instance_uuid", String(36), nullable=False),
         Column("mac", String(17), nullable=False),
-        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=expanded),
+        Column("ip_address", String(ADDRESS_TEXT_MAX), nullable=True),
         Column("ipv6_address", String(ADDRESS_TEXT_MAX), nullable=True),
         Column("device", String(15), nullable=False),
         Column("host", String(255), nullable=False),

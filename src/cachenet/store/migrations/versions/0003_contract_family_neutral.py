@@ -3,8 +3,10 @@
 Runs only through ``cachenet db upgrade``, once no host of the previous release
 is seen (cachenet.store.phases), after the expand revision e001. Rows the
 previous release wrote have no text address yet: it is filled in from the
-integer one first. From here on ``alembic_version`` is 0003, which the previous
-release does not know: it refuses to run.
+integer one first. ``ip_address`` stays nullable: a port of an IPv6-only pool has
+none (its address is the EUI-64 of its MAC, in ``ipv6_address``). From here on
+``alembic_version`` is 0003, which the previous release does not know: it
+refuses to run.
 
 Revision ID: 0003
 Revises: 0002
@@ -31,7 +33,6 @@ def upgrade() -> None:
         _backfill(table)
         # SQLite cannot drop or alter a column in place: batch mode copies the table.
         with op.batch_alter_table(table) as batch:
-            batch.alter_column("ip_address", existing_type=ADDRESS, nullable=False)
             batch.drop_column("address")
             batch.drop_column("bridge")
 
