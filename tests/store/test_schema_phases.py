@@ -226,3 +226,21 @@ def test_addresses_are_stored_as_canonical_text_with_the_slaac_address_beside(la
         row = conn.execute(select(ports).where(ports.c.instance_uuid == port.instance_uuid)).one()
     # Modified EUI-64 of fa:17:3e:00:00:00 (U/L bit flipped, ff:fe in the middle).
     assert (row.ip_address, row.ipv6_address) == ("10.60.0.1", "fd00:99::f817:3eff:fe00:0")
+
+
+def test_an_ipv6_only_pool_waits_for_the_contract_then_holds_ports_without_ipv4(lab):
+    old_instance = str(uuid.uuid4())
+    lab.old("old-1", "ports", "allocate", old_instance, "--json")
+    v6only = lab.tmp_path / "v6only.conf"
+    v6only.write_text(lab.conf("new-1").read_text().replace(SUBNET, "fd00:99::/64"))
+    refused = run_cachenet(v6only, "ports", "allocate", str(uuid.uuid4()), "--json")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "IPv6-only" in refused.stderr and "run `cachenet db upgrade` first" in refused.stderr
+    assert lab.versions() == (EXPANDED_REVISION, EXPAND_REVISION)  # expanded, nothing written
+
+    done = lab.new("new-1", "db", "upgrade", "--upgraded-host", "old-1")
+    assert (done.returncode, done.stdout) == (0, CONTRACTED), done.stderr
+    answer(lab.new("new-1", "ports", "release", old_instance))  # its subnet leaves the pool
+    port = answer(run_cachenet(v6only, "ports", "allocate", str(uuid.uuid4()), "--json"))
+    assert port["address"] is None and port["ipv6_addresses"][0].startswith("fd00:99::f817:3eff")

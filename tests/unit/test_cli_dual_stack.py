@@ -37,3 +37,22 @@ def test_an_ipv4_only_pool_shows_what_it_showed(tmp_path):
     conf = _conf(tmp_path, "10.99.0.0/24")
     shown = _json(conf, "ports", "allocate", UUID)
     assert list(shown) == ["instance_uuid", "mac", "address", "device", "host", "created_at"]
+
+
+def test_an_ipv6_only_port_has_a_null_address_and_its_eui64_addresses(tmp_path):
+    conf = _conf(tmp_path, ", ".join(PREFIXES))
+    allocated = _json(conf, "ports", "allocate", UUID)
+    expected = [str(eui64_address(ipaddress.IPv6Network(p), allocated["mac"])) for p in PREFIXES]
+    assert (allocated["address"], allocated["ipv6_addresses"]) == (None, expected)
+    assert _json(conf, "ports", "show", UUID) == allocated
+    assert _json(conf, "ports", "list") == [allocated]
+    table = run_cachenet(conf, "ports", "show", UUID).stdout
+    [address_row] = [line for line in table.splitlines() if " address " in line]
+    assert address_row.split("│")[2].strip() == "-", table
+    listed = run_cachenet(conf, "ports", "list").stdout
+    assert expected[0] in listed and allocated["mac"] in listed
+    pool = _json(conf, "pool", "show")
+    assert [row["subnet"] for row in pool["subnets"]] == list(PREFIXES)
+    assert pool["total"] == {"size": 1 << 24, "used": 1, "free": (1 << 24) - 1}
+    assert _json(conf, "ports", "release", UUID) == allocated
+    assert _json(conf, "ports", "list") == []
