@@ -62,7 +62,8 @@ class ConfigDriveTestBase(CacheNicTestBase):
 
     @property
     def store(self):
-        return open_store(make_settings(database=self.database, subnet=SUBNET))
+        subnet = self.cachenet_options["subnet"]  # the pool nova-compute's driver has
+        return open_store(make_settings(database=self.database, subnet=subnet))
 
     def boot(self, **kwargs):
         port = self.neutron.port_1
@@ -297,4 +298,61 @@ class DualStackDriveTest(ConfigDriveTestBase):
         files = self.render("networkd")
         unit = files[f"etc/systemd/network/10-cloud-init-{self.CACHE_NIC}.network"]
         self.assertIn(f"[Address]\nAddress={self.address}/64\n", unit)
+        self.assertNotIn("Gateway", unit)
+
+
+class IPv6OnlyDriveTest(ConfigDriveTestBase):
+    """On an IPv6-only pool, the cache NIC's only address is its EUI-64 one: cloud-init
+    configures no IPv4 (and no DHCPv4) on it."""
+
+    PREFIX = "fd00:78::/64"
+    cachenet_options: ClassVar[dict[str, str]] = {
+        **ConfigDriveTestBase.cachenet_options,
+        "subnet": PREFIX,
+    }
+    CACHE_NIC = "ens4"
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.boot()
+        self.port = self.store.get(self.server["id"])
+        self.address = ipv6.eui64_address(ipaddress.IPv6Network(self.PREFIX), self.port.mac)
+        known_macs = {self.neutron.port_1["mac_address"]: "ens3", self.port.mac: self.CACHE_NIC}
+        self.config = cloudinit.network_config(self.network_data(self.server), known_macs)
+
+    def render(self, renderer):
+        return cloudinit.render(
+            self.config, renderer, Path(self.useFixture(fixtures.TempDir()).path)
+        )
+
+    def test_network_data_carries_only_the_static_ipv6_network(self):
+        self.assertIsNone(self.port.address)
+        document = self.network_data(self.server)
+        (link,) = [x for x in document["links"] if x["ethernet_mac_address"] == self.port.mac]
+        networks = [n for n in document["networks"] if n["link"] == link["id"]]
+        self.assertEqual(["ipv6"], [n["type"] for n in networks])
+        self.assertEqual(str(self.address), networks[0]["ip_address"])
+        self.assertEqual([], networks[0]["routes"])
+
+    def test_netplan_holds_the_eui64_address_alone(self):
+        (text,) = self.render("netplan").values()
+        nic = yaml.safe_load(text)["network"]["ethernets"][self.CACHE_NIC]
+        self.assertEqual([f"{self.address}/64"], nic["addresses"])
+        self.assertIs(False, nic["accept-ra"])
+        self.assertFalse(nic.get("dhcp4", False))
+        self.assertNotIn("routes", nic)
+
+    def test_eni_has_an_inet6_stanza_and_no_inet_one(self):
+        interfaces = self.render("eni")["etc/network/interfaces"]
+        self.assertIn(
+            f"iface {self.CACHE_NIC} inet6 static\n    address {self.address}/64", interfaces
+        )
+        self.assertNotIn(f"iface {self.CACHE_NIC} inet ", interfaces)
+
+    def test_networkd_sets_only_the_ipv6_address(self):
+        files = self.render("networkd")
+        unit = files[f"etc/systemd/network/10-cloud-init-{self.CACHE_NIC}.network"]
+        self.assertIn(f"[Address]\nAddress={self.address}/64\n", unit)
+        self.assertEqual(1, unit.count("\nAddress="), unit)
+        self.assertNotIn("DHCP=ipv4", unit)
         self.assertNotIn("Gateway", unit)

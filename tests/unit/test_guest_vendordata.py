@@ -179,3 +179,41 @@ def test_a_dual_stack_pool_adds_the_eui64_addresses_fixed_without_router_adverti
     stanza = vendordata.ifupdown_stanza("ens4", PORT, DUAL)
     assert f"iface ens4 inet6 static\n    address {V6[0]}\n    accept_ra 0\n" in stanza
     assert "gateway" not in stanza
+
+
+V6ONLY = make_settings(subnet="fd00:99::/64, 2001:db8:99::/64", mtu=9000).network
+V6ONLY_PORT = Port(UUID, "fa:17:3e:00:00:07", None, "cache-2a9f4c4e5", "h1")
+
+
+def test_an_ipv6_only_port_gets_its_eui64_addresses_and_no_ipv4():
+    document = vendordata.cloud_config(V6ONLY_PORT, V6ONLY)
+    text = yaml.safe_load(document)["bootcmd"][0]
+    shell = shutil.which("dash") or shutil.which("sh")
+    checked = subprocess.run([shell, "-n"], input=text, text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+    consumed = consume_vendor_data2({"cloud-init": document})
+    assert (consumed["parts"], consumed["schema_errors"]) == (["text/cloud-config"], [])
+
+    # The first address is $interface, the others follow; each once, no IPv4 anywhere.
+    assert f"mac=fa:17:3e:00:00:07 interface={V6[0]}\n" in text
+    assert [line for line in text.splitlines() if line.startswith("ip -6")] == [
+        f'ip -6 addr replace {V6[1]} dev "$dev"'
+    ]
+    assert "10.99." not in text and "dhcp4: true" not in text
+    assert text.index("accept_ra=0") < text.index('ip link set dev "$dev" up')
+
+    nic = yaml.safe_load(vendordata.netplan_config(V6ONLY_PORT, V6ONLY))
+    nic = nic["network"]["ethernets"]["cachenet"]
+    assert (nic["addresses"], nic["dhcp4"], nic["accept-ra"]) == (V6, False, False)
+    networkd = vendordata.networkd_network(V6ONLY_PORT, V6ONLY)
+    assert [line for line in networkd.splitlines() if line.startswith("Address=")] == [
+        f"Address={a}" for a in V6
+    ]
+    nm = ini(vendordata.nm_keyfile(V6ONLY_PORT, V6ONLY))
+    assert nm["ipv4"]["method"] == "disabled" and "address1" not in nm["ipv4"]
+    assert (nm["ipv6"]["method"], nm["ipv6"]["address1"]) == ("manual", V6[0])
+    stanza = vendordata.ifupdown_stanza("ens4", V6ONLY_PORT, V6ONLY)
+    assert "inet static" not in stanza
+    assert f"iface ens4 inet6 static\n    address {V6[0]}\n    accept_ra 0\n    mtu 9000\n" in (
+        stanza
+    )

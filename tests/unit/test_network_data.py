@@ -141,3 +141,15 @@ def test_a_dual_stack_pool_adds_a_static_ipv6_network_per_prefix_with_the_eui64_
         )
     ]
     assert add_cache_link(document, PORT, dual) == document  # still idempotent
+
+
+def test_an_ipv6_only_port_gets_only_its_eui64_networks():
+    pool = make_settings(subnet="fd00:99::/64, 2001:db8:99::/64", mtu=9000).network
+    port = Port(PORT.instance_uuid, PORT.mac, None, PORT.device, PORT.host)
+    document = add_cache_link(NEUTRON_DOCUMENT, port, pool)
+    cache = [n for n in document["networks"] if n["link"] == port.device]
+    assert [(n["type"], n["ip_address"], n["netmask"], n["routes"]) for n in cache] == [
+        ("ipv6", "fd00:99::f817:3eff:fe0a:5ff", "ffff:ffff:ffff:ffff::", []),
+        ("ipv6", "2001:db8:99:0:f817:3eff:fe0a:5ff", "ffff:ffff:ffff:ffff::", []),
+    ]
+    assert document["networks"][0] == NEUTRON_DOCUMENT["networks"][0]
