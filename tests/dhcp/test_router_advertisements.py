@@ -151,3 +151,23 @@ def test_two_servers_announcing_one_prefix_give_one_address_and_no_default_route
     nodes[0].kill()
     assert global_addresses(client) == {ipv6.eui64_address(PREFIX, port["mac"])}
     assert ping6(client, PREFIX[3])
+
+
+def test_an_ipv6_only_pool_is_served_by_router_advertisements_alone(cache_network):
+    network = cache_network
+    network.configure(subnet=str(PREFIX), reserved="", mtu=1400)
+    add_ipv6(network.server_ns, "br0", PREFIX[1])
+    port = allocate(network)
+    assert port["address"] is None
+    network.start_server()
+    client = network.client(port["mac"])
+
+    assert wait_for_slaac(network, client) == {ipv6.eui64_address(PREFIX, port["mac"])}
+    assert default_routes(client) == ""
+    assert ping6(client, PREFIX[1])
+    # No DHCPv4: dnsmasq holds no DHCP socket, writes no reservation, and a client asking
+    # gets no answer (br0 still has its IPv4 address: dnsmasq could have bound to it).
+    sockets = in_ns(network.server_ns, "ss", "-H", "-uln", "sport", "=", ":67").stdout
+    assert sockets.strip() == ""
+    assert not network.reservation(port["instance_uuid"]).exists()
+    assert network.lease(client, tries=1) is None
