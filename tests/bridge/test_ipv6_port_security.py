@@ -11,6 +11,7 @@ the attacks are real, and the rules are what stops them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import shutil
 import struct
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_linuxbridge_port_security import NODE_MAC, Lab
-from test_ovs_port_security import CACHE_MAC, make_net  # noqa: F401 - make_net: a fixture
+from test_linuxbridge_port_security import NODE, NODE_MAC, Lab
+from test_ovs_port_security import CACHE_IP, CACHE_MAC, make_net  # noqa: F401 - a fixture
 
 from cachenet import ipv6
 from cachenet.dhcp.server import dnsmasq_command
@@ -102,6 +103,7 @@ class Side:
     node_mac: str
     good: Instance
     spoofer: Instance
+    node_ipv4: str  # the node's IPv4 address (each namespace holds one, whatever the pool)
 
     def pings(self, instance: Instance, address: ipaddress.IPv6Address = NODE6) -> bool:
         # Three echoes 0.2 s apart: OVS's userspace datapath revalidates a moment late.
@@ -184,22 +186,34 @@ def neighbour_advertisement(target: ipaddress.IPv6Address, mac: str) -> bytes:
 def make_side(request: pytest.FixtureRequest, prefix: str) -> Iterator[Callable[..., Side]]:
     with contextlib.ExitStack() as stack:
 
-        def make(anti_spoofing: bool = True, addresses: bool = True) -> Side:
+        def make(
+            anti_spoofing: bool = True, addresses: bool = True, ipv6_only: bool = False
+        ) -> Side:
+            """``ipv6_only``: the pool is PREFIX alone and the ports hold no IPv4 address
+            (the namespaces keep theirs, to try IPv4 with)."""
+
+            def pool(ipv4_subnet: str) -> str:
+                return str(PREFIX) if ipv6_only else f"{ipv4_subnet}, {PREFIX}"
+
+            def as_stored(port: Port) -> Port:
+                return dataclasses.replace(port, address=None) if ipv6_only else port
+
             if request.param == "linuxbridge":
-                lab = Lab(prefix, stack, subnet=f"10.77.0.0/24, {PREFIX}",
-                          anti_spoofing=anti_spoofing)  # fmt: skip
+                lab = Lab(prefix, stack, subnet=pool("10.77.0.0/24"), anti_spoofing=anti_spoofing)
                 (a, a_port), (b, b_port) = lab.instance(), lab.instance()
+                a_port, b_port = as_stored(a_port), as_stored(b_port)
                 lab.bridge.secure_ports([a_port, b_port])
-                side = Side(lab.node, "eth0", NODE_MAC,
-                            Instance(a, "eth0", a_port), Instance(b, "eth0", b_port))  # fmt: skip
+                side = Side(lab.node, "eth0", NODE_MAC, Instance(a, "eth0", a_port),
+                            Instance(b, "eth0", b_port), NODE)  # fmt: skip
             else:
                 net = request.getfixturevalue("make_net")(
-                    subnet=f"10.99.0.0/16, {PREFIX}", anti_spoofing=anti_spoofing
+                    subnet=pool("10.99.0.0/16"), anti_spoofing=anti_spoofing
                 )
+                net.ports[:] = [as_stored(port) for port in net.ports]
                 net.secure()
                 a, b = (Instance(ns, net.dev(ns), port) for ns, port in zip(
                     (net.a, net.b), net.ports, strict=True))  # fmt: skip
-                side = Side(net.cache, net.dev(net.cache), CACHE_MAC, a, b)
+                side = Side(net.cache, net.dev(net.cache), CACHE_MAC, a, b, CACHE_IP)
             added = in_ns(side.node, "ip", "-6", "addr", "add", f"{NODE6}/64",
                           "dev", side.node_dev, "nodad")  # fmt: skip
             assert added.returncode == 0, added.stderr
@@ -294,3 +308,28 @@ def test_an_instance_gets_its_address_by_slaac_through_port_security(
     )  # fmt: skip
     assert in_ns(instance.ns, "ip", "-6", "route", "show", "default").stdout.strip() == ""
     assert side.pings(instance)
+
+
+def node_ipv4_neighbour_of(side: Side, instance: Instance) -> bool:
+    """Whether the node learnt the instance's MAC for an IPv4 address (ARP got through)."""
+    shown = in_ns(side.node, "ip", "-4", "neigh", "show", "dev", side.node_dev).stdout
+    return instance.port.mac in shown.lower()
+
+
+@pytest.mark.parametrize("anti_spoofing", [True, False])
+def test_an_ipv6_only_port_reaches_the_node_from_its_eui64_address_and_no_ipv4(
+    make_side, anti_spoofing
+):
+    side = make_side(anti_spoofing, ipv6_only=True)
+    assert side.good.port.address is None
+    assert side.pings(side.good) and side.pings(side.spoofer)
+    # IPv4 from the address the namespace holds anyway, and the ARP before it: dropped.
+    ipv4 = ["busybox", "ping", "-c3", "-i0.2", "-W1", side.node_ipv4]
+    assert (in_ns(side.good.ns, *ipv4).returncode == 0) is not anti_spoofing
+    assert node_ipv4_neighbour_of(side, side.good) is not anti_spoofing
+    # Another IPv6 source of the prefix: dropped too.
+    spoofer = side.spoofer
+    in_ns(spoofer.ns, "ip", "-6", "addr", "del", f"{spoofer.address}/64", "dev", spoofer.dev)
+    in_ns(spoofer.ns, "ip", "-6", "addr", "add", f"{SPOOFED6}/64", "dev", spoofer.dev, "nodad")
+    assert side.pings(spoofer) is not anti_spoofing
+    assert side.pings(side.good)
