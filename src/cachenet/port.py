@@ -28,6 +28,11 @@ class Port:
     host: str
     created_at: datetime | None = field(default=None, kw_only=True)
 
+    @property
+    def shown_address(self) -> str:
+        """Its IPv4 address as messages name it; "no IPv4" on an IPv6-only pool."""
+        return "no IPv4" if self.address is None else str(self.address)
+
     def ipv6_addresses(
         self, prefixes: Sequence[ipaddress.IPv6Network]
     ) -> tuple[ipaddress.IPv6Address, ...]:

@@ -248,7 +248,7 @@ class Agent:
         # After a migration the port belongs to the destination host: not ours to free.
         if port is not None and port.host == self.settings.store.host:
             self.store.release(uuid)
-            LOG.info("released the port of %s (%s, %s)", name, port.mac, port.address)
+            LOG.info("released the port of %s (%s, %s)", name, port.mac, port.shown_address)
 
 
 def _text(request: dict[str, Any], name: str) -> str:

@@ -97,7 +97,7 @@ def attach(settings: Settings, store: PortStore, domain: libvirt.virDomain) -> l
             if found is not None:  # a stale interface with another MAC
                 domain.detachDeviceFlags(found.xml, flag)
             domain.attachDeviceFlags(wanted, flag)
-            changes.append(f"{ATTACHED} {port.mac} ({port.address}) to {name} ({where})")
+            changes.append(f"{ATTACHED} {port.mac} ({port.shown_address}) to {name} ({where})")
             hot_plugged |= flag == AFFECT_LIVE
     if hot_plugged:  # a new port on the bridge: what needs the device (OVS) now
         changes += secure_ports(settings, store)

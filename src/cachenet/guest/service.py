@@ -66,7 +66,7 @@ def answer(body: bytes, network: NetworkSettings, look_up: LookUp) -> str:
     if port is None:
         LOG.info("instance %s has no cache port: empty answer", uuid)
         return json.dumps(EMPTY_ANSWER)
-    LOG.info("instance %s: cloud-config for %s on MAC %s", uuid, port.address, port.mac)
+    LOG.info("instance %s: cloud-config for %s on MAC %s", uuid, port.shown_address, port.mac)
     return json.dumps(cloud_config(port, network))
 
 

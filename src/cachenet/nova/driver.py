@@ -286,7 +286,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):  # type: ignore[misc]  # Nova
             LOG.error("Could not release the cache port: %s", exc, instance=instance)
             return
         if port is not None:
-            LOG.info("Released cache port %s (%s)", port.mac, port.address, instance=instance)
+            LOG.info("Released cache port %s (%s)", port.mac, port.shown_address, instance=instance)
 
     # --- live migration ------------------------------------------------------------
 
