@@ -126,3 +126,14 @@ def test_an_uplink_that_is_down_is_named(host):
     host.fix(found.fix("uplink").split(" (")[0])
     subprocess.run(["ip", "link", "set", host.uplink, "up"], check=True)  # OVS leaves it down
     assert host.doctor().status_of("uplink") == "ok"
+
+
+def test_an_instance_port_whose_port_was_released_is_named(host):
+    released = host.ports[0]
+    cachenet(host.conf, "ports", "release", released.instance_uuid)
+    found = host.doctor()
+    assert found.status_of("stray-ports") == "warn"
+    assert found.message("stray-ports") == f"{released.device} holds no port (released)"
+    vsctl("del-port", host.bridge, released.device)  # the domain's NIC detached
+    host.fix("cachenet bridge secure")  # its flows go
+    assert host.doctor().status == 0
