@@ -252,7 +252,13 @@ def check_mtu(host: Host) -> Result:
         return Result(
             "bridge-mtu", FAIL, f"{status.bridge} has MTU {status.mtu}, not {wanted}", FIX_BRIDGE
         )
-    return Result("bridge-mtu", OK, f"{status.bridge} has MTU {wanted}")
+    # The uplink's own MTU (reset by the host's network configuration, say) drops
+    # every larger frame to and from the cache nodes while the bridge looks right.
+    if status.uplink is not None and status.uplink_mtu != wanted:
+        found = f"{status.uplink}, the uplink of {status.bridge}, has MTU {status.uplink_mtu}"
+        return Result("bridge-mtu", FAIL, f"{found}, not {wanted}", FIX_BRIDGE)
+    on_uplink = f" as has its uplink {status.uplink}" if status.uplink is not None else ""
+    return Result("bridge-mtu", OK, f"{status.bridge} has MTU {wanted}{on_uplink}")
 
 
 def check_uplink(host: Host) -> Result:
