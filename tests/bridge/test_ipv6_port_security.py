@@ -310,6 +310,35 @@ def test_an_instance_gets_its_address_by_slaac_through_port_security(
     assert side.pings(instance)
 
 
+LISTEN_DHCP = r"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("0.0.0.0", 67))
+s.settimeout(4)
+print("ready", flush=True)
+try:
+    print(s.recvfrom(1500)[1][0], flush=True)
+except TimeoutError:
+    pass
+"""
+
+
+def node_hears_dhcp_discover(side: Side, instance: Instance) -> bool:
+    """Whether a DHCP DISCOVER (from 0.0.0.0, broadcast) of the instance reaches the node."""
+    listener = subprocess.Popen(["ip", "netns", "exec", side.node, sys.executable, "-c",
+                                 LISTEN_DHCP], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        in_ns(instance.ns, "busybox", "udhcpc", "-i", instance.dev, "-n", "-q", "-t", "2",
+              "-T", "1", "-s", "/bin/true")  # fmt: skip
+        out, _ = listener.communicate(timeout=10)
+    finally:
+        listener.kill()
+        listener.wait()
+    return out.strip() == "0.0.0.0"
+
+
 def node_ipv4_neighbour_of(side: Side, instance: Instance) -> bool:
     """Whether the node learnt the instance's MAC for an IPv4 address (ARP got through)."""
     shown = in_ns(side.node, "ip", "-4", "neigh", "show", "dev", side.node_dev).stdout
@@ -327,6 +356,7 @@ def test_an_ipv6_only_port_reaches_the_node_from_its_eui64_address_and_no_ipv4(
     ipv4 = ["busybox", "ping", "-c3", "-i0.2", "-W1", side.node_ipv4]
     assert (in_ns(side.good.ns, *ipv4).returncode == 0) is not anti_spoofing
     assert node_ipv4_neighbour_of(side, side.good) is not anti_spoofing
+    assert node_hears_dhcp_discover(side, side.good) is not anti_spoofing
     # Another IPv6 source of the prefix: dropped too.
     spoofer = side.spoofer
     in_ns(spoofer.ns, "ip", "-6", "addr", "del", f"{spoofer.address}/64", "dev", spoofer.dev)

@@ -139,3 +139,15 @@ def test_ipv6_only_from_the_eui64_and_link_local_addresses_no_rogue_router_or_dh
 
 def test_an_ipv4_only_pool_has_no_ipv6_flows():
     assert all("ipv6" not in f and "icmp6" not in f for f in flows_of(LAYOUT, [PORT]))
+
+
+def test_an_ipv6_only_port_sends_no_ipv4_no_arp_and_no_dhcp_request():
+    from cachenet import ipv6
+
+    sources = ipv6.allowed_sources(PORT.mac, [ipaddress.IPv6Network("fd00:99::/64")])
+    v6only = SwitchPort(PORT.device, PORT.ofport, PORT.mac, None, sources)
+    flows = [f for f in flows_of(LAYOUT, [v6only]) if "table=10" in f and "in_port=7" in f]
+    accepted = [f for f in flows if f.endswith("actions=goto_table:30")]
+    assert accepted and all("icmp6" in f or "ipv6" in f for f in accepted), accepted
+    assert not any(",ip," in f or ",arp," in f or "nw_src" in f for f in flows)
+    assert "table=10,priority=0,actions=drop" in flows_of(LAYOUT, [v6only])  # takes them

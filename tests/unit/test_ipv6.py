@@ -5,6 +5,7 @@ import ipaddress
 import pytest
 
 from cachenet import ipv6
+from cachenet.errors import ConfigError
 from cachenet.port import Port
 from cachenet.settings import make_settings
 
@@ -98,3 +99,19 @@ def test_dnsmasq_announces_prefixes_only_on_a_dual_stack_pool():
     # every 300 s, router lifetime 0: no default route
     assert "--ra-param=br0,mtu:1400,300,0" in command
     assert "--dhcp-range=set:cachenet6-0,fd00:99::,ra-only,64,86400s" in command
+
+
+def test_dnsmasq_serves_an_ipv6_only_pool_with_advertisements_alone():
+    from cachenet.dhcp.server import dnsmasq_command
+
+    settings = make_settings(dhcp_interface="br0", subnet="fd00:99::/64", mtu=1400)
+    command = dnsmasq_command(settings.dhcp, settings.network, "dnsmasq")
+    ranges = [o for o in command if o.startswith("--dhcp-range=")]
+    assert ranges == ["--dhcp-range=set:cachenet6-0,fd00:99::,ra-only,64,86400s"]
+    assert not [o for o in command if o.startswith(("--dhcp-option", "--dhcp-authoritative"))]
+    assert "--enable-ra" in command and "--ra-param=br0,mtu:1400,300,0" in command
+
+
+def test_an_ipv4_router_on_an_ipv6_only_pool_is_refused():
+    with pytest.raises(ConfigError, match=r"dhcp_router 10\.99\.0\.1 is outside the IPv6-only"):
+        make_settings(subnet="fd00:99::/64", dhcp_router="10.99.0.1")

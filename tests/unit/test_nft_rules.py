@@ -1,5 +1,6 @@
 """The nftables text of Linux bridge port security (pure)."""
 
+import dataclasses
 import ipaddress
 import json
 
@@ -126,3 +127,21 @@ def test_ipv6_elements_read_back_from_nfts_listing_compare_equal():
         '"cache-000000007" . 0xfd00009900000000f8173efffe000007, '
         '"cache-000000007" . 0xfe80000000000000f8173efffe000007 }'
     ]
+
+
+def test_an_ipv6_only_port_has_no_ipv4_address_and_the_pool_no_dhcp_request_rule():
+    v6only = dataclasses.replace(port(7), address=None)
+    elements = Elements.of([v6only], DUAL_STACK)
+    assert elements.addresses == set() and len(elements.addresses6) == 2
+    assert elements.macs == {("cache-000000007", "fa:17:3e:00:00:07")}
+
+    def rules(options):
+        return [r for chain in nft_rules.chains(options) for r in chain.rules]
+
+    v6only_pool = dataclasses.replace(BOTH, dhcpv4=False)
+    assert [r for r in rules(BOTH) if r not in rules(v6only_pool)] == [
+        "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept"
+    ]
+    assert nft_rules.signature(v6only_pool) != nft_rules.signature(BOTH)  # rewritten on change
+    script = nft_rules.table_script(v6only_pool, elements)
+    assert privileged.nft_ruleset_problem(script) is None

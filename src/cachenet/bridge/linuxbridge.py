@@ -168,7 +168,7 @@ class LinuxBridge(BridgeBackend):
     def _reconcile(self, wanted: Elements | None, attempts: int = 3) -> list[str]:
         """Make the table hold the chains of the settings and ``wanted``'s elements
         (None: the elements it holds). Rewritten whole only when missing or changed."""
-        options = _rule_options(self.settings)
+        options = _rule_options(self.settings, self.network)
         installed = self._installed()
         if not options.enabled:
             if installed is None:
@@ -197,7 +197,7 @@ class LinuxBridge(BridgeBackend):
 
     @library_errors("checking the port security of")
     def port_security_drift(self, ports: Sequence[Port]) -> list[str]:
-        options = _rule_options(self.settings)
+        options = _rule_options(self.settings, self.network)
         installed = self._installed()
         if not options.enabled:
             return [] if installed is None else [f"nftables table {TABLE_NAME} is left over"]
@@ -221,7 +221,9 @@ class LinuxBridge(BridgeBackend):
             installed = self._installed()
         except CachenetError:  # e.g. run without CAP_NET_ADMIN: cannot tell, so not shown as
             return False
-        return installed is not None and _intact(installed, _rule_options(self.settings))
+        return installed is not None and _intact(
+            installed, _rule_options(self.settings, self.network)
+        )
 
     def _installed(self) -> InstalledTable | None:
         listing = list_nft_table(self.netns)
@@ -236,8 +238,13 @@ class LinuxBridge(BridgeBackend):
         return sorted(n for n in names if n.startswith(prefix))
 
 
-def _rule_options(settings: BridgeSettings) -> RuleOptions:
-    return RuleOptions(settings.device_prefix, settings.isolate_ports, settings.anti_spoofing)
+def _rule_options(settings: BridgeSettings, network: NetworkSettings) -> RuleOptions:
+    return RuleOptions(
+        settings.device_prefix,
+        settings.isolate_ports,
+        settings.anti_spoofing,
+        dhcpv4=bool(network.subnets),
+    )
 
 
 def _intact(installed: InstalledTable, options: RuleOptions) -> bool:

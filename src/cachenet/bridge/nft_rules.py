@@ -23,7 +23,8 @@ nft_meta_bridge, is not built everywhere).
 
 Frames from an instance port (prerouting: forwarded and delivered to the host
 alike): source MAC its own; ARP with its own MAC and address as sender; IPv4
-from its own address, or DHCP DISCOVER/REQUEST from 0.0.0.0; never a DHCP server
+from its own address, or DHCP DISCOVER/REQUEST from 0.0.0.0 (on a pool with
+IPv4: an IPv6-only pool's ports send no IPv4 at all); never a DHCP server
 reply; IPv6 from its own addresses, or from :: for duplicate address detection
 (a neighbour solicitation for its own address, an MLDv2 report); neighbour
 advertisements only for its own addresses; never a router advertisement, a
@@ -56,11 +57,13 @@ ND_TARGET = "@th,64,128"
 
 @dataclass(frozen=True)
 class RuleOptions:
-    """What shapes the chains: the instance devices' prefix and the two protections."""
+    """What shapes the chains: the instance devices' prefix and the two protections;
+    ``dhcpv4``: whether the pool has IPv4 (an IPv6-only pool's ports send no DHCP request)."""
 
     device_prefix: str
     isolate_ports: bool
     anti_spoofing: bool
+    dhcpv4: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -123,8 +126,7 @@ def chains(options: RuleOptions) -> list[Chain]:
         "iifname . arp saddr ether @macs iifname . arp saddr ip @addresses accept",
         "ether type ip udp sport 67 udp dport 68 drop",  # no rogue DHCP server
         "ether type ip iifname . ip saddr @addresses accept",
-        "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 "
-        "udp sport 68 udp dport 67 accept",  # DHCP DISCOVER / REQUEST
+        *(_DHCP_REQUEST if options.dhcpv4 else ()),
         *_from_instance_ipv6(),
         "drop",
     )
@@ -150,6 +152,12 @@ def chains(options: RuleOptions) -> list[Chain]:
         found.append(Chain("forward", "filter hook forward priority filter; policy accept;",
                            (f"iifname {prefix} oifname {prefix} drop",)))  # fmt: skip
     return found
+
+
+# DHCP DISCOVER / REQUEST, before the client holds its address.
+_DHCP_REQUEST = (
+    "ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
+)
 
 
 def _from_instance_ipv6() -> tuple[str, ...]:
