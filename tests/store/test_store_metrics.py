@@ -89,3 +89,23 @@ def socket_closed():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def test_an_ipv6_only_pool_reports_each_prefix_by_the_macs_left(db_url):
+    # mac_prefix fa:17:3e:00:00: 256 MACs, so 256 addresses in each prefix.
+    settings = make_settings(database=db_url, subnet="fd00:66::/64, 2001:db8:66::/64",
+                             mac_prefix="fa:17:3e:00:00")  # fmt: skip
+    store = open_store(settings)
+    try:
+        registry = metrics.enable("agent", store)
+        for _ in range(3):
+            store.allocate(str(uuid.uuid4()), "compute-1")
+        scrape = scraped(registry)
+        for prefix in ("fd00:66::/64", "2001:db8:66::/64"):
+            subnet = {"subnet": prefix}
+            assert scrape["cachenet_pool_addresses", subnet] == 256
+            assert scrape["cachenet_pool_allocated_addresses", subnet] == 3
+            assert scrape["cachenet_pool_free_addresses", subnet] == 253
+        assert scrape["cachenet_port_allocations_total"] == 3
+    finally:
+        store.engine.dispose()
