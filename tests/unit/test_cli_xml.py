@@ -130,3 +130,16 @@ def test_xml_show_reports_an_ip_parameter_that_is_not_an_address():
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["address"] == "any"
     assert "any" in cachenet("xml", "show", stdin=odd).stdout
+
+
+def test_xml_add_on_an_ipv6_only_pool_takes_the_mac_alone(tmp_path):
+    conf = tmp_path / "v6only.conf"
+    conf.write_text("[cachenet]\nsubnet = fd00:99::/64\n")
+    added = run_cachenet(conf, "xml", "add", UUID, "--mac", "fa:17:3e:00:00:01", stdin=NOVA_XML)
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(run_cachenet(conf, "xml", "show", "--json", stdin=added.stdout).stdout)
+    assert (shown["mac"], shown["device"]) == ("fa:17:3e:00:00:01", "cache-2a9f4c4e5")
+    with_ip = run_cachenet(conf, "xml", "add", UUID, "--mac", "fa:17:3e:00:00:01", "--ip",
+                           "10.99.0.9", stdin=NOVA_XML)  # fmt: skip
+    assert with_ip.returncode == 2 and "IPv6-only pool" in with_ip.stderr
+    assert with_ip.stdout == ""

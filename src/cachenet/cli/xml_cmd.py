@@ -30,7 +30,10 @@ def xml() -> None:
 
 @xml.command()
 @click.argument("instance_uuid")
-@click.option("--mac", help="MAC of the cache NIC (with --ip: bypass the store).")
+@click.option(
+    "--mac",
+    help="MAC of the cache NIC (with --ip, or alone on an IPv6-only pool: bypass the store).",
+)
 @click.option("--ip", "address", help="Cache address of the instance (with --mac).")
 @_input_option
 @pass_cli
@@ -87,16 +90,7 @@ def _read_domain(source: BinaryIO) -> bytes:
     return data
 
 
-def _port_from_options(
-    settings: Settings, instance_uuid: str, mac: str | None, address: str | None
-) -> Port:
-    if mac is None or address is None:
-        raise click.UsageError("--mac and --ip go together")
-    instance_uuid = canonical_uuid(instance_uuid)
-    mac = canonical_mac(mac)
-    prefix = settings.network.mac_prefix
-    if not has_mac_prefix(mac, prefix):
-        raise IdentityError(f"MAC {mac} is not under the cache MAC prefix {prefix}")
+def _pool_address(settings: Settings, address: str) -> ipaddress.IPv4Address:
     try:
         ip = ipaddress.IPv4Address(address)
     except ValueError:
@@ -104,6 +98,23 @@ def _port_from_options(
     pool = AddressPool.from_settings(settings.network)
     if pool.space_of(ip) is None:
         raise IdentityError(f"address {ip} is outside the cache {pool}")
+    return ip
+
+
+def _port_from_options(
+    settings: Settings, instance_uuid: str, mac: str | None, address: str | None
+) -> Port:
+    ipv6_only = not settings.network.subnets  # a port is its MAC alone then
+    if ipv6_only and address is not None:
+        raise click.UsageError("--ip: an IPv6-only pool hands out no IPv4 address (--mac alone)")
+    if mac is None or (address is None and not ipv6_only):
+        raise click.UsageError("--mac and --ip go together")
+    instance_uuid = canonical_uuid(instance_uuid)
+    mac = canonical_mac(mac)
+    prefix = settings.network.mac_prefix
+    if not has_mac_prefix(mac, prefix):
+        raise IdentityError(f"MAC {mac} is not under the cache MAC prefix {prefix}")
+    ip = None if address is None else _pool_address(settings, address)
     return Port(
         instance_uuid=instance_uuid,
         mac=mac,
