@@ -36,6 +36,9 @@ come on the kernel command line:
                      second until power-off): ``CACHENET garp A claiming``
   ``rogue-dhcp:A``   serve DHCP (busybox udhcpd, a pool from A) on the NIC until
                      power-off: ``CACHENET rogue-dhcp A serving``
+  ``rogue-ra:P``     send router advertisements (radvd, every 3-4 s until power-off)
+                     offering the prefix P for SLAAC and a default route through the
+                     guest: ``CACHENET rogue-ra P announcing``
 
 The well-behaved guest also reports which server gave its lease
 (``CACHENET SERVER nic address``) and, before DONE, the MAC its neighbour table
@@ -64,6 +67,7 @@ VIRTIO_NET_MODULES = (
     "failover", "net_failover", "virtio_net",
 )  # fmt: skip
 BUSYBOX = Path("/bin/busybox")
+RADVD = Path("/usr/sbin/radvd")  # busybox cannot send a router advertisement
 CACHE_DIR = Path("/var/lib/cachenet/guest")
 
 INIT = r"""#!/bin/busybox sh
@@ -179,6 +183,24 @@ rogue_dhcp() {
     echo "CACHENET rogue-dhcp $1 failed"
   fi
 }
+rogue_ra() {
+  printf 'interface %s {\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 4;\n' \
+    "$NIC" >/tmp/radvd.conf
+  printf ' AdvDefaultLifetime 1800;\n prefix %s { };\n};\n' "$1" >>/tmp/radvd.conf
+  # radvd refuses a configuration file unless it belongs to root and no one else may
+  # write it; it looks root up by name.
+  chmod 600 /tmp/radvd.conf
+  mkdir -p /etc && echo 'root:x:0:0:root:/:/bin/sh' >/etc/passwd
+  # In the foreground (-n) behind the shell: still running a second later, it announces.
+  radvd -n -C /tmp/radvd.conf -p /tmp/radvd.pid -m stderr >/tmp/radvd.log 2>&1 &
+  sleep 1
+  if kill -0 $! 2>/dev/null; then
+    echo "CACHENET rogue-ra $1 announcing"
+  else
+    echo "CACHENET rogue-ra $1 failed"
+    sed 's/^/CACHENET radvd: /' /tmp/radvd.log
+  fi
+}
 await() {
   i=0
   until ping -c 1 -W 1 "$1" >/dev/null 2>&1 || [ $i -ge 120 ]; do i=$((i + 1)); done
@@ -194,6 +216,7 @@ for b in $(arg behave | tr ',' ' '); do
     await:*) await "${b#*:}" ;;
     garp:*) garp "${b#*:}" ;;
     rogue-dhcp:*) rogue_dhcp "${b#*:}" ;;
+    rogue-ra:*) rogue_ra "${b#*:}" ;;
     *) echo "CACHENET unknown behaviour $b" ;;
   esac
 done
@@ -238,13 +261,14 @@ def build_guest(cache_dir: Path = CACHE_DIR) -> Guest:
     module_files = [_module_file(modules, name) for name in VIRTIO_NET_MODULES]
     init = INIT.replace("__MODULES__", " ".join(VIRTIO_NET_MODULES))
     digest = hashlib.sha256(init.encode() + DHCP_SCRIPT.encode() + str(kernel).encode())
-    for path in [BUSYBOX, *module_files]:
+    libraries = shared_libraries(RADVD)
+    for path in [BUSYBOX, RADVD, *libraries, *module_files]:
         digest.update(path.read_bytes())
     initrd = cache_dir / f"initrd-{digest.hexdigest()[:16]}.gz"
     if not initrd.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cache_dir, 0o755)  # QEMU runs as an unprivileged user
-        _write_initramfs(initrd, init, module_files)
+        _write_initramfs(initrd, init, module_files, libraries)
     return Guest(kernel=kernel, initrd=initrd)
 
 
@@ -255,7 +279,17 @@ def _module_file(modules: Path, name: str) -> Path:
     return found[0]
 
 
-def _write_initramfs(target: Path, init: str, module_files: list[Path]) -> None:
+def shared_libraries(program: Path) -> list[Path]:
+    """The shared libraries ``program`` loads (ldd), the dynamic loader included."""
+    if not program.exists():
+        raise CachenetError(f"no {program}: install the Debian package that has it")
+    listed = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True)
+    return [Path(p) for p in re.findall(r"(/\S+) \(0x", listed.stdout)]
+
+
+def _write_initramfs(
+    target: Path, init: str, module_files: list[Path], libraries: list[Path]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for d in ("bin", "proc", "sys", "dev", "lib/modules", "tmp"):
@@ -263,6 +297,10 @@ def _write_initramfs(target: Path, init: str, module_files: list[Path]) -> None:
         # The kernel opens /dev/console for init before anything is mounted.
         os.mknod(root / "dev" / "console", 0o600 | stat.S_IFCHR, os.makedev(5, 1))
         shutil.copy(BUSYBOX, root / "bin" / "busybox")
+        shutil.copy(RADVD, root / "bin" / "radvd")
+        for library in libraries:  # where the dynamic loader looks for them
+            (root / library.relative_to("/")).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(library, root / library.relative_to("/"))
         for path in module_files:
             _copy_module(path, root / "lib" / "modules")
         for name, text in (("init", init), ("dhcp.sh", DHCP_SCRIPT)):

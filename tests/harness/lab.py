@@ -236,6 +236,16 @@ class CacheLab:
         found = re.search(r"lladdr (\S+)", self._node_ip("neigh", "show", address))
         return found.group(1) if found else None
 
+    def node_ipv6_default_route(self) -> str:
+        """The cache node's IPv6 default route ("" for none): a router advertisement's trace."""
+        return self._node_ip("-6", "route", "show", "default").strip()
+
+    def node_addresses_in(self, prefix: str) -> list[str]:
+        """The node's addresses in ``prefix``: SLAAC from someone's router advertisement."""
+        shown = self._node_ip("-6", "-o", "addr", "show", "dev", f"{self.prefix}cn")
+        found = (ipaddress.IPv6Address(a) for a in re.findall(r"inet6 ([0-9a-f:]+)/", shown))
+        return [str(a) for a in found if a in ipaddress.IPv6Network(prefix)]
+
     def seed_node_neighbour(self, address: str, mac: str) -> None:
         """A stale entry, as if the node had talked to ``address``: ARP may override it."""
         self._node_ip("neigh", "replace", address, "lladdr", mac, "dev", f"{self.prefix}cn",
