@@ -56,7 +56,7 @@ def host(prefix, ovsdb, root_veth, tmp_path):
         database=f"sqlite:///{tmp_path}/ports.sqlite", host="compute-1", bridge=f"{prefix}br",
         bridge_type="ovs", datapath_type="netdev", ovsdb_connection=ovsdb, uplink=root_veth,
         openflow_listen=f"127.0.0.1:{free_tcp_port()}", device_prefix=f"{prefix}-",
-        subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9",
+        subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9", mtu=1400,
     )  # fmt: skip
     conf = write_conf(tmp_path / "cachenet.conf", **options)
     store = open_store(make_settings(**options))
@@ -78,9 +78,13 @@ def host(prefix, ovsdb, root_veth, tmp_path):
 def test_a_healthy_ovs_host_exits_0(host):
     found = host.doctor()
     assert found.status == 0, {n: found.results[n] for n in found.not_ok()}
-    for name in ("bridge", "uplink", "port-security", "port-isolation"):
+    for name in ("bridge", "bridge-mtu", "uplink", "port-security", "port-isolation"):
         assert found.status_of(name) == "ok", (name, found.results[name])
     assert found.message("bridge").startswith(f"{host.bridge} (ovs) exists")
+    # OVS applies mtu_request to the uplink itself (and puts it back when changed).
+    assert (
+        found.message("bridge-mtu") == f"{host.bridge} has MTU 1400 as has its uplink {host.uplink}"
+    )
 
 
 def test_a_deleted_flow_names_its_port(host):
@@ -126,3 +130,14 @@ def test_an_uplink_that_is_down_is_named(host):
     host.fix(found.fix("uplink").split(" (")[0])
     subprocess.run(["ip", "link", "set", host.uplink, "up"], check=True)  # OVS leaves it down
     assert host.doctor().status_of("uplink") == "ok"
+
+
+def test_an_instance_port_whose_port_was_released_is_named(host):
+    released = host.ports[0]
+    cachenet(host.conf, "ports", "release", released.instance_uuid)
+    found = host.doctor()
+    assert found.status_of("stray-ports") == "warn"
+    assert found.message("stray-ports") == f"{released.device} holds no port (released)"
+    vsctl("del-port", host.bridge, released.device)  # the domain's NIC detached
+    host.fix("cachenet bridge secure")  # its flows go
+    assert host.doctor().status == 0

@@ -34,6 +34,7 @@ class BridgeStatus:
     mtu: int | None = None
     uplink: str | None = None
     uplink_state: str | None = None
+    uplink_mtu: int | None = None
     vlan: int | None = None
     instance_ports: list[str] = field(default_factory=list)
     # Instance ports that can reach other instance ports (isolate_ports not applied).

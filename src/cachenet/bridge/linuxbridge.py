@@ -154,6 +154,7 @@ class LinuxBridge(BridgeBackend):
                 if link is not None and link.master == bridge.index:
                     status.uplink = uplink
                     status.uplink_state = link.state
+                    status.uplink_mtu = link.mtu
         if status.instance_ports and not self._isolating():
             status.unisolated_ports = list(status.instance_ports)
         return status

@@ -232,7 +232,9 @@ class OvsBridge(BridgeBackend):
         status.unsecured_ports = self._unsecured(status.instance_ports)
         if uplink and self._bridge_of(uplink) == name:
             status.uplink = uplink
-            status.uplink_state = _first(self._row("Interface", uplink).link_state)
+            uplink_iface = self._row("Interface", uplink)
+            status.uplink_state = _first(uplink_iface.link_state)
+            status.uplink_mtu = _first(uplink_iface.mtu)
             status.vlan = _first(self._row("Port", uplink).tag)
         return status
 
