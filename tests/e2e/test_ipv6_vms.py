@@ -43,8 +43,7 @@ BRIDGE_TYPES = ["linuxbridge", "ovs"]
 POOLS = {"dual-stack": DUAL_STACK}
 MakeLab = Callable[..., CacheLab]  # the make_lab fixture
 FORGED_INTERFACE_ID = 0xBAD  # no MAC's EUI-64: an address no port may use
-ROGUE_PREFIX = "fd00:66::/64"
-ROGUE_PREFIX6 = ipaddress.IPv6Network(ROGUE_PREFIX)
+ROGUE_PREFIX = ipaddress.IPv6Network("fd00:66::/64")
 ROGUE_RA_SECONDS = 9  # radvd announces at once, then every 3-4 s: three advertisements
 
 
@@ -92,7 +91,7 @@ def run_pair(lab: CacheLab) -> tuple[Guest, Guest, Node]:
     wait_for(lambda: outcome(lab.report(a.name()), "PING6") is not None, "a to be up", 150)
     lab.signal_guests()  # b goes on with a up and addressed
     b_report = lab.wait_done(b.name(), 150)
-    node = Node(lab.node_ipv6_default_route(), lab.node_addresses_in(ROGUE_PREFIX))
+    node = Node(lab.node_ipv6_default_route(), lab.node_addresses_in(str(ROGUE_PREFIX)))
     a_guest = Guest(show(lab, a_port), lab.report(a.name()))
     return a_guest, Guest(show(lab, b_port), b_report), node
 
@@ -159,4 +158,4 @@ def test_without_port_security_the_forged_ipv6_traffic_gets_through(make_lab: Ma
     }, b.report
     b_link_local = str(ipv6.link_local_address(b.port["mac"]))
     assert node.default_route.startswith(f"default via {b_link_local} "), node
-    assert node.rogue_addresses == [str(ipv6.eui64_address(ROGUE_PREFIX6, lab.node_mac()))]
+    assert node.rogue_addresses == [str(ipv6.eui64_address(ROGUE_PREFIX, lab.node_mac()))]

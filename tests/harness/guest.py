@@ -261,6 +261,8 @@ def build_guest(cache_dir: Path = CACHE_DIR) -> Guest:
     module_files = [_module_file(modules, name) for name in VIRTIO_NET_MODULES]
     init = INIT.replace("__MODULES__", " ".join(VIRTIO_NET_MODULES))
     digest = hashlib.sha256(init.encode() + DHCP_SCRIPT.encode() + str(kernel).encode())
+    if not RADVD.exists():
+        raise CachenetError(f"no {RADVD}: install radvd (scripts/install.sh does)")
     libraries = shared_libraries(RADVD)
     for path in [BUSYBOX, RADVD, *libraries, *module_files]:
         digest.update(path.read_bytes())
@@ -281,8 +283,6 @@ def _module_file(modules: Path, name: str) -> Path:
 
 def shared_libraries(program: Path) -> list[Path]:
     """The shared libraries ``program`` loads (ldd), the dynamic loader included."""
-    if not program.exists():
-        raise CachenetError(f"no {program}: install the Debian package that has it")
     listed = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True)
     return [Path(p) for p in re.findall(r"(/\S+) \(0x", listed.stdout)]
 
