@@ -143,6 +143,9 @@ def test_vms_hold_their_addresses_reach_the_node_and_cannot_forge_ipv6(
     # Its router advertisements went out, and the node took neither route nor prefix.
     assert behaviour(b.report, "rogue-ra") == "announcing", b.report
     assert node == Node(default_route="", rogue_addresses=[])
+    # The compute host heard the node's advertisements too, and holds no address an
+    # instance could reach it at: `bridge ensure` turned its IPv6 off there.
+    assert lab.host_ipv6_addresses() == {lab.bridge: [], lab.uplink: []}
 
 
 def test_without_port_security_the_forged_ipv6_traffic_gets_through(make_lab: MakeLab) -> None:

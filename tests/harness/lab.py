@@ -246,6 +246,18 @@ class CacheLab:
         found = (ipaddress.IPv6Address(a) for a in re.findall(r"inet6 ([0-9a-f:]+)/", shown))
         return [str(a) for a in found if a in ipaddress.IPv6Network(prefix)]
 
+    def host_ipv6_addresses(self) -> dict[str, list[str]]:
+        """The compute host's own IPv6 addresses on its bridge and uplink (link-local
+        included): addresses an instance could reach the host at."""
+        from cachenet import hostnet
+
+        with hostnet.route() as ipr:
+            return {
+                device: [str(a) for a in hostnet.ipv6_addresses(ipr, link.index)]
+                for device in (self.bridge, self.uplink)
+                if (link := hostnet.find_link(ipr, device)) is not None
+            }
+
     def seed_node_neighbour(self, address: str, mac: str) -> None:
         """A stale entry, as if the node had talked to ``address``: ARP may override it."""
         self._node_ip("neigh", "replace", address, "lladdr", mac, "dev", f"{self.prefix}cn",
