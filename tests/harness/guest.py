@@ -58,8 +58,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cachenet.errors import CachenetError
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 # Dependency order: each module needs the ones before it.
 VIRTIO_NET_MODULES = (
@@ -349,6 +353,22 @@ def domain_xml(
     """
     from lxml import etree
 
+    cmdline = " ".join(["console=ttyS0", "quiet", "panic=-1"] +
+                       [f"cachenet.{k}={v}" for k, v in options.items()])  # fmt: skip
+    domain, _devices = kernel_domain(name, guest.kernel, guest.initrd, cmdline, console,
+                                     memory_mib, uuid)  # fmt: skip
+    return str(etree.tostring(domain, encoding="unicode", pretty_print=True))
+
+
+def kernel_domain(
+    name: str, kernel: Path, initrd: Path, cmdline: str, console: Path, memory_mib: int,
+    uuid: str | None = None,
+) -> tuple[etree._Element, etree._Element]:  # fmt: skip
+    """A test domain booting ``kernel`` directly, its serial console written to
+    ``console``, powered off for good on reboot or crash; and its ``devices``, for
+    the caller's disks and NICs."""
+    from lxml import etree
+
     # Software emulation: the guest boots in seconds, and nested KVM is not always
     # sound where this runs (seen: a KVM guest hanging before the kernel printed anything).
     domain = etree.Element("domain", type="qemu")
@@ -359,10 +379,8 @@ def domain_xml(
     etree.SubElement(domain, "vcpu").text = "1"
     os_element = etree.SubElement(domain, "os")
     etree.SubElement(os_element, "type", arch="x86_64", machine="pc").text = "hvm"
-    etree.SubElement(os_element, "kernel").text = str(guest.kernel)
-    etree.SubElement(os_element, "initrd").text = str(guest.initrd)
-    cmdline = " ".join(["console=ttyS0", "quiet", "panic=-1"] +
-                       [f"cachenet.{k}={v}" for k, v in options.items()])  # fmt: skip
+    etree.SubElement(os_element, "kernel").text = str(kernel)
+    etree.SubElement(os_element, "initrd").text = str(initrd)
     etree.SubElement(os_element, "cmdline").text = cmdline
     features = etree.SubElement(domain, "features")
     etree.SubElement(features, "acpi")  # PCI hot-plug is an ACPI affair
@@ -372,4 +390,4 @@ def domain_xml(
     serial = etree.SubElement(devices, "serial", type="file")
     etree.SubElement(serial, "source", path=str(console))
     etree.SubElement(serial, "target", port="0")
-    return str(etree.tostring(domain, encoding="unicode", pretty_print=True))
+    return domain, devices
