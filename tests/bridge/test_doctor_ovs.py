@@ -3,7 +3,6 @@ OVS (never restarted here), its uplink a veth, two plugged instance ports. Each 
 is made for real (a flow deleted, a port unprotected, the uplink down), doctor must
 name it and its fix must clear it."""
 
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from cachenet.settings import make_settings
 from cachenet.store import open_store
 from harness import netns
 from harness.doctor import cachenet, run_doctor, write_conf
+from harness.loopback import free_port
 from harness.ovs import ofctl, vsctl
 from harness.wait import wait_for
 
@@ -39,12 +39,6 @@ class Host:
         return int(vsctl("get", "Interface", device, "ofport"))
 
 
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_ofport(device):
     wait_for(lambda: int(vsctl("get", "Interface", device, "ofport") or -1) > 0,
              f"{device} to get an OpenFlow port number", 10)  # fmt: skip
@@ -55,7 +49,7 @@ def host(prefix, ovsdb, root_veth, tmp_path):
     options = dict(
         database=f"sqlite:///{tmp_path}/ports.sqlite", host="compute-1", bridge=f"{prefix}br",
         bridge_type="ovs", datapath_type="netdev", ovsdb_connection=ovsdb, uplink=root_veth,
-        openflow_listen=f"127.0.0.1:{free_tcp_port()}", device_prefix=f"{prefix}-",
+        openflow_listen=f"127.0.0.1:{free_port()}", device_prefix=f"{prefix}-",
         subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9", mtu=1400,
     )  # fmt: skip
     conf = write_conf(tmp_path / "cachenet.conf", **options)

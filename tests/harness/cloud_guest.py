@@ -30,6 +30,8 @@ from typing import Any
 from lxml import etree
 from pyroute2 import IPRoute
 
+from harness.guest import kernel_domain
+
 CACHE_ROOT = Path("/var/cache/cachenet-tests")
 SUITE = "bookworm"
 # What a Debian 12 cloud image has for networking and first boot, nothing more.
@@ -296,19 +298,9 @@ def domain_xml(
 ) -> str:  # fmt: skip
     """A domain booting the image's kernel with ``disk`` as root, the config drive as a
     second disk, one NIC on ``bridge`` (the Neutron port) and no cache NIC yet."""
-    domain = etree.Element("domain", type="qemu")  # software emulation, as the other VM tests
-    etree.SubElement(domain, "name").text = name
-    etree.SubElement(domain, "memory", unit="MiB").text = str(memory_mib)
-    etree.SubElement(domain, "vcpu").text = "1"
-    os_element = etree.SubElement(domain, "os")
-    etree.SubElement(os_element, "type", arch="x86_64", machine="pc").text = "hvm"
-    etree.SubElement(os_element, "kernel").text = str(image.kernel)
-    etree.SubElement(os_element, "initrd").text = str(image.initrd)
-    etree.SubElement(os_element, "cmdline").text = "root=/dev/vda rw console=ttyS0 quiet"
-    etree.SubElement(etree.SubElement(domain, "features"), "acpi")
-    for event in ("on_poweroff", "on_reboot", "on_crash"):
-        etree.SubElement(domain, event).text = "destroy"
-    devices = etree.SubElement(domain, "devices")
+    cmdline = "root=/dev/vda rw console=ttyS0 quiet"
+    domain, devices = kernel_domain(name, image.kernel, image.initrd, cmdline, console,
+                                    memory_mib)  # fmt: skip
     for path, target, readonly in ((disk, "vda", False), (config_drive, "vdb", True)):
         element = etree.SubElement(devices, "disk", type="file", device="disk")
         etree.SubElement(element, "driver", name="qemu", type="raw")
@@ -320,7 +312,4 @@ def domain_xml(
     etree.SubElement(nic, "mac", address=mac)
     etree.SubElement(nic, "source", bridge=bridge)
     etree.SubElement(nic, "model", type="virtio")
-    serial = etree.SubElement(devices, "serial", type="file")
-    etree.SubElement(serial, "source", path=str(console))
-    etree.SubElement(serial, "target", port="0")
     return str(etree.tostring(domain, encoding="unicode", pretty_print=True))

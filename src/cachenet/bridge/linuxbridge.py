@@ -63,7 +63,7 @@ class LinuxBridge(BridgeBackend):
         return hostnet.route(self.netns)
 
     @library_errors("setting up")
-    def ensure(self) -> list[str]:
+    def ensure(self, host_on_bridge: bool = False) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.name)
             self._check_preconditions(ipr, bridge)
@@ -74,6 +74,7 @@ class LinuxBridge(BridgeBackend):
                 changes.append(f"created Linux bridge {self.settings.name}")
             try:
                 changes += self._configure(ipr, created)
+                changes += self.host_stack_off(host_on_bridge, self.netns)
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
                     _netlink(ipr, "del", index=_index(ipr, self.settings.name))
