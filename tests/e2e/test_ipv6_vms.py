@@ -1,7 +1,8 @@
-"""Real VMs on a dual-stack cache network, on both bridge types.
+"""Real VMs on a dual-stack cache network and on an IPv6-only one, on both bridge types.
 
-Two test guests boot at once on a pool with an IPv4 subnet and an IPv6 prefix.
-Each gets its reserved IPv4 address by DHCP from the cache node, and from the
+Two test guests boot at once on a pool with an IPv4 subnet and an IPv6 prefix
+(or the prefix alone: then no DHCPv4 answers them). Each gets its reserved IPv4
+address by DHCP from the cache node, and from the
 node's router advertisements (``cachenet dhcp serve``) exactly the EUI-64
 address the store records for its port, with no IPv6 default route; it reaches
 the node on both families. One guest then tries the other (isolation) and uses
@@ -25,6 +26,7 @@ import pytest
 from cachenet import ipv6
 from harness.lab import (
     DUAL_STACK,
+    IPV6_ONLY,
     CacheLab,
     behaviour,
     ipv6_addresses_of,
@@ -40,7 +42,7 @@ from harness.wait import wait_for
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 BRIDGE_TYPES = ["linuxbridge", "ovs"]
-POOLS = {"dual-stack": DUAL_STACK}
+POOLS = {"dual-stack": DUAL_STACK, "ipv6-only": IPV6_ONLY}
 MakeLab = Callable[..., CacheLab]  # the make_lab fixture
 FORGED_INTERFACE_ID = 0xBAD  # no MAC's EUI-64: an address no port may use
 ROGUE_PREFIX = ipaddress.IPv6Network("fd00:66::/64")
@@ -117,6 +119,8 @@ def assert_addressed_and_reaching_the_node(lab: CacheLab, guest: Guest) -> None:
         assert lease_of(guest.report) == (guest.ipv4, guest.port["mac"]), guest.report
         assert server_of(guest.report) == lab.node_addresses(4)[0], guest.report
         assert outcome(guest.report, "PING") == "ok", guest.report
+    else:  # an IPv6-only pool: the port has no IPv4 address and nothing offers one
+        assert guest.ipv4 is None and lease_of(guest.report) is None, guest.report
 
 
 def forged_address(lab: CacheLab) -> str:

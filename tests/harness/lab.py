@@ -37,6 +37,7 @@ from harness.wait import WaitTimeout, wait_for
 SUBNET = "10.77.0.0/24"
 PREFIX6 = "fd00:77::/64"
 DUAL_STACK = (SUBNET, PREFIX6)  # a pool (the ``subnet`` option) with both families
+IPV6_ONLY = (PREFIX6,)
 NODE_ADDRESS = "10.77.0.1"
 GO_ADDRESS = "10.77.0.2"  # guests waiting with ``await:`` go on once it answers
 IFA_F_NODAD = 0x02  # the node's IPv6 addresses are usable at once (no one else claims them)
