@@ -42,7 +42,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # comparing against them needs no alembic import on every command.
 SCHEMA_REVISION = "0003"  # main chain head: the contracted schema
 EXPANDED_REVISION = "0002"  # main chain while expanded: what the previous release checks for
-EXPAND_REVISION = "e001"  # expand chain head
+EXPAND_REVISION = "e002"  # expand chain head
+# Every revision of the expand chain: a database part-way along it is expanded further.
+EXPAND_REVISIONS = (None, "e001", EXPAND_REVISION)
 EXPAND_VERSION_TABLE = "cachenet_expand_version"
 KNOWN_REVISIONS = (None, "0001", EXPANDED_REVISION, SCHEMA_REVISION)
 # This release's schema generation, recorded in ``hosts``; the previous release
@@ -71,7 +73,7 @@ class SchemaState:
 
     def check_known(self) -> None:
         """StoreError when a newer release moved either chain past what this one knows."""
-        if self.main not in KNOWN_REVISIONS or self.expand not in (None, EXPAND_REVISION):
+        if self.main not in KNOWN_REVISIONS or self.expand not in EXPAND_REVISIONS:
             raise StoreError(
                 f"the port store's schema (revision {self.main}, expand {self.expand}) is newer "
                 "than this cachenet's: upgrade cachenet on this host"
@@ -192,8 +194,10 @@ def _create(connection: Connection) -> None:
 
 
 def _expand(connection: Connection) -> None:
-    # An older database (0001) first reaches the previous release's schema.
-    _alembic(connection, "versions", "alembic_version", EXPANDED_REVISION)
+    # An older database (0001) first reaches the previous release's schema; one
+    # contracted already only lacks the newer expand revisions.
+    if read_state(connection).main != SCHEMA_REVISION:
+        _alembic(connection, "versions", "alembic_version", EXPANDED_REVISION)
     _alembic(connection, "expand", EXPAND_VERSION_TABLE, EXPAND_REVISION)
 
 

@@ -1,10 +1,11 @@
 """The port store: one port per instance, unique across every host sharing the database.
 
 Allocation cost does not depend on how many ports exist or on the size of the
-pool: it reads the instance's row, locks the allocator rows (one per subnet),
-takes the next fresh address index of the first subnet of the pool that has
-one left and the next MAC suffix (or, once those run out, the oldest released
-ones) and inserts. Each operation is one transaction, retried
+pool: it reads the instance's row, locks one allocator stripe of the first
+subnet of the pool with fresh addresses left (store/stripes.py: concurrent
+allocations lock different stripes), takes its next address and MAC (or,
+once those run out, the oldest released ones) and inserts. Each operation is
+one transaction, retried
 a bounded number of times on deadlocks, unique-constraint races and a server
 out of connection slots (engine.run_transaction).
 """
@@ -17,7 +18,7 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -52,13 +53,12 @@ from cachenet.identity import (
 )
 from cachenet.port import Port
 from cachenet.settings import BridgeSettings, NetworkSettings, Settings
-from cachenet.store import phases
-from cachenet.store.addresses import AddressPool, SubnetSpace
+from cachenet.store import phases, stripes
+from cachenet.store.addresses import AddressPool
 from cachenet.store.engine import make_engine, run_transaction
 from cachenet.store.notify import announce_change
 from cachenet.store.pooling import PoolOptions
 from cachenet.store.schema import (
-    allocators,
     expanded_port_events,
     expanded_ports,
     free_addresses,
@@ -82,20 +82,21 @@ DEVICE_NAME_TRIES = 16
 
 # Statements of the allocation path, built once: building them per call cost
 # more than running them.
-# Every allocator row, always in the same order: concurrent allocators queue on
-# the first and never deadlock. A host still configured with fewer subnets
-# (during a rolling restart) locks the rows it knows of, the first among them.
-_LOCK_ALLOCATORS = select(allocators).order_by(allocators.c.subnet).with_for_update()
-_UPDATE_ALLOCATOR = (
-    update(allocators)
-    .where(allocators.c.subnet == bindparam("which_subnet"))
-    .values(next_address_index=bindparam("next_address"), next_mac_suffix=bindparam("next_mac"))
-)
 _MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
 _DEVICE_IN_USE = select(ports.c.id).where(ports.c.device == bindparam("device")).limit(1)
 _UNFREE_ADDRESS = delete(free_addresses).where(free_addresses.c.address == bindparam("address"))
 _UNFREE_MAC = delete(free_macs).where(free_macs.c.mac == bindparam("mac"))
 _NEWEST_EVENT = select(func.max(port_events.c.id))
+
+
+def _oldest_released(table: Table, column: Any) -> stripes.Picks:
+    """The oldest value of a free list, locked (a concurrent reuse takes the next)."""
+    query = select(column).order_by(table.c.released_at).limit(1)
+    return stripes.first_row_locked(query, table, f"ix_{table.name}_released_at")
+
+
+_OLDEST_FREE_ADDRESS = _oldest_released(free_addresses, free_addresses.c.address)
+_OLDEST_FREE_MAC = _oldest_released(free_macs, free_macs.c.mac)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class _Layout:
     events: Table
     select_port: Select[Any]
     address_in_use: Select[Any]
+    where_candidates_are: Select[Any]
     insert_port: Insert
     insert_event: Insert
 
@@ -116,28 +118,37 @@ def _layout_of(contracted: bool) -> _Layout:
     # While expanded, every writer fills the integer column (the previous release
     # only that one): it alone tells whether an address is taken.
     taken = table.c.ip_address if contracted else table.c.address
+    address_in_use = select(table.c.id).where(taken == bindparam("address")).limit(1)
     return _Layout(
         contracted=contracted,
         ports=table,
         events=events,
         select_port=select(table).where(table.c.instance_uuid == bindparam("uuid")),
-        address_in_use=select(table.c.id).where(taken == bindparam("address")).limit(1),
+        address_in_use=address_in_use,
+        where_candidates_are=_where_candidates_are(address_in_use),
         insert_port=insert(table),
         insert_event=insert(events),
     )
 
 
+def _where_candidates_are(address_in_use: Select[Any]) -> Select[Any]:
+    """Whether a new port's candidate address and MAC are in use or in a free list, in
+    one round trip (a None candidate is nowhere): normally nowhere."""
+    return select(
+        address_in_use.exists().label("address_in_use"),
+        _MAC_IN_USE.exists().label("mac_in_use"),
+        select(free_addresses.c.address)
+        .where(free_addresses.c.address == bindparam("address_number"))
+        .exists()
+        .label("address_released"),
+        select(free_macs.c.mac)
+        .where(free_macs.c.mac == bindparam("mac"))
+        .exists()
+        .label("mac_released"),
+    )
+
+
 _LAYOUTS = {contracted: _layout_of(contracted) for contracted in (False, True)}
-
-
-@dataclass
-class _Counters:
-    """An allocation's view of the locked allocator rows."""
-
-    address: dict[str, int]  # subnet of the pool -> its next fresh address index
-    stored: set[str]  # subnets that have a row
-    mac: int  # the next fresh MAC suffix
-    changed: set[str] = field(default_factory=set)  # subnets whose index moved
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,9 @@ class PortStore:
         self.bridge = bridge  # its device prefix; its name for the expanded schema's rows
         self._phase = None if contracted is None else _LAYOUTS[contracted]
         self._mac_space = 1 << suffix_bits(network.mac_prefix)
+        # Subnets whose stripes have no fresh address left (they never get one back
+        # under this configuration): allocations start at the next subnet.
+        self._full_subnets: set[str] = set()
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -317,16 +331,16 @@ class PortStore:
         existing = self._get(conn, uuid)
         if existing is not None:
             return existing
-        counters = self._lock_allocators(conn)
-        address = self._take_address(conn, counters)
-        mac = self._take_mac(conn, counters)
-        self._save_allocators(conn, counters)
+        # Before the stripe's lock: the unique index on ports.device refuses a name
+        # another allocation took meanwhile, and the retry picks the next.
+        device = self._free_device(conn, uuid)
+        address, mac = self._take_address_and_mac(conn)
         now = _utcnow()
         port = Port(
             instance_uuid=uuid,
             mac=mac,
             address=address,
-            device=self._free_device(conn, uuid),
+            device=device,
             host=host,
             created_at=now,
         )
@@ -349,95 +363,103 @@ class PortStore:
                 return name
         raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
-    def _lock_allocators(self, conn: Connection) -> _Counters:
-        """Lock every allocator row; the pool's address counters and the MAC counter.
+    def _take_address_and_mac(self, conn: Connection) -> tuple[ipaddress.IPv4Address, str]:
+        """A fresh address and MAC of one locked stripe, else of another; the oldest
+        released ones once no stripe has a fresh one left."""
+        stripe = stripes.lock_for_address(conn, self.pool, self._full_subnets)
+        if stripe is None:  # the pool has no fresh address left
+            reused = self._reused_address(conn)
+            return reused, self._mac_elsewhere(conn)
+        address, mac = self._fresh_pair(conn, stripe, want_mac=True)
+        if address is None:  # the stripe's last ones were in use
+            address = self._address_elsewhere(conn)
+        return address, mac if mac is not None else self._mac_elsewhere(conn)
 
-        The MAC counter is pool-wide: each row keeps the high-water mark of
-        when it was last written, so the largest is the current one (rows of
-        subnets that left the pool included).
+    def _fresh_pair(
+        self, conn: Connection, stripe: stripes.Stripe, want_mac: bool
+    ) -> tuple[ipaddress.IPv4Address | None, str | None]:
+        """The stripe's next address and MAC no port holds (None: it has none left);
+        the stripe's row written back.
 
-        On Galera the locks hold on this node only: allocations on two nodes
-        both write the row of the subnet they allocate from (or insert the same
-        new row), and the later commit fails certification (error 1213), which
-        run_transaction retries like a deadlock.
+        A fresh value is in use only if the reserved ranges or the MAC prefix
+        changed since it was handed out, or the previous release's counter took it
+        (it is skipped); it is in a free list only if it was released under other
+        ones (it leaves the list). Both are looked up in one query.
         """
-        rows = conn.execute(_LOCK_ALLOCATORS).all()
-        by_subnet = {row.subnet: int(row.next_address_index) for row in rows}
-        return _Counters(
-            address={str(s.subnet): by_subnet.get(str(s.subnet), 0) for s in self.pool.spaces},
-            stored=set(by_subnet),
-            mac=max((int(row.next_mac_suffix) for row in rows), default=0),
-        )
+        address = stripe.take_address()
+        mac = self._fresh_mac(stripe) if want_mac else None
+        while address is not None or mac is not None:
+            found = conn.execute(
+                self._layout.where_candidates_are, self._candidates(address, mac)
+            ).one()
+            if not (found.address_in_use or found.mac_in_use):
+                self._unfree(conn, address if found.address_released else None,
+                             mac if found.mac_released else None)  # fmt: skip
+                break
+            if found.address_in_use:
+                address = stripe.take_address()
+            if found.mac_in_use:
+                mac = self._fresh_mac(stripe)
+        stripe.save(conn)
+        return address, mac
 
-    def _take_address(self, conn: Connection, counters: _Counters) -> ipaddress.IPv4Address:
-        """The next fresh address of the first subnet with one left, else the oldest released."""
-        for space in self.pool.spaces:
-            address = self._take_fresh(conn, space, counters)
+    def _fresh_mac(self, stripe: stripes.Stripe) -> str | None:
+        suffix = stripe.take_mac_suffix(self._mac_space)
+        return None if suffix is None else mac_from_suffix(self.mac_prefix, suffix)
+
+    def _candidates(self, address: ipaddress.IPv4Address | None, mac: str | None) -> dict[str, Any]:
+        if address is None:
+            return {"address": None, "address_number": None, "mac": mac}
+        taken = str(address) if self._layout.contracted else int(address)
+        return {"address": taken, "address_number": int(address), "mac": mac}
+
+    def _unfree(
+        self, conn: Connection, address: ipaddress.IPv4Address | None, mac: str | None
+    ) -> None:
+        """Take fresh values out of the free lists they were left in (released under
+        other reserved ranges or another prefix): not free any more."""
+        if address is not None:
+            conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
+        if mac is not None:
+            conn.execute(_UNFREE_MAC, {"mac": mac})
+
+    def _address_elsewhere(self, conn: Connection) -> ipaddress.IPv4Address:
+        """A fresh address of another stripe, else the oldest released one."""
+        while (stripe := stripes.lock_for_address(conn, self.pool, self._full_subnets)) is not None:
+            address, _ = self._fresh_pair(conn, stripe, want_mac=False)
             if address is not None:
                 return address
+        return self._reused_address(conn)
+
+    def _mac_elsewhere(self, conn: Connection) -> str:
+        """A fresh MAC of another stripe, else the oldest released one."""
+        while (stripe := stripes.lock_for_mac(conn, self.pool, self._mac_space)) is not None:
+            _, mac = self._fresh_pair(conn, stripe, want_mac=True)
+            if mac is not None:
+                return mac
+        return self._reused_mac(conn)
+
+    def _reused_address(self, conn: Connection) -> ipaddress.IPv4Address:
+        """The oldest released address still allocatable and unused."""
         while True:
-            row = conn.execute(
-                select(free_addresses.c.address).order_by(free_addresses.c.released_at).limit(1)
-            ).first()
+            row = stripes.first_unlocked(conn, _OLDEST_FREE_ADDRESS, {})
             if row is None:
                 raise SubnetExhausted(
                     f"{self.pool} is full: all {self.pool.size} allocatable addresses are in use"
                 )
-            conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
+            conn.execute(_UNFREE_ADDRESS, {"address": row.address})
             address = ipaddress.IPv4Address(row.address)
             if self.pool.is_allocatable(address) and not self._address_in_use(conn, address):
                 return address
 
-    def _take_fresh(
-        self, conn: Connection, space: SubnetSpace, counters: _Counters
-    ) -> ipaddress.IPv4Address | None:
-        """The next never-handed-out address of ``space``, or None once it has none left."""
-        key = str(space.subnet)
-        while counters.address[key] < space.size:
-            address = space.address_at(counters.address[key])
-            counters.address[key] += 1
-            counters.changed.add(key)
-            # In use only if the reserved ranges changed since it was handed out.
-            if not self._address_in_use(conn, address):
-                # Released before under other reserved ranges: not free any more.
-                conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
-                return address
-        return None
-
-    def _save_allocators(self, conn: Connection, counters: _Counters) -> None:
-        """Write back the counters that moved; a subnet's first port creates its row."""
-        # The MAC counter moved even when a released address was reused: keep it
-        # in the first subnet's row then.
-        changed = counters.changed or {str(self.pool.spaces[0].subnet)}
-        for key in sorted(changed):
-            values = {"next_address": counters.address[key], "next_mac": counters.mac}
-            if key in counters.stored:
-                conn.execute(_UPDATE_ALLOCATOR, {"which_subnet": key, **values})
-            else:  # a concurrent first insert of the same row fails here and is retried
-                conn.execute(
-                    insert(allocators).values(
-                        subnet=key,
-                        next_address_index=values["next_address"],
-                        next_mac_suffix=values["next_mac"],
-                    )
-                )
-
-    def _take_mac(self, conn: Connection, counters: _Counters) -> str:
-        """The next fresh MAC under the prefix, else the oldest released one."""
+    def _reused_mac(self, conn: Connection) -> str:
+        """The oldest released MAC still under the prefix and unused."""
         prefix = self.mac_prefix
-        while counters.mac < self._mac_space:
-            mac = mac_from_suffix(prefix, counters.mac)
-            counters.mac += 1
-            if not _in_use(conn, _MAC_IN_USE, mac=mac):
-                conn.execute(_UNFREE_MAC, {"mac": mac})  # released under another prefix
-                return mac
         while True:
-            row = conn.execute(
-                select(free_macs.c.mac).order_by(free_macs.c.released_at).limit(1)
-            ).first()
+            row = stripes.first_unlocked(conn, _OLDEST_FREE_MAC, {})
             if row is None:
                 raise StoreError(f"every MAC address under {prefix} is in use")
-            conn.execute(delete(free_macs).where(free_macs.c.mac == row.mac))
+            conn.execute(_UNFREE_MAC, {"mac": row.mac})
             if row.mac.startswith(prefix) and not _in_use(conn, _MAC_IN_USE, mac=row.mac):
                 return str(row.mac)
 

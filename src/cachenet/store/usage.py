@@ -12,12 +12,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, union
 
 from cachenet.errors import ConfigError
 from cachenet.store.addresses import SubnetSpace
 from cachenet.store.engine import run_transaction
-from cachenet.store.schema import allocators
+from cachenet.store.schema import allocator_stripes, allocators
 
 if TYPE_CHECKING:
     from cachenet.store.ports import PortStore
@@ -59,9 +59,10 @@ def _count(held: list[int], first: int, last: int) -> int:
 def refuse_removed_subnets(store: PortStore) -> None:
     """ConfigError when a subnet that left the pool still holds ports.
 
-    Every subnet ever allocated from has an allocator row; one no longer in the
-    pool must hold no port outside the pool (a port there would be neither
-    served nor listed, and its address could not be told apart from a typo).
+    Every subnet ever allocated from has allocator rows (its stripes, or the
+    previous release's row); one no longer in the pool must hold no port
+    outside the pool (a port there would be neither served nor listed, and its
+    address could not be told apart from a typo).
     The ports are read only when such a subnet exists.
     """
     removed = [s for s in run_transaction(store.engine, _allocator_subnets)
@@ -88,7 +89,8 @@ def refuse_removed_subnets(store: PortStore) -> None:
 
 def _allocator_subnets(conn: Connection) -> list[ipaddress.IPv4Network]:
     subnets = []
-    for text in conn.execute(select(allocators.c.subnet)).scalars():
+    ever = union(select(allocators.c.subnet), select(allocator_stripes.c.subnet))
+    for text in conn.execute(ever).scalars():
         try:
             subnets.append(ipaddress.IPv4Network(text))
         except ValueError:

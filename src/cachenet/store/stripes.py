@@ -1,0 +1,185 @@
+"""Allocator stripes: concurrent allocations lock different rows, not one.
+
+Every subnet of the pool has STRIPES rows in ``allocator_stripes``. Stripe k
+hands out the subnet's address indexes k, k + STRIPES, k + 2 STRIPES, ... and
+the MAC suffixes of the same residue class, each from its row's next value.
+An allocation locks one stripe with SKIP LOCKED: of the first subnet of the
+pool with fresh addresses left, the unlocked stripe with the lowest next
+index. Allocations one after another thus still fill the subnets in order,
+address after address, while concurrent ones lock different rows. (A row lock
+is held to COMMIT, on PostgreSQL until the commit is flushed to disk: with one
+allocator row, every allocation on every host waited for the previous one's
+commit.) Only when every stripe with addresses left is locked does an
+allocation wait, for the lowest.
+
+A subnet's rows are made when it is first needed, past the previous release's
+counters in ``allocators`` and past every stripe's MAC suffix: MACs are
+pool-wide, so a later subnet's stripes carry on where the earlier ones stopped.
+
+Correctness never rests on the stripes: the unique indexes of ``ports`` refuse
+a duplicate (run_transaction retries), and the caller skips a value in use
+(taken by the previous release's counter during an upgrade, or handed out
+under other reserved ranges).
+
+SQLite has one writer at a time (BEGIN IMMEDIATE) and no row locks. On Galera
+the locks hold on one node only: two nodes taking the same stripe both write
+its row and the later commit fails certification, which is retried.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, select, update
+
+from cachenet.store.addresses import AddressPool, SubnetSpace
+from cachenet.store.schema import allocator_stripes, allocators
+
+STRIPES = 16  # rows per subnet: allocations that can hold a stripe at once
+MYSQL = ("mysql", "mariadb")
+
+_stripes = allocator_stripes.c
+
+
+Picks = tuple[Select[Any], Select[Any]]
+
+
+def first_row_locked(query: Select[Any], table: Table, index: str) -> Picks:
+    """``query`` (ordered along ``index`` of ``table``, LIMIT 1) locking its row: the
+    first statement skips rows others hold, the second waits for them."""
+    # Walking the index, MariaDB locks only the row it returns (after a sort, SKIP
+    # LOCKED would lock every row it read): the planner is not left to choose.
+    for dialect in MYSQL:
+        query = query.with_hint(table, f"FORCE INDEX ({index})", dialect)
+    return query.with_for_update(skip_locked=True), query.with_for_update()
+
+
+def first_unlocked(conn: Connection, picks: Picks, params: dict[str, object]) -> Row[Any] | None:
+    """The first row nobody holds, locked; else (all held) the first row, waited for."""
+    skipping, waiting = picks
+    return conn.execute(skipping, params).first() or conn.execute(waiting, params).first()
+
+
+def _lowest(column: Any, index: str) -> Picks:
+    """The subnet's stripe with the lowest ``column`` below ``limit``."""
+    query = (
+        select(allocator_stripes)
+        .where(_stripes.subnet == bindparam("subnet"), column < bindparam("limit"))
+        .order_by(column)
+        .limit(1)
+    )
+    return first_row_locked(query, allocator_stripes, index)
+
+
+_BY_ADDRESS = _lowest(_stripes.next_address_index, "ix_allocator_stripes_next_address_index")
+_BY_MAC = _lowest(_stripes.next_mac_suffix, "ix_allocator_stripes_next_mac_suffix")
+_HAS_ROWS = select(_stripes.stripe).where(_stripes.subnet == bindparam("subnet")).limit(1)
+_SAVE = (
+    update(allocator_stripes)
+    .where(_stripes.subnet == bindparam("which_subnet"), _stripes.stripe == bindparam("which"))
+    .values(next_address_index=bindparam("next_address"), next_mac_suffix=bindparam("next_mac"))
+)
+# Where a new subnet's stripes start: past the previous release's counters and
+# past every stripe's MAC suffix.
+_STARTS = select(
+    select(allocators.c.next_address_index)
+    .where(allocators.c.subnet == bindparam("subnet"))
+    .scalar_subquery(),
+    select(func.max(allocators.c.next_mac_suffix)).scalar_subquery(),
+    select(func.max(_stripes.next_mac_suffix)).scalar_subquery(),
+)
+
+
+@dataclass
+class Stripe:
+    """One locked stripe row and what this transaction takes from it."""
+
+    subnet: str
+    number: int
+    next_address: int
+    next_mac: int
+    space: SubnetSpace | None  # None: locked for its MAC suffixes only
+
+    def take_address(self) -> ipaddress.IPv4Address | None:
+        """The stripe's next fresh address, or None when it has none left."""
+        if self.space is None or self.next_address >= self.space.size:
+            return None
+        self.next_address += STRIPES
+        return self.space.address_at(self.next_address - STRIPES)
+
+    def take_mac_suffix(self, mac_space: int) -> int | None:
+        """The stripe's next fresh MAC suffix, or None when it has none left."""
+        if self.next_mac >= mac_space:
+            return None
+        self.next_mac += STRIPES
+        return self.next_mac - STRIPES
+
+    def save(self, conn: Connection) -> None:
+        conn.execute(
+            _SAVE,
+            {"which_subnet": self.subnet, "which": self.number,
+             "next_address": self.next_address, "next_mac": self.next_mac},
+        )  # fmt: skip
+
+
+def lock_for_address(conn: Connection, pool: AddressPool, full: set[str]) -> Stripe | None:
+    """A stripe of the first subnet with fresh addresses left, locked; None when the
+    pool has none left. ``full``: subnets known to have none left, skipped; a subnet
+    found so is added (it stays so: indexes only grow)."""
+    for space in pool.spaces:
+        key = str(space.subnet)
+        if key in full:
+            continue
+        limit = {"subnet": key, "limit": space.size}
+        row = first_unlocked(conn, _BY_ADDRESS, limit)
+        if row is None and not conn.execute(_HAS_ROWS, {"subnet": key}).first():
+            _create(conn, key)  # its first allocation; a concurrent one fails and retries
+            row = first_unlocked(conn, _BY_ADDRESS, limit)
+        if row is not None:
+            return _stripe(row, space)
+        full.add(key)
+    return None
+
+
+def lock_for_mac(conn: Connection, pool: AddressPool, mac_space: int) -> Stripe | None:
+    """A stripe with fresh MAC suffixes left, locked, for an allocation that reuses a
+    released address (no fresh one is left); None when no stripe has any.
+
+    The last subnet's stripes first: made last, they carry the highest suffixes.
+    """
+    for space in reversed(pool.spaces):
+        row = first_unlocked(conn, _BY_MAC, {"subnet": str(space.subnet), "limit": mac_space})
+        if row is not None:
+            return _stripe(row, None)
+    return None
+
+
+def _stripe(row: Row[Any], space: SubnetSpace | None) -> Stripe:
+    return Stripe(
+        subnet=row.subnet,
+        number=int(row.stripe),
+        next_address=int(row.next_address_index),
+        next_mac=int(row.next_mac_suffix),
+        space=space,
+    )
+
+
+def _create(conn: Connection, subnet: str) -> None:
+    """The subnet's STRIPES rows, starting past what was handed out before them."""
+    address, old_mac, stripe_mac = conn.execute(_STARTS, {"subnet": subnet}).one()
+    mac = max(int(old_mac or 0), int(stripe_mac or 0))
+    conn.execute(
+        insert(allocator_stripes),
+        [
+            {"subnet": subnet, "stripe": k, "next_address_index": first_from(int(address or 0), k),
+             "next_mac_suffix": first_from(mac, k)}
+            for k in range(STRIPES)
+        ],
+    )  # fmt: skip
+
+
+def first_from(start: int, stripe: int) -> int:
+    """The first value from ``start`` on that belongs to ``stripe``."""
+    return start + (stripe - start) % STRIPES
