@@ -189,19 +189,30 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
             connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": SCHEMA_LOCK_NAME})
 
 
-def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+def run_transaction(
+    engine: Engine,
+    work: Callable[[Connection], T],
+    after_commit: Callable[[Connection], None] | None = None,
+) -> T:
     """``work`` in one transaction, retried while the failure is one a retry fixes.
 
     A lost unique-constraint race or a deadlock is retried after a few ms; a
     server out of connection slots (a thousand hosts at once) after a growing
     wait, so the storm spreads out instead of failing. Anything else, or
     MAX_ATTEMPTS failures, is an error for the operator.
+
+    ``after_commit`` runs on the same connection once ``work`` committed (it
+    must not fail: the transaction is done).
     """
     last: DBAPIError | None = None
     for attempt in range(MAX_ATTEMPTS):
         try:
-            with translate_errors(engine.url), engine.begin() as connection:
-                return work(connection)
+            with translate_errors(engine.url), engine.connect() as connection:
+                with connection.begin():
+                    result = work(connection)
+                if after_commit is not None:
+                    after_commit(connection)
+                return result
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.

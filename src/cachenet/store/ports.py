@@ -69,6 +69,7 @@ from cachenet.store.schema import (
 from cachenet.store.usage import refuse_removed_subnets
 
 T = TypeVar("T")
+AfterCommit = Callable[[Connection], None]
 LOG = logging.getLogger(__name__)
 
 # Events re-read below the caller's cursor: a transaction that took an event id
@@ -191,7 +192,7 @@ class PortStore:
         """The instance's port, created on first call (idempotent)."""
         uuid = canonical_uuid(instance_uuid)
         check_host(host)
-        return self._transaction(lambda conn: self._allocate(conn, uuid, host))
+        return self._write(lambda conn: self._allocate(conn, uuid, host))
 
     def address_numbers(self) -> builtins.list[int]:
         """Every port's IPv4 address as a number, sorted: what counting by range needs
@@ -218,13 +219,13 @@ class PortStore:
     def release(self, instance_uuid: str) -> Port | None:
         """Free the instance's address and MAC; None when it had no port."""
         uuid = canonical_uuid(instance_uuid)
-        return self._transaction(lambda conn: self._release(conn, uuid))
+        return self._write(lambda conn: self._release(conn, uuid))
 
     def move(self, instance_uuid: str, new_host: str) -> Port:
         """Record that the instance now runs on ``new_host``; MAC and address stay."""
         uuid = canonical_uuid(instance_uuid)
         check_host(new_host)
-        return self._transaction(lambda conn: self._move(conn, uuid, new_host))
+        return self._write(lambda conn: self._move(conn, uuid, new_host))
 
     def gc(
         self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float
@@ -265,18 +266,24 @@ class PortStore:
         assert self._phase is not None, "read in _transaction, before any statement"
         return self._phase
 
-    def _transaction(self, work: Callable[[Connection], T]) -> T:
+    def _transaction(
+        self, work: Callable[[Connection], T], after_commit: AfterCommit | None = None
+    ) -> T:
         if self._phase is None:
             self._phase = _LAYOUTS[phases.schema_state(self.engine).contracted]
         try:
-            return run_transaction(self.engine, work)
+            return run_transaction(self.engine, work, after_commit)
         except (StoreError, DBAPIError):
             # Contracted since this store was opened (a long-running process):
             # the old columns are gone. Once more with the new columns only.
             if self._layout.contracted or not self._contracted_meanwhile():
                 raise
             self._phase = _LAYOUTS[True]
-            return run_transaction(self.engine, work)
+            return run_transaction(self.engine, work, after_commit)
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work``, which may change ports, in a transaction; then listeners told."""
+        return self._transaction(work, after_commit=announce_change)
 
     def _contracted_meanwhile(self) -> bool:
         try:
@@ -559,11 +566,10 @@ class PortStore:
         return row
 
     def _log(self, conn: Connection, kind: str, port: Port) -> None:
-        """Record the change for the DHCP side, which hears of it at commit (PostgreSQL)."""
+        """Record the change for the DHCP side (told of it once committed: ``_write``)."""
         conn.execute(
             self._layout.insert_event, {"kind": kind, "created_at": _utcnow(), **self._row(port)}
         )
-        announce_change(conn)
 
 
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:

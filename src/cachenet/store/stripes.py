@@ -170,14 +170,12 @@ def _create(conn: Connection, subnet: str) -> None:
     """The subnet's STRIPES rows, starting past what was handed out before them."""
     address, old_mac, stripe_mac = conn.execute(_STARTS, {"subnet": subnet}).one()
     mac = max(int(old_mac or 0), int(stripe_mac or 0))
-    conn.execute(
-        insert(allocator_stripes),
-        [
-            {"subnet": subnet, "stripe": k, "next_address_index": first_from(int(address or 0), k),
-             "next_mac_suffix": first_from(mac, k)}
-            for k in range(STRIPES)
-        ],
-    )  # fmt: skip
+    rows = [
+        {"subnet": subnet, "stripe": k, "next_address_index": first_from(int(address or 0), k),
+         "next_mac_suffix": first_from(mac, k)}
+        for k in range(STRIPES)
+    ]  # fmt: skip
+    conn.execute(insert(allocator_stripes).values(rows))  # one statement, not one per row
 
 
 def first_from(start: int, stripe: int) -> int:
