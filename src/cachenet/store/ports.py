@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Engine,
     Insert,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -46,6 +48,7 @@ from cachenet.identity import (
     check_host,
     check_stored_mac,
     check_stored_uuid,
+    device_name,
     device_names,
     mac_from_suffix,
     shown,
@@ -108,6 +111,8 @@ class _Layout:
     ports: Table
     events: Table
     select_port: Select[Any]
+    # The instance's port, and the port holding a device name: one round trip.
+    port_or_device_holder: CompoundSelect[Any]
     address_in_use: Select[Any]
     where_candidates_are: Select[Any]
     insert_port: Insert
@@ -125,6 +130,10 @@ def _layout_of(contracted: bool) -> _Layout:
         ports=table,
         events=events,
         select_port=select(table).where(table.c.instance_uuid == bindparam("uuid")),
+        port_or_device_holder=union_all(
+            select(table).where(table.c.instance_uuid == bindparam("uuid")),
+            select(table).where(table.c.device == bindparam("device")),
+        ),
         address_in_use=address_in_use,
         where_candidates_are=_where_candidates_are(address_in_use),
         insert_port=insert(table),
@@ -293,8 +302,10 @@ class PortStore:
 
     def _get(self, conn: Connection, uuid: str, anywhere: bool = False) -> Port | None:
         row = conn.execute(self._layout.select_port, {"uuid": uuid}).first()
-        if row is None:
-            return None
+        return None if row is None else self._stored_port(row, anywhere)
+
+    def _stored_port(self, row: Row[Any], anywhere: bool = False) -> Port:
+        """The row's Port; StoreError when it is invalid."""
         try:
             return self._port(row, anywhere)
         except IdentityError as exc:
@@ -335,12 +346,17 @@ class PortStore:
         return valid
 
     def _allocate(self, conn: Connection, uuid: str, host: str) -> Port:
-        existing = self._get(conn, uuid)
+        # The instance's port, and whether its own device name is taken, in one query.
+        # (The unique index on ports.device refuses a name another allocation takes
+        # meanwhile, and the retry picks the next.)
+        device = device_name(self.bridge.device_prefix, uuid)
+        held = {"uuid": uuid, "device": device}
+        rows = conn.execute(self._layout.port_or_device_holder, held).all()
+        existing = next((row for row in rows if row.instance_uuid == uuid), None)
         if existing is not None:
-            return existing
-        # Before the stripe's lock: the unique index on ports.device refuses a name
-        # another allocation took meanwhile, and the retry picks the next.
-        device = self._free_device(conn, uuid)
+            return self._stored_port(existing)
+        if rows:
+            device = self._free_device(conn, uuid)
         address, mac = self._take_address_and_mac(conn)
         now = _utcnow()
         port = Port(
