@@ -56,7 +56,7 @@ from cachenet.identity import (
 )
 from cachenet.port import Port
 from cachenet.settings import BridgeSettings, NetworkSettings, Settings
-from cachenet.store import phases, stripes
+from cachenet.store import phases, single_counter, stripes
 from cachenet.store.addresses import AddressPool
 from cachenet.store.engine import make_engine, run_transaction
 from cachenet.store.notify import announce_change
@@ -115,6 +115,8 @@ class _Layout:
     port_or_device_holder: CompoundSelect[Any]
     address_in_use: Select[Any]
     where_candidates_are: Select[Any]
+    # The previous release's rows while it may be allocating from them, else the stripes.
+    allocator: stripes.Allocator
     insert_port: Insert
     insert_event: Insert
 
@@ -136,6 +138,7 @@ def _layout_of(contracted: bool) -> _Layout:
         ),
         address_in_use=address_in_use,
         where_candidates_are=_where_candidates_are(address_in_use),
+        allocator=stripes if contracted else single_counter,
         insert_port=insert(table),
         insert_event=insert(events),
     )
@@ -389,7 +392,7 @@ class PortStore:
     def _take_address_and_mac(self, conn: Connection) -> tuple[ipaddress.IPv4Address, str]:
         """A fresh address and MAC of one locked stripe, else of another; the oldest
         released ones once no stripe has a fresh one left."""
-        stripe = stripes.lock_for_address(conn, self.pool, self._full_subnets)
+        stripe = self._lock_for_address(conn)
         if stripe is None:  # the pool has no fresh address left
             reused = self._reused_address(conn)
             return reused, self._mac_elsewhere(conn)
@@ -398,8 +401,14 @@ class PortStore:
             address = self._address_elsewhere(conn)
         return address, mac if mac is not None else self._mac_elsewhere(conn)
 
+    def _lock_for_address(self, conn: Connection) -> stripes.Counters | None:
+        return self._layout.allocator.lock_for_address(conn, self.pool, self._full_subnets)
+
+    def _lock_for_mac(self, conn: Connection) -> stripes.Counters | None:
+        return self._layout.allocator.lock_for_mac(conn, self.pool, self._mac_space)
+
     def _fresh_pair(
-        self, conn: Connection, stripe: stripes.Stripe, want_mac: bool
+        self, conn: Connection, stripe: stripes.Counters, want_mac: bool
     ) -> tuple[ipaddress.IPv4Address | None, str | None]:
         """The stripe's next address and MAC no port holds (None: it has none left);
         the stripe's row written back.
@@ -426,7 +435,7 @@ class PortStore:
         stripe.save(conn)
         return address, mac
 
-    def _fresh_mac(self, stripe: stripes.Stripe) -> str | None:
+    def _fresh_mac(self, stripe: stripes.Counters) -> str | None:
         suffix = stripe.take_mac_suffix(self._mac_space)
         return None if suffix is None else mac_from_suffix(self.mac_prefix, suffix)
 
@@ -448,7 +457,7 @@ class PortStore:
 
     def _address_elsewhere(self, conn: Connection) -> ipaddress.IPv4Address:
         """A fresh address of another stripe, else the oldest released one."""
-        while (stripe := stripes.lock_for_address(conn, self.pool, self._full_subnets)) is not None:
+        while (stripe := self._lock_for_address(conn)) is not None:
             address, _ = self._fresh_pair(conn, stripe, want_mac=False)
             if address is not None:
                 return address
@@ -456,7 +465,7 @@ class PortStore:
 
     def _mac_elsewhere(self, conn: Connection) -> str:
         """A fresh MAC of another stripe, else the oldest released one."""
-        while (stripe := stripes.lock_for_mac(conn, self.pool, self._mac_space)) is not None:
+        while (stripe := self._lock_for_mac(conn)) is not None:
             _, mac = self._fresh_pair(conn, stripe, want_mac=True)
             if mac is not None:
                 return mac

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, select, update
 
@@ -93,28 +93,40 @@ _STARTS = select(
 
 
 @dataclass
-class Stripe:
-    """One locked stripe row and what this transaction takes from it."""
+class Counters:
+    """A locked allocator row: the next address index of ``space`` and the next MAC
+    suffix it hands out, each moving on by ``step``."""
 
-    subnet: str
-    number: int
     next_address: int
     next_mac: int
     space: SubnetSpace | None  # None: locked for its MAC suffixes only
+    step: int
 
     def take_address(self) -> ipaddress.IPv4Address | None:
-        """The stripe's next fresh address, or None when it has none left."""
+        """The row's next fresh address, or None when it has none left."""
         if self.space is None or self.next_address >= self.space.size:
             return None
-        self.next_address += STRIPES
-        return self.space.address_at(self.next_address - STRIPES)
+        self.next_address += self.step
+        return self.space.address_at(self.next_address - self.step)
 
     def take_mac_suffix(self, mac_space: int) -> int | None:
-        """The stripe's next fresh MAC suffix, or None when it has none left."""
+        """The row's next fresh MAC suffix, or None when it has none left."""
         if self.next_mac >= mac_space:
             return None
-        self.next_mac += STRIPES
-        return self.next_mac - STRIPES
+        self.next_mac += self.step
+        return self.next_mac - self.step
+
+    def save(self, conn: Connection) -> None:
+        """Write the counters back to the row."""
+        raise NotImplementedError
+
+
+@dataclass
+class Stripe(Counters):
+    """One locked stripe of a subnet."""
+
+    subnet: str
+    number: int
 
     def save(self, conn: Connection) -> None:
         conn.execute(
@@ -124,7 +136,19 @@ class Stripe:
         )  # fmt: skip
 
 
-def lock_for_address(conn: Connection, pool: AddressPool, full: set[str]) -> Stripe | None:
+class Allocator(Protocol):
+    """Which allocator row an allocation locks (stripes, or the previous release's rows)."""
+
+    def lock_for_address(
+        self, conn: Connection, pool: AddressPool, full: set[str]
+    ) -> Counters | None: ...
+
+    def lock_for_mac(
+        self, conn: Connection, pool: AddressPool, mac_space: int
+    ) -> Counters | None: ...
+
+
+def lock_for_address(conn: Connection, pool: AddressPool, full: set[str]) -> Counters | None:
     """A stripe of the first subnet with fresh addresses left, locked; None when the
     pool has none left. ``full``: subnets known to have none left, skipped; a subnet
     found so is added (it stays so: indexes only grow)."""
@@ -143,7 +167,7 @@ def lock_for_address(conn: Connection, pool: AddressPool, full: set[str]) -> Str
     return None
 
 
-def lock_for_mac(conn: Connection, pool: AddressPool, mac_space: int) -> Stripe | None:
+def lock_for_mac(conn: Connection, pool: AddressPool, mac_space: int) -> Counters | None:
     """A stripe with fresh MAC suffixes left, locked, for an allocation that reuses a
     released address (no fresh one is left); None when no stripe has any.
 
@@ -158,11 +182,12 @@ def lock_for_mac(conn: Connection, pool: AddressPool, mac_space: int) -> Stripe 
 
 def _stripe(row: Row[Any], space: SubnetSpace | None) -> Stripe:
     return Stripe(
-        subnet=row.subnet,
-        number=int(row.stripe),
         next_address=int(row.next_address_index),
         next_mac=int(row.next_mac_suffix),
         space=space,
+        step=STRIPES,
+        subnet=row.subnet,
+        number=int(row.stripe),
     )
 
 
