@@ -12,14 +12,16 @@ allocator row, every allocation on every host waited for the previous one's
 commit.) Only when every stripe with addresses left is locked does an
 allocation wait, for the lowest.
 
-A subnet's rows are made when it is first needed, past the previous release's
-counters in ``allocators`` and past every stripe's MAC suffix: MACs are
-pool-wide, so a later subnet's stripes carry on where the earlier ones stopped.
+The stripes are used once the schema is contracted; until then hosts of the
+previous release may allocate from its rows in ``allocators``, and so does
+this release (store/single_counter.py). A subnet's stripes are made when it
+is first needed, past those rows' counters and past every stripe's MAC
+suffix: MACs are pool-wide, so a later subnet's stripes carry on where the
+earlier ones stopped.
 
 Correctness never rests on the stripes: the unique indexes of ``ports`` refuse
 a duplicate (run_transaction retries), and the caller skips a value in use
-(taken by the previous release's counter during an upgrade, or handed out
-under other reserved ranges).
+(handed out under other reserved ranges or another MAC prefix).
 
 SQLite has one writer at a time (BEGIN IMMEDIATE) and no row locks. On Galera
 the locks hold on one node only: two nodes taking the same stripe both write
