@@ -160,8 +160,10 @@ def lock_for_address(conn: Connection, pool: AddressPool, full: set[str]) -> Cou
             continue
         limit = {"subnet": key, "limit": space.size}
         row = first_unlocked(conn, _BY_ADDRESS, limit)
-        if row is None and not conn.execute(_HAS_ROWS, {"subnet": key}).first():
-            _create(conn, key)  # its first allocation; a concurrent one fails and retries
+        if row is None:
+            if not conn.execute(_HAS_ROWS, {"subnet": key}).first():
+                _create(conn, key)  # its first allocation; a concurrent one fails and retries
+            # Once more: made now, by this allocation or by one that committed meanwhile.
             row = first_unlocked(conn, _BY_ADDRESS, limit)
         if row is not None:
             return _stripe(row, space)
