@@ -139,7 +139,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
                 return step(connection)
             except DBAPIError as exc:
                 if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
-                    raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
+                    raise ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
                 raise
 
     # On Galera, GET_LOCK locks one node only: a host on another node may be
@@ -151,7 +151,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
     while True:
         try:
             return run_transaction(engine, locked)
-        except _ConcurrentUpgrade as race:
+        except ConcurrentUpgrade as race:
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"the schema upgrade meets tables it did not create, and no other host's "
@@ -160,7 +160,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
         time.sleep(0.5)
 
 
-class _ConcurrentUpgrade(Exception):
+class ConcurrentUpgrade(Exception):
     """A migration met a table or index another host created meanwhile."""
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, insert, inspect, select, text, union, update
 
 from cachenet.errors import StoreError
-from cachenet.store.engine import migrate, run_transaction
+from cachenet.store.engine import ConcurrentUpgrade, migrate, run_transaction
 from cachenet.store.schema import expanded_port_events, expanded_ports, hosts
 
 if TYPE_CHECKING:
@@ -204,11 +204,20 @@ def _expand(connection: Connection) -> None:
 def _alembic(connection: Connection, chain: str, version_table: str, revision: str) -> None:
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
+    from alembic.util import CommandError
 
     config = alembic_config(chain)
     config.attributes["connection"] = connection
     config.attributes["version_table"] = version_table
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        # On Galera a host on another node moved the version on meanwhile (the
+        # schema lock holds on one node only): wait for its upgrade, as for a
+        # table it created.
+        if "expected to match one row" not in str(exc):
+            raise
+        raise ConcurrentUpgrade(str(exc)) from None
 
 
 def alembic_config(chain: str) -> Config:
