@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 libxml2-utils
   openvswitch-switch
-  dnsmasq-base busybox-static linux-image-cloud-amd64 cpio
+  dnsmasq-base busybox-static linux-image-cloud-amd64 cpio radvd
   debootstrap genisoimage
   faketime
   postgresql mariadb-server galera-4 rsync pgbouncer

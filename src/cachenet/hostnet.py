@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # Where `ip netns` (and pyroute2) keep named network namespaces.
 NETNS_RUNDIR = Path("/var/run/netns")
+SYSCTL_NET = Path("/proc/sys/net")
 IFF_UP = 0x1  # linux/if.h
 
 
@@ -77,6 +78,41 @@ def check_namespace(netns: str) -> None:
     """Refuse ``netns`` unless it is an existing named network namespace."""
     if not (NETNS_RUNDIR / netns).exists():
         raise NamespaceNotFound(f"network namespace {netns} does not exist")
+
+
+def disable_ipv6(ifname: str, netns: str | None = None) -> bool:
+    """Turn IPv6 off on ``ifname`` in ``netns``: no link-local address, none taken from
+    router advertisements. True when it changed; False when it was off already, or
+    the kernel has no IPv6 (booted with ipv6.disable=1) or no such device yet.
+
+    A sysctl (no netlink message sets it): written from inside the namespace, as
+    /proc/sys/net is the namespace of the thread that opens it.
+    """
+    knob = SYSCTL_NET / "ipv6" / "conf" / ifname / "disable_ipv6"
+    with _in_namespace(netns):
+        try:
+            if knob.read_text().strip() == "1":
+                return False
+            knob.write_text("1\n")
+        except FileNotFoundError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _in_namespace(netns: str | None) -> Iterator[None]:
+    """This thread in the network namespace ``netns`` (unchanged when None)."""
+    if netns is None:
+        yield
+        return
+    from pyroute2 import netns as namespaces
+
+    check_namespace(netns)
+    namespaces.pushns(netns)
+    try:
+        yield
+    finally:
+        namespaces.popns()
 
 
 def find_link(ipr: IPRoute, name: str) -> Link | None:

@@ -2,20 +2,13 @@
 link changes and the nftables script (Linux bridge, in a namespace), OVSDB commands and
 OpenFlow bundles (Open vSwitch)."""
 
-import socket
-
 import pytest
 
 from harness.cli import run_cachenet
+from harness.loopback import free_port
 from harness.ovs import vsctl
 
 pytestmark = pytest.mark.root
-
-
-def free_tcp_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def debug_lines(result):
@@ -45,7 +38,7 @@ def test_open_vswitch_changes_are_logged(ovsdb, prefix, root_veth, tmp_path):
     conf.write_text(
         f"[cachenet]\nbridge_type = ovs\nbridge = {prefix}br\nuplink = {root_veth}\n"
         f"datapath_type = netdev\novsdb_connection = {ovsdb}\n"
-        f"openflow_listen = 127.0.0.1:{free_tcp_port()}\n"
+        f"openflow_listen = 127.0.0.1:{free_port()}\n"
     )
     try:
         ensured = debug_lines(run_cachenet(conf, "--debug", "bridge", "ensure"))

@@ -64,7 +64,7 @@ def test_a_healthy_host_exits_0(host):
     assert found.status == 0, found.not_ok()
     assert found.not_ok() == {}
     for name in ("config", "store", "schema", "bridge", "bridge-mtu", "uplink", "port-security",
-                 "port-isolation", "libvirt", "pool"):  # fmt: skip
+                 "port-isolation", "stray-ports", "libvirt", "pool"):  # fmt: skip
         assert found.status_of(name) == "ok", (name, found.results[name])
     assert "rules of the 2 ports of compute-1 in place (2 plugged)" in found.message(
         "port-security"
@@ -126,12 +126,47 @@ def test_a_bridge_mtu_other_than_configured_is_named(host):
     assert host.doctor().status == 0
 
 
+def test_an_uplink_mtu_other_than_configured_is_named(host):
+    """The host's network configuration resetting the uplink: the bridge still says 1400."""
+    host.run("ip", "link", "set", host.uplink, "mtu", "1300")
+    found = host.doctor()
+    assert found.not_ok() == {"bridge-mtu": "fail"}
+    assert found.message("bridge-mtu") == (
+        f"{host.uplink}, the uplink of {host.bridge}, has MTU 1300, not 1400"
+    )
+    host.fix(found.fix("bridge-mtu"))
+    found = host.doctor()
+    assert found.status == 0
+    assert (
+        found.message("bridge-mtu") == f"{host.bridge} has MTU 1400 as has its uplink {host.uplink}"
+    )
+
+
+def test_instance_ports_of_no_port_of_this_host_are_named(host):
+    """One port moved to another host while its NIC stayed plugged here, one released."""
+    moved, released = host.ports
+    cachenet(host.conf, "ports", "move", moved.instance_uuid, "compute-2")
+    cachenet(host.conf, "ports", "release", released.instance_uuid)
+    found = host.doctor()
+    assert found.status_of("stray-ports") == "warn"
+    named = {  # by device name
+        moved.device: f"{moved.device} is instance {moved.instance_uuid}'s port on host compute-2",
+        released.device: f"{released.device} holds no port (released)",
+    }
+    assert found.message("stray-ports") == "; ".join(named[device] for device in sorted(named))
+    assert "cachenet ports move INSTANCE compute-1" in found.fix("stray-ports")
+    host.run("ip", "link", "del", released.device)  # the domain's NIC detached
+    cachenet(host.conf, "ports", "move", moved.instance_uuid, "compute-1")  # runs here after all
+    host.fix("cachenet bridge secure")  # the released port's rules go
+    assert host.doctor().not_ok() == {}
+
+
 def test_a_missing_bridge_is_named_and_what_depends_on_it_skipped(host):
     host.run("ip", "link", "del", host.bridge)
     found = host.doctor()
     assert found.status_of("bridge") == "fail"
     assert found.message("bridge") == f"{host.bridge} does not exist"
-    for name in ("bridge-mtu", "uplink", "port-security", "port-isolation"):
+    for name in ("bridge-mtu", "uplink", "port-security", "port-isolation", "stray-ports"):
         assert found.status_of(name) == "skipped"
     host.fix(found.fix("bridge"))
     assert host.doctor().status == 0

@@ -3,7 +3,6 @@ OVS (never restarted here), its uplink a veth, two plugged instance ports. Each 
 is made for real (a flow deleted, a port unprotected, the uplink down), doctor must
 name it and its fix must clear it."""
 
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from cachenet.settings import make_settings
 from cachenet.store import open_store
 from harness import netns
 from harness.doctor import cachenet, run_doctor, write_conf
+from harness.loopback import free_port
 from harness.ovs import ofctl, vsctl
 from harness.wait import wait_for
 
@@ -39,12 +39,6 @@ class Host:
         return int(vsctl("get", "Interface", device, "ofport"))
 
 
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_ofport(device):
     wait_for(lambda: int(vsctl("get", "Interface", device, "ofport") or -1) > 0,
              f"{device} to get an OpenFlow port number", 10)  # fmt: skip
@@ -55,8 +49,8 @@ def host(prefix, ovsdb, root_veth, tmp_path):
     options = dict(
         database=f"sqlite:///{tmp_path}/ports.sqlite", host="compute-1", bridge=f"{prefix}br",
         bridge_type="ovs", datapath_type="netdev", ovsdb_connection=ovsdb, uplink=root_veth,
-        openflow_listen=f"127.0.0.1:{free_tcp_port()}", device_prefix=f"{prefix}-",
-        subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9",
+        openflow_listen=f"127.0.0.1:{free_port()}", device_prefix=f"{prefix}-",
+        subnet="10.77.0.0/24", reserved="10.77.0.1-10.77.0.9", mtu=1400,
     )  # fmt: skip
     conf = write_conf(tmp_path / "cachenet.conf", **options)
     store = open_store(make_settings(**options))
@@ -78,9 +72,13 @@ def host(prefix, ovsdb, root_veth, tmp_path):
 def test_a_healthy_ovs_host_exits_0(host):
     found = host.doctor()
     assert found.status == 0, {n: found.results[n] for n in found.not_ok()}
-    for name in ("bridge", "uplink", "port-security", "port-isolation"):
+    for name in ("bridge", "bridge-mtu", "uplink", "port-security", "port-isolation"):
         assert found.status_of(name) == "ok", (name, found.results[name])
     assert found.message("bridge").startswith(f"{host.bridge} (ovs) exists")
+    # OVS applies mtu_request to the uplink itself (and puts it back when changed).
+    assert (
+        found.message("bridge-mtu") == f"{host.bridge} has MTU 1400 as has its uplink {host.uplink}"
+    )
 
 
 def test_a_deleted_flow_names_its_port(host):
@@ -126,3 +124,14 @@ def test_an_uplink_that_is_down_is_named(host):
     host.fix(found.fix("uplink").split(" (")[0])
     subprocess.run(["ip", "link", "set", host.uplink, "up"], check=True)  # OVS leaves it down
     assert host.doctor().status_of("uplink") == "ok"
+
+
+def test_an_instance_port_whose_port_was_released_is_named(host):
+    released = host.ports[0]
+    cachenet(host.conf, "ports", "release", released.instance_uuid)
+    found = host.doctor()
+    assert found.status_of("stray-ports") == "warn"
+    assert found.message("stray-ports") == f"{released.device} holds no port (released)"
+    vsctl("del-port", host.bridge, released.device)  # the domain's NIC detached
+    host.fix("cachenet bridge secure")  # its flows go
+    assert host.doctor().status == 0

@@ -6,10 +6,12 @@ import subprocess
 import pytest
 from pyroute2 import NetNS
 
+from cachenet import hostnet
 from cachenet.bridge.linuxbridge import LinuxBridge
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
 from harness.cli import run_cachenet
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -41,6 +43,32 @@ def test_ensure_builds_the_bridge_with_its_uplink_and_is_idempotent(ns, prefix):
     assert (status.exists, status.managed, status.mtu, status.uplink) == (
         True, True, 9000, f"{prefix}up",
     )  # fmt: skip
+
+
+def ipv6_of(ns, device):
+    """``device``'s IPv6 addresses in ``ns`` (its link-local one included)."""
+    with hostnet.route(ns) as ipr:
+        return hostnet.ipv6_addresses(ipr, hostnet.find_link(ipr, device).index)
+
+
+def test_ensure_turns_the_hosts_ipv6_off_on_the_bridge_and_uplink(ns, prefix):
+    """No address for an instance to reach the host at, not even a link-local one."""
+    bridge = backend(ns, prefix)
+    changes = bridge.ensure()
+    for device in (f"{prefix}br", f"{prefix}up"):
+        assert f"turned IPv6 off on {device} (instances cannot reach this host through it)" in (
+            changes
+        )
+        assert ipv6_of(ns, device) == []
+    assert bridge.ensure() == []
+
+
+def test_a_dhcp_node_serving_on_the_bridge_keeps_its_ipv6_there(ns, prefix):
+    bridge = backend(ns, prefix)
+    changes = bridge.ensure(host_on_bridge=True)
+    assert not any(f"IPv6 off on {prefix}br " in change for change in changes), changes
+    wait_for(lambda: ipv6_of(ns, f"{prefix}br"), "the bridge's link-local address", 5)
+    assert ipv6_of(ns, f"{prefix}up") == []
 
 
 def test_ensure_repairs_a_bridge_that_went_down(ns, prefix):
@@ -131,6 +159,7 @@ def test_command_line_ensure_status_teardown(ns, prefix, tmp_path):
     assert first.stderr == ""  # isolation and anti-spoofing hold on a Linux bridge
     assert first.returncode == 0 and f"created Linux bridge {prefix}br" in first.stdout
     assert "created nftables table bridge cachenet" in first.stdout
+    assert f"turned IPv6 off on {prefix}br " in first.stdout
     second = run_cachenet(conf, "bridge", "ensure", ns=ns)
     assert second.stdout.startswith("nothing to do")
     status = json.loads(run_cachenet(conf, "bridge", "status", "--json", ns=ns).stdout)
@@ -141,3 +170,13 @@ def test_command_line_ensure_status_teardown(ns, prefix, tmp_path):
     failed = run_cachenet(conf, "bridge", "ensure", ns=ns)
     assert failed.returncode == 2
     assert failed.stderr.strip() == f"cachenet: error: uplink {prefix}zz does not exist"
+
+
+def test_command_line_ensure_on_the_dhcp_node_serving_on_the_bridge(ns, prefix, tmp_path):
+    conf = tmp_path / "cachenet.conf"
+    conf.write_text(f"[cachenet]\nbridge = {prefix}br\nuplink = {prefix}up\n"
+                    f"dhcp_interface = {prefix}br\n")  # fmt: skip
+    done = run_cachenet(conf, "bridge", "ensure", ns=ns)
+    assert done.returncode == 0, done.stderr
+    assert f"turned IPv6 off on {prefix}up " in done.stdout
+    assert f"IPv6 off on {prefix}br " not in done.stdout  # dnsmasq announces prefixes on it

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from cachenet import hostnet
 from cachenet.bridge.ovs import OvsBridge
 from cachenet.errors import BridgeError
 from cachenet.settings import make_settings
@@ -36,6 +37,13 @@ def test_ensure_builds_the_bridge_with_a_vlan_access_uplink(ovs_bridge, prefix, 
     assert vsctl("list-ports", f"{prefix}br") == root_veth
     assert vsctl("get", "Port", root_veth, "tag") == "42"
     assert vsctl("get", "Interface", root_veth, "mtu_request") == "1450"
+    # The host's IPv6 off on the bridge's own device and the uplink: nothing to reach it at.
+    for device in (f"{prefix}br", root_veth):
+        assert f"turned IPv6 off on {device} (instances cannot reach this host through it)" in (
+            changes
+        )
+        with hostnet.route() as ipr:
+            assert hostnet.ipv6_addresses(ipr, hostnet.find_link(ipr, device).index) == []
     assert bridge.ensure() == []
     status = bridge.status()
     assert (status.exists, status.managed, status.uplink, status.vlan) == (

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from cachenet.bridge.ovs import OvsBridge
 from cachenet.port import Port
 from cachenet.settings import make_settings
 from harness import netns
+from harness.loopback import free_port
 from harness.ovs import ofctl, restart_vswitchd, vsctl
 from harness.wait import wait_for
 
@@ -33,12 +33,6 @@ A_IP, A_MAC = "10.99.0.10", "fa:17:3e:00:00:0a"
 B_IP, B_MAC = "10.99.0.11", "fa:17:3e:00:00:0b"
 SPOOFED_IP = "10.99.0.77"
 UDP_PORT = 9999
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_in(ns: str, *cmd: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -140,7 +134,7 @@ def make_net(ovsdb, prefix) -> Iterator:
             )  # fmt: skip
             options.update(overrides)
             settings = make_settings(**options)
-            listen = f"127.0.0.1:{free_tcp_port()}"
+            listen = f"127.0.0.1:{free_port()}"
             bridge = OvsBridge(settings.bridge, settings.network, listen)
             stack.callback(vsctl, "--if-exists", "del-br", f"{prefix}br")
             bridge.ensure()

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.test_ovs_port_security import free_tcp_port
 from cachenet.bridge.ovs import OvsBridge
 from cachenet.settings import make_settings
 from harness.cli import cachenet_argv, cachenet_env
+from harness.loopback import free_port
 from harness.ovs import ofctl, vsctl
 
 pytestmark = pytest.mark.root
@@ -69,7 +69,7 @@ def ensure_as_root(options, listen):
 
 
 def test_secure_ports_without_root_through_the_local_listeners(options, prefix):
-    listen = f"127.0.0.1:{free_tcp_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     ensure_as_root(options, listen)  # at boot
     assert "ptcp:6640:127.0.0.1" in vsctl("get-manager").split()
     device = f"{prefix}-aaaaaaaa"
@@ -106,7 +106,7 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
     options, prefix, readable_dir
 ):
-    listen = f"127.0.0.1:{free_tcp_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     ensure_as_root(options, listen)
     common = f"bridge_type = ovs\nbridge = {prefix}br\ndatapath_type = netdev\n"
 
@@ -114,7 +114,7 @@ def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
     assert "may not open the Open vSwitch database socket" in one_line_error(root_socket)
     assert "ovsdb_connection = tcp:127.0.0.1:6640" in one_line_error(root_socket)
 
-    unused = f"tcp:127.0.0.1:{free_tcp_port()}"
+    unused = f"tcp:127.0.0.1:{free_port()}"
     no_ovsdb = cachenet_as_nobody(
         readable_dir, common + f"ovsdb_connection = {unused}\n", "bridge", "status"
     )
@@ -122,7 +122,7 @@ def test_without_the_listeners_an_unprivileged_user_gets_one_clear_line(
 
     # OVSDB reachable, but not the OpenFlow listener the settings name (a free port:
     # the default one may belong to another bridge of this machine)
-    nobody_listens = f"openflow_listen = 127.0.0.1:{free_tcp_port()}\n"
+    nobody_listens = f"openflow_listen = 127.0.0.1:{free_port()}\n"
     no_openflow = cachenet_as_nobody(
         readable_dir,
         common + f"ovsdb_connection = {OVSDB_TCP}\n" + nobody_listens,

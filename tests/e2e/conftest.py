@@ -3,16 +3,18 @@
 import pytest
 
 from harness import netns, ovs
-from harness.lab import CacheLab
+from harness.lab import SUBNET, CacheLab
 
 
 @pytest.fixture
 def make_lab(libvirtd):
     labs = []
 
-    def make(bridge_type="linuxbridge", **extra):
+    def make(bridge_type="linuxbridge", subnets=(SUBNET,), **extra):
+        """A built lab; ``subnets``: its pool; ``extra``: more options for its config."""
         ovsdb = ovs.ensure_running() if bridge_type == "ovs" else None
-        lab = CacheLab(netns.unique_prefix(), bridge_type, ovsdb=ovsdb, libvirt_uri=libvirtd)
+        lab = CacheLab(netns.unique_prefix(), bridge_type, ovsdb=ovsdb, libvirt_uri=libvirtd,
+                       subnets=subnets)  # fmt: skip
         labs.append(lab)
         if extra:
             lab.conf.write_text(

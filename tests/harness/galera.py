@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.loopback import free_ports
 from harness.wait import wait_for
 
 PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
@@ -115,15 +115,6 @@ class Cluster:
         database = f"cn_galera_{uuid.uuid4().hex[:10]}"
         self.nodes[0].sql(f"CREATE DATABASE {database}")
         return database
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on loopback now (all held open until chosen)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def galera_or_skip() -> None:

@@ -3,9 +3,17 @@
 The guest loads the virtio network modules, asks DHCP for an address on each
 NIC, pings the cache node, and reports on its serial console in lines that
 start with ``CACHENET``; then it powers off (``reboot -f`` under
-``<on_reboot>destroy</on_reboot>``). Options come on the kernel command line:
+``<on_reboot>destroy</on_reboot>``). Its IPv4 commands touch IPv4 addresses only
+(``ip -4``): the kernel's own IPv6 addresses (link-local, SLAAC) stay. Options
+come on the kernel command line:
 
 - ``cachenet.node=A``   the cache node to ping
+- ``cachenet.node6=A``  the cache node's IPv6 address. After DHCP, wait (up to 20 s)
+                        for the kernel's SLAAC address from the router advertisements
+                        and report: ``CACHENET SLAAC after T`` (tenths of a second),
+                        ``CACHENET IPV6 nic address...`` (``none`` if none came),
+                        ``CACHENET DEFAULT6 route`` (``none`` if none was learned),
+                        ``CACHENET PING6 ok|fail`` (does A answer)
 - ``cachenet.peer=A``   another VM to ping (isolation: must fail)
 - ``cachenet.spoof=A``  after DHCP, switch to address A and ping the node again
 - ``cachenet.wait=S``   wait up to S seconds for a NIC to be hot-plugged
@@ -16,14 +24,21 @@ start with ``CACHENET``; then it powers off (``reboot -f`` under
   ``spoof-ip:A``     switch to address A, ping the node, switch back:
                      ``CACHENET spoof-ip A reach cache-node=yes|no``
   ``spoof-mac:M``    the same with MAC M: ``CACHENET spoof-mac M reach cache-node=yes|no``
-  ``reach:A[+A...]`` ping other VMs: ``CACHENET reach A=yes|no`` for each
+  ``spoof-ip6:A[+P...]`` add the IPv6 address A beside the guest's own, ping the node's
+                     IPv6 address and each P from it, remove it:
+                     ``CACHENET spoof-ip6 A reach cache-node=yes|no`` then
+                     ``CACHENET spoof-ip6 A reach P=yes|no`` for each P
+  ``reach:A[+A...]`` ping other VMs (IPv4 or IPv6): ``CACHENET reach A=yes|no`` for each
   ``pause:S``        wait S seconds
-  ``await:A``        wait (up to 2 minutes) until A answers a ping: the host's signal
-                     that it is time to go on (``CacheLab.signal_guests``)
+  ``await:A``        wait (up to 2 minutes) until A (IPv4 or IPv6) answers a ping:
+                     the host's signal that it is time to go on (``CacheLab.signal_guests``)
   ``garp:A``         keep claiming address A (gratuitous ARP requests and replies every
                      second until power-off): ``CACHENET garp A claiming``
   ``rogue-dhcp:A``   serve DHCP (busybox udhcpd, a pool from A) on the NIC until
                      power-off: ``CACHENET rogue-dhcp A serving``
+  ``rogue-ra:P``     send router advertisements (radvd, every 3-4 s until power-off)
+                     offering the prefix P for SLAAC and a default route through the
+                     guest: ``CACHENET rogue-ra P announcing``
 
 The well-behaved guest also reports which server gave its lease
 (``CACHENET SERVER nic address``) and, before DONE, the MAC its neighbour table
@@ -52,6 +67,7 @@ VIRTIO_NET_MODULES = (
     "failover", "net_failover", "virtio_net",
 )  # fmt: skip
 BUSYBOX = Path("/bin/busybox")
+RADVD = Path("/usr/sbin/radvd")  # busybox cannot send a router advertisement
 CACHE_DIR = Path("/var/lib/cachenet/guest")
 
 INIT = r"""#!/bin/busybox sh
@@ -62,7 +78,8 @@ mount -t devtmpfs devtmpfs /dev
 exec >/dev/console 2>&1
 for m in __MODULES__; do insmod /lib/modules/$m.ko; done
 arg() { sed -n "s/.*cachenet\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-NODE=$(arg node); PEER=$(arg peer); SPOOF=$(arg spoof); WAIT=$(arg wait); LINGER=$(arg linger)
+NODE=$(arg node); NODE6=$(arg node6); PEER=$(arg peer); SPOOF=$(arg spoof)
+WAIT=$(arg wait); LINGER=$(arg linger)
 echo "CACHENET BOOTED"
 nics() { ls /sys/class/net | grep -v '^lo$'; }
 configure() {
@@ -76,6 +93,9 @@ if [ -n "$WAIT" ] && [ -z "$(nics)" ]; then
 fi
 for nic in $(nics); do configure "$nic"; done
 reach() { ping -c 1 -W 1 "$1" >/dev/null 2>&1 || ping -c 3 -W 1 "$1" >/dev/null 2>&1; }
+reach_from() {
+  ping -c 1 -W 1 -I "$1" "$2" >/dev/null 2>&1 || ping -c 3 -W 1 -I "$1" "$2" >/dev/null 2>&1
+}
 if [ -n "$NODE" ]; then
   if reach "$NODE"; then echo "CACHENET PING ok"; else echo "CACHENET PING fail"; fi
 fi
@@ -85,18 +105,32 @@ if [ -n "$PEER" ]; then
 fi
 if [ -n "$SPOOF" ]; then
   nic=$(nics | head -n 1)
-  ip addr flush dev "$nic"
+  ip -4 addr flush dev "$nic"
   ip addr add "$SPOOF/${MASK:-24}" dev "$nic"
   if reach "$NODE"; then echo "CACHENET SPOOF ok"; else echo "CACHENET SPOOF fail"; fi
 fi
 NIC=$(nics | head -n 1)
+# The NIC's global IPv6 addresses once duplicate address detection is over.
+global6() {
+  ip -6 -o addr show dev "$NIC" scope global | grep -v tentative |
+    sed -n 's/.* inet6 \([0-9a-f:]*\)\/.*/\1/p'
+}
+if [ -n "$NODE6" ]; then
+  i=0
+  while [ -z "$(global6)" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+  found=$(echo $(global6)); route=$(echo $(ip -6 route show default))
+  echo "CACHENET SLAAC after $i"
+  echo "CACHENET IPV6 $NIC ${found:-none}"
+  echo "CACHENET DEFAULT6 ${route:-none}"
+  if reach "$NODE6"; then echo "CACHENET PING6 ok"; else echo "CACHENET PING6 fail"; fi
+fi
 MYMAC=$(cat /sys/class/net/$NIC/address 2>/dev/null)
 MYIP=$(ip -4 -o addr show dev "$NIC" 2>/dev/null |
   sed -n 's/.* inet \([0-9.]*\/[0-9]*\).*/\1/p' | head -n 1)
 yesno() { if "$@"; then echo yes; else echo no; fi; }
 # The neighbour cache is flushed around each identity change: the guest then ARPs
 # as its new self, which is what makes the node answer it if nothing blocks it.
-set_ip() { ip addr flush dev "$NIC"; ip addr add "$1" dev "$NIC"; ip neigh flush dev "$NIC"; }
+set_ip() { ip -4 addr flush dev "$NIC"; ip addr add "$1" dev "$NIC"; ip neigh flush dev "$NIC"; }
 set_mac() {
   ip link set "$NIC" down; ip link set "$NIC" address "$1"; ip link set "$NIC" up
   ip neigh flush dev "$NIC"
@@ -105,6 +139,21 @@ spoof_ip() {
   set_ip "$1/${MYIP#*/}"
   echo "CACHENET spoof-ip $1 reach cache-node=$(yesno reach "$NODE")"
   set_ip "$MYIP"
+}
+# The forged address goes beside the guest's own and becomes the source at once
+# (no duplicate address detection), so the guest speaks and answers neighbour
+# solicitations as it.
+spoof_ip6() {
+  forged=${1%%+*}
+  echo 0 >/proc/sys/net/ipv6/conf/$NIC/accept_dad
+  ip -6 addr add "$forged/64" dev "$NIC"
+  ip -6 neigh flush dev "$NIC"
+  echo "CACHENET spoof-ip6 $forged reach cache-node=$(yesno reach_from "$forged" "$NODE6")"
+  for a in $(echo "${1#$forged}" | tr '+' ' '); do
+    echo "CACHENET spoof-ip6 $forged reach $a=$(yesno reach_from "$forged" "$a")"
+  done
+  ip -6 addr del "$forged/64" dev "$NIC"
+  echo 1 >/proc/sys/net/ipv6/conf/$NIC/accept_dad
 }
 spoof_mac() {
   set_mac "$1"
@@ -134,6 +183,24 @@ rogue_dhcp() {
     echo "CACHENET rogue-dhcp $1 failed"
   fi
 }
+rogue_ra() {
+  printf 'interface %s {\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 4;\n' \
+    "$NIC" >/tmp/radvd.conf
+  printf ' AdvDefaultLifetime 1800;\n prefix %s { };\n};\n' "$1" >>/tmp/radvd.conf
+  # radvd refuses a configuration file unless it belongs to root and no one else may
+  # write it; it looks root up by name.
+  chmod 600 /tmp/radvd.conf
+  mkdir -p /etc && echo 'root:x:0:0:root:/:/bin/sh' >/etc/passwd
+  # In the foreground (-n) behind the shell: still running a second later, it announces.
+  radvd -n -C /tmp/radvd.conf -p /tmp/radvd.pid -m stderr >/tmp/radvd.log 2>&1 &
+  sleep 1
+  if kill -0 $! 2>/dev/null; then
+    echo "CACHENET rogue-ra $1 announcing"
+  else
+    echo "CACHENET rogue-ra $1 failed"
+    sed 's/^/CACHENET radvd: /' /tmp/radvd.log
+  fi
+}
 await() {
   i=0
   until ping -c 1 -W 1 "$1" >/dev/null 2>&1 || [ $i -ge 120 ]; do i=$((i + 1)); done
@@ -142,12 +209,14 @@ await() {
 for b in $(arg behave | tr ',' ' '); do
   case "$b" in
     spoof-ip:*) spoof_ip "${b#*:}" ;;
+    spoof-ip6:*) spoof_ip6 "${b#*:}" ;;
     spoof-mac:*) spoof_mac "${b#*:}" ;;
     reach:*) reach_peers "${b#*:}" ;;
     pause:*) sleep "${b#*:}" ;;
     await:*) await "${b#*:}" ;;
     garp:*) garp "${b#*:}" ;;
     rogue-dhcp:*) rogue_dhcp "${b#*:}" ;;
+    rogue-ra:*) rogue_ra "${b#*:}" ;;
     *) echo "CACHENET unknown behaviour $b" ;;
   esac
 done
@@ -162,7 +231,7 @@ reboot -f
 DHCP_SCRIPT = r"""#!/bin/sh
 case "$1" in
   bound|renew)
-    ip addr flush dev "$interface"
+    ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     echo "CACHENET LEASE $interface $ip $(cat /sys/class/net/$interface/address)" >/dev/console
     echo "CACHENET SERVER $interface $serverid" >/dev/console
@@ -192,13 +261,16 @@ def build_guest(cache_dir: Path = CACHE_DIR) -> Guest:
     module_files = [_module_file(modules, name) for name in VIRTIO_NET_MODULES]
     init = INIT.replace("__MODULES__", " ".join(VIRTIO_NET_MODULES))
     digest = hashlib.sha256(init.encode() + DHCP_SCRIPT.encode() + str(kernel).encode())
-    for path in [BUSYBOX, *module_files]:
+    if not RADVD.exists():
+        raise CachenetError(f"no {RADVD}: install radvd (scripts/install.sh does)")
+    libraries = shared_libraries(RADVD)
+    for path in [BUSYBOX, RADVD, *libraries, *module_files]:
         digest.update(path.read_bytes())
     initrd = cache_dir / f"initrd-{digest.hexdigest()[:16]}.gz"
     if not initrd.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cache_dir, 0o755)  # QEMU runs as an unprivileged user
-        _write_initramfs(initrd, init, module_files)
+        _write_initramfs(initrd, init, module_files, libraries)
     return Guest(kernel=kernel, initrd=initrd)
 
 
@@ -209,7 +281,15 @@ def _module_file(modules: Path, name: str) -> Path:
     return found[0]
 
 
-def _write_initramfs(target: Path, init: str, module_files: list[Path]) -> None:
+def shared_libraries(program: Path) -> list[Path]:
+    """The shared libraries ``program`` loads (ldd), the dynamic loader included."""
+    listed = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True)
+    return [Path(p) for p in re.findall(r"(/\S+) \(0x", listed.stdout)]
+
+
+def _write_initramfs(
+    target: Path, init: str, module_files: list[Path], libraries: list[Path]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for d in ("bin", "proc", "sys", "dev", "lib/modules", "tmp"):
@@ -217,6 +297,10 @@ def _write_initramfs(target: Path, init: str, module_files: list[Path]) -> None:
         # The kernel opens /dev/console for init before anything is mounted.
         os.mknod(root / "dev" / "console", 0o600 | stat.S_IFCHR, os.makedev(5, 1))
         shutil.copy(BUSYBOX, root / "bin" / "busybox")
+        shutil.copy(RADVD, root / "bin" / "radvd")
+        for library in libraries:  # where the dynamic loader looks for them
+            (root / library.relative_to("/")).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(library, root / library.relative_to("/"))
         for path in module_files:
             _copy_module(path, root / "lib" / "modules")
         for name, text in (("init", init), ("dhcp.sh", DHCP_SCRIPT)):

@@ -64,9 +64,13 @@ def tx_offload_off(dev: str, ns: str | None = None) -> None:
     subprocess.run([*prefix, "ethtool", "-K", dev, "tx", "off"], check=True, capture_output=True)
 
 
-def add_address(dev: str, address: str, prefixlen: int, ns: str | None = None) -> None:
+def add_address(
+    dev: str, address: str, prefixlen: int, ns: str | None = None, flags: int = 0
+) -> None:
+    """``flags``: IFA_F_* address flags (IFA_F_NODAD: an IPv6 address usable at once)."""
     with hostnet.route(ns) as ipr:
-        ipr.addr("add", index=_index(ipr, dev), address=address, prefixlen=prefixlen)
+        ipr.addr("add", index=_index(ipr, dev), address=address, prefixlen=prefixlen,
+                 flags=flags)  # fmt: skip
 
 
 def _index(ipr: Any, name: str) -> int:

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.pgbouncer import free_port
+from harness.loopback import free_port
 from harness.wait import wait_for
 
 BIN = Path("/usr/lib/postgresql/15/bin")

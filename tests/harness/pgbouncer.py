@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import resource
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,17 +13,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from harness.loopback import free_port
 from harness.wait import accepts_connections, wait_for
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 RUN_AS = "postgres"  # PgBouncer refuses to run as root; it drops to this user itself
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now on 127.0.0.1 (the kernel's pick)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

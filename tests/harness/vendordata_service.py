@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import urllib.error
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import start_cachenet
+from harness.loopback import free_port
 from harness.wait import accepts_connections, wait_for
 
 START_TIMEOUT = 20.0
@@ -53,12 +53,6 @@ class Service:
             self.process.kill()
             _, err = self.process.communicate()
         return err
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(path: Path, database: str, **options: str) -> Path:

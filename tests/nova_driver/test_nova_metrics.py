@@ -1,19 +1,12 @@
 """metrics_listen inside nova-compute: Nova's real compute service with cachenet's driver
 serves the port and pool metrics, which move as servers are created and deleted."""
 
-import socket
-
 from test_nova_driver import CacheNicTestBase
 
+from harness.loopback import free_port
 from harness.metrics import scrape
 
 SUBNET = {"subnet": "10.99.0.0/16"}  # the default
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class CacheNicMetricsTest(CacheNicTestBase):

@@ -4,7 +4,6 @@ are logged, the log goes where it is told, and no database password is ever in i
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -16,6 +15,7 @@ import pytest
 from harness import netns
 from harness.cli import run_cachenet, start_cachenet
 from harness.databases import _as_mariadb, fresh_database
+from harness.loopback import free_port
 from harness.sqlite_lock import HeldWriteLock
 from harness.wait import wait_for
 
@@ -157,9 +157,3 @@ def test_no_password_in_any_log_line_of_the_daemons(secret_store, tmp_path):
     everything = agent_log + vendordata_log + printed
     for form in {password, quote(password, safe=""), quote(password)}:
         assert form not in everything
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

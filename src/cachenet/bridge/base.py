@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Concatenate, ParamSpec, TypeVar
 
+from cachenet import hostnet
 from cachenet.errors import BridgeError, CachenetError, PrivilegeError, refused
 from cachenet.port import Port
 
@@ -34,6 +35,7 @@ class BridgeStatus:
     mtu: int | None = None
     uplink: str | None = None
     uplink_state: str | None = None
+    uplink_mtu: int | None = None
     vlan: int | None = None
     instance_ports: list[str] = field(default_factory=list)
     # Instance ports that can reach other instance ports (isolate_ports not applied).
@@ -72,8 +74,25 @@ class BridgeBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def ensure(self) -> list[str]:
-        """Create or fix the bridge and its uplink; returns the changes made (none: empty)."""
+    def ensure(self, host_on_bridge: bool = False) -> list[str]:
+        """Create or fix the bridge and its uplink; returns the changes made (none: empty).
+
+        The host's own IP stack is turned off on the bridge and the uplink (no
+        link-local or SLAAC address an instance could reach the host at), as
+        Neutron's Linux bridge agent does, unless ``host_on_bridge``: this host
+        serves the cache network on the bridge (``dhcp_interface`` is the bridge).
+        """
+
+    def host_stack_off(self, host_on_bridge: bool, netns: str | None = None) -> list[str]:
+        """IPv6 off on the bridge (unless ``host_on_bridge``) and on the uplink: see ensure."""
+        devices = ([] if host_on_bridge else [self.settings.name]) + [
+            name for name in (self.settings.uplink,) if name
+        ]
+        return [
+            f"turned IPv6 off on {name} (instances cannot reach this host through it)"
+            for name in devices
+            if hostnet.disable_ipv6(name, netns)
+        ]
 
     @abc.abstractmethod
     def teardown(self, force: bool = False) -> list[str]:

@@ -63,7 +63,7 @@ class LinuxBridge(BridgeBackend):
         return hostnet.route(self.netns)
 
     @library_errors("setting up")
-    def ensure(self) -> list[str]:
+    def ensure(self, host_on_bridge: bool = False) -> list[str]:
         with privilege_needed(NEEDS_ROOT_TO_ENSURE), self._ipr() as ipr:
             bridge = hostnet.find_link(ipr, self.settings.name)
             self._check_preconditions(ipr, bridge)
@@ -74,6 +74,7 @@ class LinuxBridge(BridgeBackend):
                 changes.append(f"created Linux bridge {self.settings.name}")
             try:
                 changes += self._configure(ipr, created)
+                changes += self.host_stack_off(host_on_bridge, self.netns)
             except Exception as exc:
                 if created:  # leave no half-made bridge behind
                     _netlink(ipr, "del", index=_index(ipr, self.settings.name))
@@ -154,6 +155,7 @@ class LinuxBridge(BridgeBackend):
                 if link is not None and link.master == bridge.index:
                     status.uplink = uplink
                     status.uplink_state = link.state
+                    status.uplink_mtu = link.mtu
         if status.instance_ports and not self._isolating():
             status.unisolated_ports = list(status.instance_ports)
         return status

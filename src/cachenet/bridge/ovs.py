@@ -28,7 +28,7 @@ from cachenet import hostnet, ipv6
 from cachenet.bridge import ovs_flows
 from cachenet.bridge.base import MANAGED_MARK, BridgeBackend, BridgeStatus, library_errors
 from cachenet.bridge.ovs_flows import FlowGroup, Layout, Plan, SwitchPort
-from cachenet.errors import BridgeError, PrivilegeError
+from cachenet.errors import BridgeError, PrivilegeError, privilege_needed
 from cachenet.port import Port
 from cachenet.settings import BridgeSettings, NetworkSettings
 
@@ -48,6 +48,12 @@ OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
 LOCAL_OFPORT = 65534
 ALL_KINDS = {ovs_flows.KIND_BASE, ovs_flows.KIND_CANARY, ovs_flows.KIND_PORT, ovs_flows.KIND_FLOOD}
 BASE_KINDS = {ovs_flows.KIND_BASE, ovs_flows.KIND_CANARY}
+
+
+# Turning the host's IPv6 off on the bridge is a sysctl, root's alone.
+NEEDS_ROOT_FOR_HOST_STACK = (
+    "bridge ensure needs root to turn IPv6 off on the bridge: run it as root"
+)
 
 
 class OvsBridge(BridgeBackend):
@@ -97,12 +103,16 @@ class OvsBridge(BridgeBackend):
         return f"ptcp:{port}:{host}" if scheme == "tcp" and _is_loopback(host) else None
 
     @library_errors("setting up")
-    def ensure(self) -> list[str]:
+    def ensure(self, host_on_bridge: bool = False) -> list[str]:
         self._connect_for_ensure()
         self._check_preconditions()
         changes = self._planned_changes()
         if changes:
             self._apply_ovsdb_changes()
+            # ovs-vswitchd makes the bridge's internal device after the commit.
+            _wait_for_kernel_device(self.settings.name)
+        with privilege_needed(NEEDS_ROOT_FOR_HOST_STACK):
+            changes += self.host_stack_off(host_on_bridge)
         return changes + self._ensure_base_flows()
 
     def _connect_for_ensure(self) -> None:
@@ -232,7 +242,9 @@ class OvsBridge(BridgeBackend):
         status.unsecured_ports = self._unsecured(status.instance_ports)
         if uplink and self._bridge_of(uplink) == name:
             status.uplink = uplink
-            status.uplink_state = _first(self._row("Interface", uplink).link_state)
+            uplink_iface = self._row("Interface", uplink)
+            status.uplink_state = _first(uplink_iface.link_state)
+            status.uplink_mtu = _first(uplink_iface.mtu)
             status.vlan = _first(self._row("Port", uplink).tag)
         return status
 
@@ -510,6 +522,14 @@ def _check_reachable(remote: str) -> None:
             f"cannot reach the Open vSwitch database at {remote} ({reason}): "
             "`cachenet bridge ensure` run as root adds a local TCP listener"
         ) from None
+
+
+def _wait_for_kernel_device(name: str, timeout: float = 5.0) -> None:
+    """Until ``name`` exists as a kernel device, ``timeout`` seconds at most (a
+    bridge of a datapath without kernel devices, DPDK's, never gets one)."""
+    deadline = time.monotonic() + timeout
+    while _kernel_kind(name) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _kernel_kind(name: str) -> str | None:

@@ -21,7 +21,9 @@ def ensure(cli: CliContext) -> None:
     safe to run at every boot."""
     bridge = cli.settings.bridge
     backend = backend_for(bridge, cli.settings.network)
-    emit_lines(backend.ensure(), f"{bridge.name} is already as configured")
+    # A DHCP node serving on the bridge keeps its addresses there; others are unreachable.
+    host_on_bridge = cli.settings.dhcp.interface == bridge.name
+    emit_lines(backend.ensure(host_on_bridge), f"{bridge.name} is already as configured")
 
 
 @bridge.command()

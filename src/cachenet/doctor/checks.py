@@ -252,7 +252,13 @@ def check_mtu(host: Host) -> Result:
         return Result(
             "bridge-mtu", FAIL, f"{status.bridge} has MTU {status.mtu}, not {wanted}", FIX_BRIDGE
         )
-    return Result("bridge-mtu", OK, f"{status.bridge} has MTU {wanted}")
+    # The uplink's own MTU (reset by the host's network configuration, say) drops
+    # every larger frame to and from the cache nodes while the bridge looks right.
+    if status.uplink is not None and status.uplink_mtu != wanted:
+        found = f"{status.uplink}, the uplink of {status.bridge}, has MTU {status.uplink_mtu}"
+        return Result("bridge-mtu", FAIL, f"{found}, not {wanted}", FIX_BRIDGE)
+    on_uplink = f" as has its uplink {status.uplink}" if status.uplink is not None else ""
+    return Result("bridge-mtu", OK, f"{status.bridge} has MTU {wanted}{on_uplink}")
 
 
 def check_uplink(host: Host) -> Result:
@@ -306,6 +312,30 @@ def check_isolation(host: Host) -> Result:
             "port-isolation", FAIL, f"can reach other instances: {listed}", FIX_PORT_SECURITY
         )
     return Result("port-isolation", OK, f"{len(status.instance_ports)} instance ports isolated")
+
+
+def check_stray_ports(host: Host) -> Result:
+    """Instance ports on the bridge holding no port of this host: the port was moved
+    to another host while its instance stayed (or the reverse), or released while
+    the domain kept its NIC. This host has no rules for them, and the store would
+    hand their address or MAC to another instance."""
+    status = host.bridge_status
+    mine = {port.device for port in host.host_ports}
+    stray = sorted(set(status.instance_ports) - mine)
+    if not stray:
+        found = f"every instance port on {status.bridge} holds a port of this host"
+        return Result("stray-ports", OK, found)
+    by_device = {port.device: port for port in host.store.list()}
+    found = "; ".join(_stray_port(device, by_device.get(device)) for device in stray)
+    fix = (f"if the instance runs here: cachenet ports move INSTANCE {host.settings.store.host}; "
+           "if it is gone: detach its interface (virsh detach-interface)")  # fmt: skip
+    return Result("stray-ports", WARN, found, fix)
+
+
+def _stray_port(device: str, owner: Port | None) -> str:
+    if owner is None:
+        return f"{device} holds no port (released)"
+    return f"{device} is instance {owner.instance_uuid}'s port on host {owner.host}"
 
 
 # --- libvirt, DHCP -------------------------------------------------------------------
@@ -389,6 +419,7 @@ CHECKS: dict[str, Callable[[Host], Result]] = {
     "uplink": check_uplink,
     "port-security": check_port_security,
     "port-isolation": check_isolation,
+    "stray-ports": check_stray_ports,
     "libvirt": check_libvirt,
     "dnsmasq": check_dnsmasq,
     "reservations": check_reservations,

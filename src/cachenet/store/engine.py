@@ -285,6 +285,12 @@ _TRANSIENT_CODES |= {"57P01", "57P02", "57P03", "25006"}
 # MariaDB 1684: a table skipped while concurrent DDL changes it (on Galera, a
 # schema upgrade made on another node is applied under this host's reads).
 _TRANSIENT_CODES |= {1684}
+# MariaDB's side of a server lost mid-transaction (2006 gone away, 2013 lost
+# connection: PostgreSQL's "server closed the connection"), and a Galera node
+# that left the primary component (1047, "WSREP has not yet prepared node"):
+# behind a proxy, the next connection reaches a node that serves. A server that
+# refuses connections (2003) is down, not transient: that is reported at once.
+_TRANSIENT_CODES |= {2006, 2013, 1047}
 _TRANSIENT_MESSAGES = (
     "database is locked",
     "deadlock",

@@ -129,12 +129,13 @@ def upgrade(engine: Engine, upgraded_hosts: Iterable[str] = ()) -> str:
     """``cachenet db upgrade``: apply the next pending phase; which one it was.
 
     ``upgraded_hosts``: hosts the operator says run this release or are gone
-    (recorded first, so that they do not hold the contract back).
+    (recorded first, so that they do not hold the contract back; kept when the
+    contract is refused for other hosts, so a later run need not name them again).
     Raises ContractRefused while a host of an older release is seen.
     """
     marked = list(upgraded_hosts)
 
-    def step(connection: Connection) -> str:
+    def step(connection: Connection) -> str | list[str]:
         state = read_state(connection)
         state.check_known()
         if state.main is None:
@@ -150,15 +151,18 @@ def upgrade(engine: Engine, upgraded_hosts: Iterable[str] = ()) -> str:
             return NOTHING
         older = older_hosts(connection)
         if older:
-            raise ContractRefused(
-                f"the contract phase waits for {len(older)} host{'s' if len(older) > 1 else ''} "
-                f"still seen with an older cachenet: {', '.join(older)} (upgrade them and let "
-                "each open the store, or name a host that is gone with --upgraded-host)"
-            )
+            return older  # refused after the commit, which keeps the hosts just marked
         _alembic(connection, "versions", "alembic_version", SCHEMA_REVISION)
         return CONTRACT
 
-    return migrate(engine, step)
+    applied = migrate(engine, step)
+    if isinstance(applied, list):
+        raise ContractRefused(
+            f"the contract phase waits for {len(applied)} host{'s' if len(applied) > 1 else ''} "
+            f"still seen with an older cachenet: {', '.join(applied)} (upgrade them and let "
+            "each open the store, or name a host that is gone with --upgraded-host)"
+        )
+    return applied
 
 
 def older_hosts(connection: Connection) -> list[str]:

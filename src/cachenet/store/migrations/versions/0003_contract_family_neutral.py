@@ -24,16 +24,19 @@ BACKFILL_BATCH = 1000  # rows updated per statement batch
 
 def upgrade() -> None:
     for table in ("ports", "port_events"):
-        # Done already: MariaDB commits each statement at once, so a contract
-        # that stopped half-way (or another Galera node's) may have done it.
-        if "address" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}:
-            continue
-        _backfill(table)
+        # Each step is skipped when done: MariaDB commits each statement at once,
+        # so a contract that stopped half-way (or another Galera node's) may have
+        # done some of them. A leftover NOT NULL ``bridge`` would fail every insert.
+        columns = {c["name"]: c for c in sa.inspect(op.get_bind()).get_columns(table)}
+        if "address" in columns:
+            _backfill(table)
         # SQLite cannot drop or alter a column in place: batch mode copies the table.
         with op.batch_alter_table(table) as batch:
-            batch.alter_column("ip_address", existing_type=ADDRESS, nullable=False)
-            batch.drop_column("address")
-            batch.drop_column("bridge")
+            if columns["ip_address"]["nullable"]:
+                batch.alter_column("ip_address", existing_type=ADDRESS, nullable=False)
+            for old in ("address", "bridge"):
+                if old in columns:
+                    batch.drop_column(old)
 
 
 def downgrade() -> None:
