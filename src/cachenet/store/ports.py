@@ -3,11 +3,12 @@
 Allocation cost does not depend on how many ports exist or on the size of the
 pool: it reads the instance's row, locks one allocator stripe of the first
 subnet of the pool with fresh addresses left (store/stripes.py: concurrent
-allocations lock different stripes), takes its next address and MAC (or,
+allocations lock different stripes; while the schema is expanded, the previous
+release's rows, store/single_counter.py), takes its next address and MAC (or,
 once those run out, the oldest released ones) and inserts. Each operation is
-one transaction, retried
-a bounded number of times on deadlocks, unique-constraint races and a server
-out of connection slots (engine.run_transaction).
+one transaction, retried a bounded number of times on deadlocks,
+unique-constraint races and a server out of connection slots
+(engine.run_transaction).
 """
 
 from __future__ import annotations
