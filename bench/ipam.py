@@ -13,6 +13,10 @@ connections against a connection per operation, and a storm through PgBouncer.
    common start to the last allocation, with the store's pooled engine and with
    the anchor, a connection per operation (NullPool, what cachenet did before),
    rounds interleaved; duplicate MACs and addresses. Target: under 2 s pooled.
+   Beside them the one-lock floor: the same processes, each "allocation" only
+   a counter row locked, updated and a row inserted, committed (the least a
+   design serialising every allocation on one row lock held to COMMIT costs
+   on this machine; the allocator stripes let allocations run below it).
 3. One allocation's latency, pooled against NullPool, samples interleaved.
 4. A storm: --storm hosts (threads in 4 processes, each with its own engine,
    as separate compute nodes have) allocate one port each at the same instant
@@ -37,7 +41,19 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -164,6 +180,45 @@ def parallel_seconds(url: str, engine_kind: str, processes: int, total: int) -> 
     return elapsed, duplicates
 
 
+_floor = MetaData()
+_COUNTER = Table("bench_floor_counter", _floor, Column("id", Integer, primary_key=True),
+                 Column("value", BigInteger, nullable=False))  # fmt: skip
+_ROWS = Table("bench_floor_rows", _floor, Column("id", Integer, primary_key=True),
+              Column("value", String(36), nullable=False, unique=True))  # fmt: skip
+
+
+def _floor_worker(args: tuple[str, int]) -> tuple[float, float]:
+    """Lock the counter row, update it, insert a row, commit; ``count`` times."""
+    url, count = args
+    engine = create_engine(url, isolation_level="READ COMMITTED")
+    engine.connect().close()  # connected before the start, as the stores are
+    _started.wait()  # type: ignore[attr-defined]
+    began = time.time()
+    for _ in range(count):
+        with engine.begin() as conn:
+            value = conn.execute(select(_COUNTER.c.value).with_for_update()).scalar_one()
+            conn.execute(update(_COUNTER).values(value=value + 1))
+            conn.execute(insert(_ROWS).values(value=str(uuid.uuid4())))
+    ended = time.time()
+    engine.dispose()
+    return began, ended
+
+
+def floor_seconds(url: str, processes: int, total: int) -> float:
+    """Seconds for ``processes`` to run ``total`` lock+update+insert+commit in all."""
+    engine = create_engine(url)
+    _floor.drop_all(engine)
+    _floor.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(_COUNTER).values(id=1, value=0))
+    engine.dispose()
+    shares = [(url, total // processes + (i < total % processes)) for i in range(processes)]
+    barrier = SPAWN.Barrier(processes)
+    with SPAWN.Pool(processes, initializer=_join, initargs=(barrier,)) as pool:
+        results = pool.map(_floor_worker, shares, chunksize=1)
+    return max(r[1] for r in results) - min(r[0] for r in results)
+
+
 def parallel(processes: int, total: int, rounds: int) -> None:
     seconds: dict[tuple[str, str], list[float]] = {}
     duplicates = 0
@@ -175,13 +230,20 @@ def parallel(processes: int, total: int, rounds: int) -> None:
                     took, twice = parallel_seconds(urls[server], engine_kind, processes, total)
                     seconds.setdefault((server, engine_kind), []).append(took)
                     duplicates += twice
+                floor = floor_seconds(urls[server], processes, total)
+                seconds.setdefault((server, "floor"), []).append(floor)
     print(f"\n{processes} processes, {total} allocations in all (median of {rounds} rounds):")
-    print(f"  {'server':<11} {'pooled':>9} {'NullPool':>9}  target")
+    print(f"  {'server':<11} {'pooled':>9} {'NullPool':>9} {'floor':>9}  target")
     for server in SERVERS:
-        pooled, anchor = (statistics.median(seconds[server, kind]) for kind in ENGINES)
+        pooled, anchor, floor = (
+            statistics.median(seconds[server, kind]) for kind in (*ENGINES, "floor")
+        )
         gain = anchor / pooled
-        print(f"  {server:<11} {pooled:8.2f}s {anchor:8.2f}s  < 2 s pooled (x{gain:.1f})")
+        print(f"  {server:<11} {pooled:8.2f}s {anchor:8.2f}s {floor:8.2f}s  "
+              f"< 2 s pooled (x{gain:.1f})")  # fmt: skip
     print(f"  duplicate MACs + addresses: {duplicates}")
+    print("  floor: one row lock for all, each only that row updated and a row inserted, "
+          "committed")  # fmt: skip
 
 
 def latency(samples: int) -> None:

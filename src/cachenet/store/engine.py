@@ -139,7 +139,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
                 return step(connection)
             except DBAPIError as exc:
                 if _orig_code(exc) in _CREATED_BY_ANOTHER_HOST:
-                    raise _ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
+                    raise ConcurrentUpgrade(_reason(exc, _plain(engine.url))) from None
                 raise
 
     # On Galera, GET_LOCK locks one node only: a host on another node may be
@@ -151,7 +151,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
     while True:
         try:
             return run_transaction(engine, locked)
-        except _ConcurrentUpgrade as race:
+        except ConcurrentUpgrade as race:
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"the schema upgrade meets tables it did not create, and no other host's "
@@ -160,7 +160,7 @@ def migrate(engine: Engine, step: Callable[[Connection], T]) -> T:
         time.sleep(0.5)
 
 
-class _ConcurrentUpgrade(Exception):
+class ConcurrentUpgrade(Exception):
     """A migration met a table or index another host created meanwhile."""
 
 
@@ -189,19 +189,30 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
             connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": SCHEMA_LOCK_NAME})
 
 
-def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+def run_transaction(
+    engine: Engine,
+    work: Callable[[Connection], T],
+    after_commit: Callable[[Connection], None] | None = None,
+) -> T:
     """``work`` in one transaction, retried while the failure is one a retry fixes.
 
     A lost unique-constraint race or a deadlock is retried after a few ms; a
     server out of connection slots (a thousand hosts at once) after a growing
     wait, so the storm spreads out instead of failing. Anything else, or
     MAX_ATTEMPTS failures, is an error for the operator.
+
+    ``after_commit`` runs on the same connection once ``work`` committed (it
+    must not fail: the transaction is done).
     """
     last: DBAPIError | None = None
     for attempt in range(MAX_ATTEMPTS):
         try:
-            with translate_errors(engine.url), engine.begin() as connection:
-                return work(connection)
+            with translate_errors(engine.url), engine.connect() as connection:
+                with connection.begin():
+                    result = work(connection)
+                if after_commit is not None:
+                    after_commit(connection)
+                return result
         except IntegrityError as exc:
             # Another host inserted the same instance, address or MAC first:
             # the next attempt sees its row and skips or returns it.

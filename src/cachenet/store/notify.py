@@ -1,10 +1,16 @@
 """Change notifications on PostgreSQL: every write announces itself, ``dhcp serve`` listens.
 
-A transaction that changes ports (allocate, release, move) runs ``pg_notify``;
-PostgreSQL delivers the notification when, and only if, it commits, to every
-session then listening on CHANNEL. The notification carries nothing: it only
-says "look at the change log now", so a listener reads the store exactly as
-its poll does, and a lost, duplicated or forged notification costs one look.
+Once a transaction that may have changed ports (allocate, release, move)
+commits, the store runs ``pg_notify`` in a transaction of its own; PostgreSQL
+delivers the notification to every session then listening on CHANNEL. The
+notification carries nothing: it only says "look at the change log now", so a
+listener reads the store exactly as its poll does, and a lost, duplicated or
+forged notification costs one look.
+
+Not inside the change's transaction: PostgreSQL serialises notifying
+transactions on one lock held until their commit is flushed to disk, which
+made every allocation on every host one queue again. The notification's own
+transaction does not wait for the flush (nothing in it needs to be durable).
 
 MariaDB and SQLite have no such thing: their followers poll. A listener also
 polls, more slowly, as a safety net: LISTEN needs a session of its own, which
@@ -27,13 +33,24 @@ LOG = logging.getLogger(__name__)
 CHANNEL = "cachenet_ports"
 APPLICATION_NAME = "cachenet-dhcp-listener"  # how the session shows in pg_stat_activity
 RECONNECT_EVERY = 1.0  # seconds between attempts to listen again after losing the session
-_ANNOUNCE = text(f"SELECT pg_notify('{CHANNEL}', '')")
+# One statement in a transaction of its own: its commit returns before the flush.
+_ANNOUNCE = text(
+    f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
+)
 
 
 def announce_change(conn: Connection) -> None:
-    """Tell listeners, at commit, that this transaction changed ports (PostgreSQL only)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_ANNOUNCE)
+    """Tell listeners that ports changed in the transaction ``conn`` just committed
+    (PostgreSQL only; see store.engine.run_transaction's ``after_commit``).
+
+    A failure is only logged: the change is committed, and listeners poll too.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    try:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(_ANNOUNCE)
+    except DBAPIError as exc:
+        LOG.debug("could not announce a change of the port store (%s)", type(exc.orig).__name__)
 
 
 class ChangeListener:

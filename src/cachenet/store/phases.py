@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, insert, inspect, select, text, union, update
 
 from cachenet.errors import StoreError
-from cachenet.store.engine import migrate, run_transaction
+from cachenet.store.engine import ConcurrentUpgrade, migrate, run_transaction
 from cachenet.store.schema import expanded_port_events, expanded_ports, hosts
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # comparing against them needs no alembic import on every command.
 SCHEMA_REVISION = "0003"  # main chain head: the contracted schema
 EXPANDED_REVISION = "0002"  # main chain while expanded: what the previous release checks for
-EXPAND_REVISION = "e001"  # expand chain head
+EXPAND_REVISION = "e002"  # expand chain head
+# Every revision of the expand chain: a database part-way along it is expanded further.
+EXPAND_REVISIONS = (None, "e001", EXPAND_REVISION)
 EXPAND_VERSION_TABLE = "cachenet_expand_version"
 KNOWN_REVISIONS = (None, "0001", EXPANDED_REVISION, SCHEMA_REVISION)
 # This release's schema generation, recorded in ``hosts``; the previous release
@@ -71,7 +73,7 @@ class SchemaState:
 
     def check_known(self) -> None:
         """StoreError when a newer release moved either chain past what this one knows."""
-        if self.main not in KNOWN_REVISIONS or self.expand not in (None, EXPAND_REVISION):
+        if self.main not in KNOWN_REVISIONS or self.expand not in EXPAND_REVISIONS:
             raise StoreError(
                 f"the port store's schema (revision {self.main}, expand {self.expand}) is newer "
                 "than this cachenet's: upgrade cachenet on this host"
@@ -196,19 +198,30 @@ def _create(connection: Connection) -> None:
 
 
 def _expand(connection: Connection) -> None:
-    # An older database (0001) first reaches the previous release's schema.
-    _alembic(connection, "versions", "alembic_version", EXPANDED_REVISION)
+    # An older database (0001) first reaches the previous release's schema; one
+    # contracted already only lacks the newer expand revisions.
+    if read_state(connection).main != SCHEMA_REVISION:
+        _alembic(connection, "versions", "alembic_version", EXPANDED_REVISION)
     _alembic(connection, "expand", EXPAND_VERSION_TABLE, EXPAND_REVISION)
 
 
 def _alembic(connection: Connection, chain: str, version_table: str, revision: str) -> None:
     # Imported here: alembic costs every command a fifth of a second to import.
     from alembic import command
+    from alembic.util import CommandError
 
     config = alembic_config(chain)
     config.attributes["connection"] = connection
     config.attributes["version_table"] = version_table
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        # On Galera a host on another node moved the version on meanwhile (the
+        # schema lock holds on one node only): wait for its upgrade, as for a
+        # table it created.
+        if "expected to match one row" not in str(exc):
+            raise
+        raise ConcurrentUpgrade(str(exc)) from None
 
 
 def alembic_config(chain: str) -> Config:

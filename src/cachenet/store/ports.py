@@ -1,12 +1,14 @@
 """The port store: one port per instance, unique across every host sharing the database.
 
 Allocation cost does not depend on how many ports exist or on the size of the
-pool: it reads the instance's row, locks the allocator rows (one per subnet),
-takes the next fresh address index of the first subnet of the pool that has
-one left and the next MAC suffix (or, once those run out, the oldest released
-ones) and inserts. Each operation is one transaction, retried
-a bounded number of times on deadlocks, unique-constraint races and a server
-out of connection slots (engine.run_transaction).
+pool: it reads the instance's row, locks one allocator stripe of the first
+subnet of the pool with fresh addresses left (store/stripes.py: concurrent
+allocations lock different stripes; while the schema is expanded, the previous
+release's rows, store/single_counter.py), takes its next address and MAC (or,
+once those run out, the oldest released ones) and inserts. Each operation is
+one transaction, retried a bounded number of times on deadlocks,
+unique-constraint races and a server out of connection slots
+(engine.run_transaction).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Engine,
     Insert,
@@ -33,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -45,6 +49,7 @@ from cachenet.identity import (
     check_host,
     check_stored_mac,
     check_stored_uuid,
+    device_name,
     device_names,
     mac_from_suffix,
     shown,
@@ -52,13 +57,12 @@ from cachenet.identity import (
 )
 from cachenet.port import Port
 from cachenet.settings import BridgeSettings, NetworkSettings, Settings
-from cachenet.store import ipv6_only, phases
-from cachenet.store.addresses import AddressPool, SubnetSpace
+from cachenet.store import ipv6_only, phases, single_counter, stripes
+from cachenet.store.addresses import AddressPool
 from cachenet.store.engine import make_engine, run_transaction
 from cachenet.store.notify import announce_change
 from cachenet.store.pooling import PoolOptions
 from cachenet.store.schema import (
-    allocators,
     expanded_port_events,
     expanded_ports,
     free_addresses,
@@ -69,6 +73,7 @@ from cachenet.store.schema import (
 from cachenet.store.usage import refuse_removed_subnets
 
 T = TypeVar("T")
+AfterCommit = Callable[[Connection], None]
 LOG = logging.getLogger(__name__)
 
 # Events re-read below the caller's cursor: a transaction that took an event id
@@ -82,20 +87,21 @@ DEVICE_NAME_TRIES = 16
 
 # Statements of the allocation path, built once: building them per call cost
 # more than running them.
-# Every allocator row, always in the same order: concurrent allocators queue on
-# the first and never deadlock. A host still configured with fewer subnets
-# (during a rolling restart) locks the rows it knows of, the first among them.
-_LOCK_ALLOCATORS = select(allocators).order_by(allocators.c.subnet).with_for_update()
-_UPDATE_ALLOCATOR = (
-    update(allocators)
-    .where(allocators.c.subnet == bindparam("which_subnet"))
-    .values(next_address_index=bindparam("next_address"), next_mac_suffix=bindparam("next_mac"))
-)
 _MAC_IN_USE = select(ports.c.id).where(ports.c.mac == bindparam("mac")).limit(1)
 _DEVICE_IN_USE = select(ports.c.id).where(ports.c.device == bindparam("device")).limit(1)
 _UNFREE_ADDRESS = delete(free_addresses).where(free_addresses.c.address == bindparam("address"))
 _UNFREE_MAC = delete(free_macs).where(free_macs.c.mac == bindparam("mac"))
 _NEWEST_EVENT = select(func.max(port_events.c.id))
+
+
+def _oldest_released(table: Table, column: Any) -> stripes.Picks:
+    """The oldest value of a free list, locked (a concurrent reuse takes the next)."""
+    query = select(column).order_by(table.c.released_at).limit(1)
+    return stripes.first_row_locked(query, table, f"ix_{table.name}_released_at")
+
+
+_OLDEST_FREE_ADDRESS = _oldest_released(free_addresses, free_addresses.c.address)
+_OLDEST_FREE_MAC = _oldest_released(free_macs, free_macs.c.mac)
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,12 @@ class _Layout:
     ports: Table
     events: Table
     select_port: Select[Any]
+    # The instance's port, and the port holding a device name: one round trip.
+    port_or_device_holder: CompoundSelect[Any]
     address_in_use: Select[Any]
+    where_candidates_are: Select[Any]
+    # The previous release's rows while it may be allocating from them, else the stripes.
+    allocator: stripes.Allocator
     insert_port: Insert
     insert_event: Insert
 
@@ -116,28 +127,42 @@ def _layout_of(contracted: bool) -> _Layout:
     # While expanded, every writer fills the integer column (the previous release
     # only that one): it alone tells whether an address is taken.
     taken = table.c.ip_address if contracted else table.c.address
+    address_in_use = select(table.c.id).where(taken == bindparam("address")).limit(1)
     return _Layout(
         contracted=contracted,
         ports=table,
         events=events,
         select_port=select(table).where(table.c.instance_uuid == bindparam("uuid")),
-        address_in_use=select(table.c.id).where(taken == bindparam("address")).limit(1),
+        port_or_device_holder=union_all(
+            select(table).where(table.c.instance_uuid == bindparam("uuid")),
+            select(table).where(table.c.device == bindparam("device")),
+        ),
+        address_in_use=address_in_use,
+        where_candidates_are=_where_candidates_are(address_in_use),
+        allocator=stripes if contracted else single_counter,
         insert_port=insert(table),
         insert_event=insert(events),
     )
 
 
+def _where_candidates_are(address_in_use: Select[Any]) -> Select[Any]:
+    """Whether a new port's candidate address and MAC are in use or in a free list, in
+    one round trip (a None candidate is nowhere): normally nowhere."""
+    return select(
+        address_in_use.exists().label("address_in_use"),
+        _MAC_IN_USE.exists().label("mac_in_use"),
+        select(free_addresses.c.address)
+        .where(free_addresses.c.address == bindparam("address_number"))
+        .exists()
+        .label("address_released"),
+        select(free_macs.c.mac)
+        .where(free_macs.c.mac == bindparam("mac"))
+        .exists()
+        .label("mac_released"),
+    )
+
+
 _LAYOUTS = {contracted: _layout_of(contracted) for contracted in (False, True)}
-
-
-@dataclass
-class _Counters:
-    """An allocation's view of the locked allocator rows."""
-
-    address: dict[str, int]  # subnet of the pool -> its next fresh address index
-    stored: set[str]  # subnets that have a row
-    mac: int  # the next fresh MAC suffix
-    changed: set[str] = field(default_factory=set)  # subnets whose index moved
 
 
 @dataclass(frozen=True)
@@ -168,9 +193,14 @@ class PortStore:
         self.bridge = bridge  # its device prefix; its name for the expanded schema's rows
         self._phase = None if contracted is None else _LAYOUTS[contracted]
         self._mac_space = 1 << suffix_bits(network.mac_prefix)
-        # The allocator row keeping the MAC counter when no address index moved: the
-        # first subnet's, or on an IPv6-only pool the first prefix's (its index unused).
-        self._first_allocator = str((network.subnets or network.ipv6_prefixes)[0])
+        # Subnets whose stripes have no fresh address left (they never get one back
+        # under this configuration): allocations start at the next subnet.
+        self._full_subnets: set[str] = set()
+        # The allocator rows counting MACs: the subnets', or on an IPv6-only pool the
+        # first prefix's (its address index unused).
+        self._mac_rows = [str(space.subnet) for space in self.pool.spaces] or [
+            str(network.ipv6_prefixes[0])
+        ]
         self._warned: set[str] = set()  # invalid rows already logged
 
     # --- operations --------------------------------------------------------
@@ -180,7 +210,7 @@ class PortStore:
         """The instance's port, created on first call (idempotent)."""
         uuid = canonical_uuid(instance_uuid)
         check_host(host)
-        return self._transaction(lambda conn: self._allocate(conn, uuid, host))
+        return self._write(lambda conn: self._allocate(conn, uuid, host))
 
     def address_numbers(self) -> builtins.list[int]:
         """Every port's IPv4 address as a number, sorted: what counting by range needs
@@ -208,13 +238,13 @@ class PortStore:
     def release(self, instance_uuid: str) -> Port | None:
         """Free the instance's address and MAC; None when it had no port."""
         uuid = canonical_uuid(instance_uuid)
-        return self._transaction(lambda conn: self._release(conn, uuid))
+        return self._write(lambda conn: self._release(conn, uuid))
 
     def move(self, instance_uuid: str, new_host: str) -> Port:
         """Record that the instance now runs on ``new_host``; MAC and address stay."""
         uuid = canonical_uuid(instance_uuid)
         check_host(new_host)
-        return self._transaction(lambda conn: self._move(conn, uuid, new_host))
+        return self._write(lambda conn: self._move(conn, uuid, new_host))
 
     def gc(
         self, host: str, live_instance_uuids: Iterable[str], grace_seconds: float
@@ -255,18 +285,24 @@ class PortStore:
         assert self._phase is not None, "read in _transaction, before any statement"
         return self._phase
 
-    def _transaction(self, work: Callable[[Connection], T]) -> T:
+    def _transaction(
+        self, work: Callable[[Connection], T], after_commit: AfterCommit | None = None
+    ) -> T:
         if self._phase is None:
             self._phase = _LAYOUTS[phases.schema_state(self.engine).contracted]
         try:
-            return run_transaction(self.engine, work)
+            return run_transaction(self.engine, work, after_commit)
         except (StoreError, DBAPIError):
             # Contracted since this store was opened (a long-running process):
             # the old columns are gone. Once more with the new columns only.
             if self._layout.contracted or not self._contracted_meanwhile():
                 raise
             self._phase = _LAYOUTS[True]
-            return run_transaction(self.engine, work)
+            return run_transaction(self.engine, work, after_commit)
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work``, which may change ports, in a transaction; then listeners told."""
+        return self._transaction(work, after_commit=announce_change)
 
     def _contracted_meanwhile(self) -> bool:
         try:
@@ -276,8 +312,10 @@ class PortStore:
 
     def _get(self, conn: Connection, uuid: str, anywhere: bool = False) -> Port | None:
         row = conn.execute(self._layout.select_port, {"uuid": uuid}).first()
-        if row is None:
-            return None
+        return None if row is None else self._stored_port(row, anywhere)
+
+    def _stored_port(self, row: Row[Any], anywhere: bool = False) -> Port:
+        """The row's Port; StoreError when it is invalid."""
         try:
             return self._port(row, anywhere)
         except IdentityError as exc:
@@ -318,20 +356,27 @@ class PortStore:
         return valid
 
     def _allocate(self, conn: Connection, uuid: str, host: str) -> Port:
-        existing = self._get(conn, uuid)
+        # The instance's port, and whether its own device name is taken, in one query.
+        # (The unique index on ports.device refuses a name another allocation takes
+        # meanwhile, and the retry picks the next.)
+        device = device_name(self.bridge.device_prefix, uuid)
+        held = {"uuid": uuid, "device": device}
+        rows = conn.execute(self._layout.port_or_device_holder, held).all()
+        existing = next((row for row in rows if row.instance_uuid == uuid), None)
         if existing is not None:
-            return existing
-        counters = self._lock_allocators(conn)
-        # An IPv6-only pool hands out no IPv4 address: the MAC gives the port its IPv6 one.
-        address = self._take_address(conn, counters) if self.pool.spaces else None
-        mac = self._take_mac(conn, counters)
-        self._save_allocators(conn, counters)
+            return self._stored_port(existing)
+        if rows:
+            device = self._free_device(conn, uuid)
+        if self.pool.spaces:
+            address, mac = self._take_address_and_mac(conn)
+        else:  # an IPv6-only pool: no IPv4 address, the MAC gives the port its IPv6 one
+            address, mac = None, self._mac_elsewhere(conn)
         now = _utcnow()
         port = Port(
             instance_uuid=uuid,
             mac=mac,
             address=address,
-            device=self._free_device(conn, uuid),
+            device=device,
             host=host,
             created_at=now,
         )
@@ -354,95 +399,109 @@ class PortStore:
                 return name
         raise StoreError(f"the first {DEVICE_NAME_TRIES} device names of {uuid} are all taken")
 
-    def _lock_allocators(self, conn: Connection) -> _Counters:
-        """Lock every allocator row; the pool's address counters and the MAC counter.
+    def _take_address_and_mac(self, conn: Connection) -> tuple[ipaddress.IPv4Address, str]:
+        """A fresh address and MAC of one locked stripe, else of another; the oldest
+        released ones once no stripe has a fresh one left."""
+        stripe = self._lock_for_address(conn)
+        if stripe is None:  # the pool has no fresh address left
+            reused = self._reused_address(conn)
+            return reused, self._mac_elsewhere(conn)
+        address, mac = self._fresh_pair(conn, stripe, want_mac=True)
+        if address is None:  # the stripe's last ones were in use
+            address = self._address_elsewhere(conn)
+        return address, mac if mac is not None else self._mac_elsewhere(conn)
 
-        The MAC counter is pool-wide: each row keeps the high-water mark of
-        when it was last written, so the largest is the current one (rows of
-        subnets that left the pool included).
+    def _lock_for_address(self, conn: Connection) -> stripes.Counters | None:
+        return self._layout.allocator.lock_for_address(conn, self.pool, self._full_subnets)
 
-        On Galera the locks hold on this node only: allocations on two nodes
-        both write the row of the subnet they allocate from (or insert the same
-        new row), and the later commit fails certification (error 1213), which
-        run_transaction retries like a deadlock.
+    def _lock_for_mac(self, conn: Connection) -> stripes.Counters | None:
+        return self._layout.allocator.lock_for_mac(conn, self._mac_rows, self._mac_space)
+
+    def _fresh_pair(
+        self, conn: Connection, stripe: stripes.Counters, want_mac: bool
+    ) -> tuple[ipaddress.IPv4Address | None, str | None]:
+        """The stripe's next address and MAC no port holds (None: it has none left);
+        the stripe's row written back.
+
+        A fresh value is in use only if the reserved ranges or the MAC prefix
+        changed since it was handed out, or the previous release's counter took it
+        (it is skipped); it is in a free list only if it was released under other
+        ones (it leaves the list). Both are looked up in one query.
         """
-        rows = conn.execute(_LOCK_ALLOCATORS).all()
-        by_subnet = {row.subnet: int(row.next_address_index) for row in rows}
-        return _Counters(
-            address={str(s.subnet): by_subnet.get(str(s.subnet), 0) for s in self.pool.spaces},
-            stored=set(by_subnet),
-            mac=max((int(row.next_mac_suffix) for row in rows), default=0),
-        )
+        address = stripe.take_address()
+        mac = self._fresh_mac(stripe) if want_mac else None
+        while address is not None or mac is not None:
+            found = conn.execute(
+                self._layout.where_candidates_are, self._candidates(address, mac)
+            ).one()
+            if not (found.address_in_use or found.mac_in_use):
+                self._unfree(conn, address if found.address_released else None,
+                             mac if found.mac_released else None)  # fmt: skip
+                break
+            if found.address_in_use:
+                address = stripe.take_address()
+            if found.mac_in_use:
+                mac = self._fresh_mac(stripe)
+        stripe.save(conn)
+        return address, mac
 
-    def _take_address(self, conn: Connection, counters: _Counters) -> ipaddress.IPv4Address:
-        """The next fresh address of the first subnet with one left, else the oldest released."""
-        for space in self.pool.spaces:
-            address = self._take_fresh(conn, space, counters)
+    def _fresh_mac(self, stripe: stripes.Counters) -> str | None:
+        suffix = stripe.take_mac_suffix(self._mac_space)
+        return None if suffix is None else mac_from_suffix(self.mac_prefix, suffix)
+
+    def _candidates(self, address: ipaddress.IPv4Address | None, mac: str | None) -> dict[str, Any]:
+        if address is None:
+            return {"address": None, "address_number": None, "mac": mac}
+        taken = str(address) if self._layout.contracted else int(address)
+        return {"address": taken, "address_number": int(address), "mac": mac}
+
+    def _unfree(
+        self, conn: Connection, address: ipaddress.IPv4Address | None, mac: str | None
+    ) -> None:
+        """Take fresh values out of the free lists they were left in (released under
+        other reserved ranges or another prefix): not free any more."""
+        if address is not None:
+            conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
+        if mac is not None:
+            conn.execute(_UNFREE_MAC, {"mac": mac})
+
+    def _address_elsewhere(self, conn: Connection) -> ipaddress.IPv4Address:
+        """A fresh address of another stripe, else the oldest released one."""
+        while (stripe := self._lock_for_address(conn)) is not None:
+            address, _ = self._fresh_pair(conn, stripe, want_mac=False)
             if address is not None:
                 return address
+        return self._reused_address(conn)
+
+    def _mac_elsewhere(self, conn: Connection) -> str:
+        """A fresh MAC of another stripe, else the oldest released one."""
+        while (stripe := self._lock_for_mac(conn)) is not None:
+            _, mac = self._fresh_pair(conn, stripe, want_mac=True)
+            if mac is not None:
+                return mac
+        return self._reused_mac(conn)
+
+    def _reused_address(self, conn: Connection) -> ipaddress.IPv4Address:
+        """The oldest released address still allocatable and unused."""
         while True:
-            row = conn.execute(
-                select(free_addresses.c.address).order_by(free_addresses.c.released_at).limit(1)
-            ).first()
+            row = stripes.first_unlocked(conn, _OLDEST_FREE_ADDRESS, {})
             if row is None:
                 raise SubnetExhausted(
                     f"{self.pool} is full: all {self.pool.size} allocatable addresses are in use"
                 )
-            conn.execute(delete(free_addresses).where(free_addresses.c.address == row.address))
+            conn.execute(_UNFREE_ADDRESS, {"address": row.address})
             address = ipaddress.IPv4Address(row.address)
             if self.pool.is_allocatable(address) and not self._address_in_use(conn, address):
                 return address
 
-    def _take_fresh(
-        self, conn: Connection, space: SubnetSpace, counters: _Counters
-    ) -> ipaddress.IPv4Address | None:
-        """The next never-handed-out address of ``space``, or None once it has none left."""
-        key = str(space.subnet)
-        while counters.address[key] < space.size:
-            address = space.address_at(counters.address[key])
-            counters.address[key] += 1
-            counters.changed.add(key)
-            # In use only if the reserved ranges changed since it was handed out.
-            if not self._address_in_use(conn, address):
-                # Released before under other reserved ranges: not free any more.
-                conn.execute(_UNFREE_ADDRESS, {"address": int(address)})
-                return address
-        return None
-
-    def _save_allocators(self, conn: Connection, counters: _Counters) -> None:
-        """Write back the counters that moved; a subnet's first port creates its row."""
-        # The MAC counter moved even when a released address was reused: keep it
-        # in the first subnet's row then.
-        changed = counters.changed or {self._first_allocator}
-        for key in sorted(changed):
-            values = {"next_address": counters.address.get(key, 0), "next_mac": counters.mac}
-            if key in counters.stored:
-                conn.execute(_UPDATE_ALLOCATOR, {"which_subnet": key, **values})
-            else:  # a concurrent first insert of the same row fails here and is retried
-                conn.execute(
-                    insert(allocators).values(
-                        subnet=key,
-                        next_address_index=values["next_address"],
-                        next_mac_suffix=values["next_mac"],
-                    )
-                )
-
-    def _take_mac(self, conn: Connection, counters: _Counters) -> str:
-        """The next fresh MAC under the prefix, else the oldest released one."""
+    def _reused_mac(self, conn: Connection) -> str:
+        """The oldest released MAC still under the prefix and unused."""
         prefix = self.mac_prefix
-        while counters.mac < self._mac_space:
-            mac = mac_from_suffix(prefix, counters.mac)
-            counters.mac += 1
-            if not _in_use(conn, _MAC_IN_USE, mac=mac):
-                conn.execute(_UNFREE_MAC, {"mac": mac})  # released under another prefix
-                return mac
         while True:
-            row = conn.execute(
-                select(free_macs.c.mac).order_by(free_macs.c.released_at).limit(1)
-            ).first()
+            row = stripes.first_unlocked(conn, _OLDEST_FREE_MAC, {})
             if row is None:
                 raise StoreError(f"every MAC address under {prefix} is in use")
-            conn.execute(delete(free_macs).where(free_macs.c.mac == row.mac))
+            conn.execute(_UNFREE_MAC, {"mac": row.mac})
             if row.mac.startswith(prefix) and not _in_use(conn, _MAC_IN_USE, mac=row.mac):
                 return str(row.mac)
 
@@ -545,11 +604,10 @@ class PortStore:
         return row
 
     def _log(self, conn: Connection, kind: str, port: Port) -> None:
-        """Record the change for the DHCP side, which hears of it at commit (PostgreSQL)."""
+        """Record the change for the DHCP side (told of it once committed: ``_write``)."""
         conn.execute(
             self._layout.insert_event, {"kind": kind, "created_at": _utcnow(), **self._row(port)}
         )
-        announce_change(conn)
 
 
 def open_store(settings: Settings, hold_connection: bool = False) -> PortStore:

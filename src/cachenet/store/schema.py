@@ -3,8 +3,12 @@
 - ``ports``: one row per instance. Unique instance, MAC, address and device
   name: the database itself refuses a duplicate, whatever the allocators do.
 - ``allocators``: one row per subnet, the high-water marks of the address
-  index and the MAC suffix. Allocation takes this row's lock, so concurrent
-  allocators on many hosts are serialised for the few statements that matter.
+  index and the MAC suffix, of the previous release's allocations (one lock
+  for all of them); read to start a subnet's stripes past them.
+- ``allocator_stripes``: STRIPES rows per subnet (store/stripes.py), each handing
+  out its share of the subnet's address indexes and of the MAC suffixes:
+  concurrent allocations lock different rows instead of queueing on one.
+  ``allocators`` stays for the previous release, which allocates from it alone.
 - ``free_addresses`` / ``free_macs``: released values, reused oldest first and
   only once the high-water marks reach the end (a released address is reused
   as late as possible, when stale ARP and DHCP state is long gone).
@@ -132,6 +136,16 @@ allocators = Table(
     Column("subnet", String(SUBNET_TEXT_MAX), primary_key=True),
     Column("next_address_index", BigInteger, nullable=False),
     Column("next_mac_suffix", BigInteger, nullable=False),
+)
+
+allocator_stripes = Table(
+    "allocator_stripes",
+    metadata,
+    Column("subnet", String(SUBNET_TEXT_MAX), primary_key=True),
+    Column("stripe", Integer, primary_key=True, autoincrement=False),
+    Column("next_address_index", BigInteger, nullable=False),
+    Column("next_mac_suffix", BigInteger, nullable=False),
+    # On MariaDB, indexes on (subnet, each counter): migration e002 says why.
 )
 
 # IPv4 addresses by number: an IPv6 address is derived from the port's MAC, never

@@ -12,14 +12,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, union
 
 from cachenet.errors import ConfigError
 from cachenet.identity import suffix_bits
 from cachenet.store import ipv6_only
 from cachenet.store.addresses import SubnetSpace
 from cachenet.store.engine import run_transaction
-from cachenet.store.schema import allocators, ports
+from cachenet.store.schema import allocator_stripes, allocators, ports
 
 if TYPE_CHECKING:
     from cachenet.store.ports import PortStore
@@ -85,9 +85,10 @@ def refuse_removed_subnets(store: PortStore) -> None:
     """ConfigError when a subnet that left the pool still holds ports (or the last IPv6
     prefix left while ports hold no IPv4 address: store.ipv6_only).
 
-    Every subnet ever allocated from has an allocator row; one no longer in the
-    pool must hold no port outside the pool (a port there would be neither
-    served nor listed, and its address could not be told apart from a typo).
+    Every subnet ever allocated from has allocator rows (its stripes, or the
+    previous release's row); one no longer in the pool must hold no port
+    outside the pool (a port there would be neither served nor listed, and its
+    address could not be told apart from a typo).
     The ports are read only when such a subnet exists.
     """
     allocated = run_transaction(store.engine, _allocator_subnets)
@@ -124,7 +125,8 @@ def _allocator_subnets(conn: Connection) -> list[ipaddress.IPv4Network | ipaddre
     """The subnets of the allocator rows; an IPv6 prefix's row keeps an IPv6-only
     pool's MAC counter (store.ipv6_only)."""
     subnets = []
-    for text in conn.execute(select(allocators.c.subnet)).scalars():
+    ever = union(select(allocators.c.subnet), select(allocator_stripes.c.subnet))
+    for text in conn.execute(ever).scalars():
         try:
             subnets.append(ipaddress.ip_network(text))
         except ValueError:
