@@ -28,7 +28,12 @@ from cachenet.settings.store import (
     database_secrets,
     mask_password,
 )
-from cachenet.store.pooling import PoolOptions, driver_arguments, pool_arguments
+from cachenet.store.pooling import (
+    PoolOptions,
+    driver_arguments,
+    ping_when_idle,
+    pool_arguments,
+)
 
 SCHEMA_LOCK_KEY = 0x63616368656E6574  # "cachenet": PostgreSQL advisory lock
 SCHEMA_LOCK_NAME = "cachenet-schema"  # MariaDB named lock
@@ -59,12 +64,14 @@ def make_engine(url: str, hold_connection: bool = False, pool: PoolOptions | Non
             return _sqlite_engine(url, parsed.database)
         # READ COMMITTED: MariaDB's default REPEATABLE READ takes gap locks that
         # deadlock concurrent inserts into the free lists.
-        return create_engine(
+        engine = create_engine(
             url,
             isolation_level="READ COMMITTED",
             connect_args={**_timeouts(backend), **driver_arguments(parsed, options)},
             **pool_arguments(options, hold_connection),
         )
+        ping_when_idle(engine)
+        return engine
     except NoSuchModuleError:
         raise ConfigError([f"database driver of {mask_password(url)} is not installed"]) from None
 

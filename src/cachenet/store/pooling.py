@@ -15,13 +15,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util.queue import Empty  # what QueuePool's queue raises
 
 from cachenet.settings import StoreSettings
 
 LOG = logging.getLogger(__name__)
+# A connection idle this long is pinged before use (one round trip): within a
+# burst, connections come back in milliseconds and go out again unpinged.
+PING_AFTER_IDLE = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,7 @@ class IdleClosingPool(QueuePool):
 def pool_arguments(options: PoolOptions, hold_connection: bool) -> dict[str, Any]:
     """``create_engine`` arguments for a server engine.
 
-    pre-ping: a connection kept across a server restart or a failover is
-    found dead before use and replaced, instead of failing an allocation.
+    A connection idle for a second is pinged before use (``ping_when_idle``).
     ``hold_connection`` (a poller such as ``dhcp serve``) keeps its idle
     connections: it uses them five times a second anyway.
     """
@@ -131,9 +135,36 @@ def pool_arguments(options: PoolOptions, hold_connection: bool) -> dict[str, Any
         "max_overflow": options.max_overflow,
         "pool_recycle": options.recycle,
         "pool_timeout": options.timeout,
-        "pool_pre_ping": True,
         "idle_timeout": None if hold_connection else options.idle_timeout,
     }
+
+
+def ping_when_idle(engine: Engine, after: float = PING_AFTER_IDLE) -> None:
+    """Ping a connection that was idle ``after`` seconds or more before handing it out.
+
+    A connection kept across a server restart or a failover is found dead then and
+    replaced (the pool connects again), instead of failing an allocation. SQLAlchemy's
+    pool_pre_ping pings on every checkout: an allocation in a burst would pay a
+    round trip for a connection returned a millisecond before. A connection that
+    dies while in use fails its statement, and run_transaction retries that.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _opened(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"ping failed: {exc}") from exc  # the pool reconnects
 
 
 def driver_arguments(url: URL, options: PoolOptions) -> dict[str, Any]:
