@@ -247,15 +247,11 @@ class CloudInitRendersTheDriveTest(ConfigDriveTestBase):
         self.assertEqual(nova_alone, with_cache)
 
 
-class DualStackDriveTest(ConfigDriveTestBase):
-    """On a dual-stack pool, cloud-init gives the cache NIC its EUI-64 IPv6 address
-    beside the IPv4 one: fixed, router advertisements off, no route."""
+class SlaacDriveTestBase(ConfigDriveTestBase):
+    """A booted instance on a pool with the IPv6 prefix PREFIX, its cache NIC's EUI-64
+    address, and the network config cloud-init reads from its drive."""
 
-    PREFIX = "fd00:77::/64"
-    cachenet_options: ClassVar[dict[str, str]] = {
-        **ConfigDriveTestBase.cachenet_options,
-        "subnet": f"{SUBNET}, {PREFIX}",
-    }
+    PREFIX: ClassVar[str]
     CACHE_NIC = "ens4"
 
     def setUp(self):
@@ -270,6 +266,17 @@ class DualStackDriveTest(ConfigDriveTestBase):
         return cloudinit.render(
             self.config, renderer, Path(self.useFixture(fixtures.TempDir()).path)
         )
+
+
+class DualStackDriveTest(SlaacDriveTestBase):
+    """On a dual-stack pool, cloud-init gives the cache NIC its EUI-64 IPv6 address
+    beside the IPv4 one: fixed, router advertisements off, no route."""
+
+    PREFIX = "fd00:77::/64"
+    cachenet_options: ClassVar[dict[str, str]] = {
+        **ConfigDriveTestBase.cachenet_options,
+        "subnet": f"{SUBNET}, {PREFIX}",
+    }
 
     def test_network_data_carries_the_eui64_address_as_a_static_ipv6_network(self):
         document = self.network_data(self.server)
@@ -301,7 +308,7 @@ class DualStackDriveTest(ConfigDriveTestBase):
         self.assertNotIn("Gateway", unit)
 
 
-class IPv6OnlyDriveTest(ConfigDriveTestBase):
+class IPv6OnlyDriveTest(SlaacDriveTestBase):
     """On an IPv6-only pool, the cache NIC's only address is its EUI-64 one: cloud-init
     configures no IPv4 (and no DHCPv4) on it."""
 
@@ -310,20 +317,6 @@ class IPv6OnlyDriveTest(ConfigDriveTestBase):
         **ConfigDriveTestBase.cachenet_options,
         "subnet": PREFIX,
     }
-    CACHE_NIC = "ens4"
-
-    def setUp(self):
-        super().setUp()
-        self.server = self.boot()
-        self.port = self.store.get(self.server["id"])
-        self.address = ipv6.eui64_address(ipaddress.IPv6Network(self.PREFIX), self.port.mac)
-        known_macs = {self.neutron.port_1["mac_address"]: "ens3", self.port.mac: self.CACHE_NIC}
-        self.config = cloudinit.network_config(self.network_data(self.server), known_macs)
-
-    def render(self, renderer):
-        return cloudinit.render(
-            self.config, renderer, Path(self.useFixture(fixtures.TempDir()).path)
-        )
 
     def test_network_data_carries_only_the_static_ipv6_network(self):
         self.assertIsNone(self.port.address)
